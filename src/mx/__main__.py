@@ -1,0 +1,3 @@
+from mx.cli.main import main
+
+main()

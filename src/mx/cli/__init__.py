@@ -1,0 +1,1 @@
+"""The `mx` command line: thin click commands over the library."""

@@ -1,0 +1,29 @@
+"""`mx init [DIR] --name ns/name`"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--name", required=True, help="Model name, <namespace>/<name>.")
+@click.option("--summary", default="One line that says what this model does", show_default=True)
+@click.option("--license", "license_", default="apache-2.0", show_default=True,
+              help="SPDX license identifier.")
+@click.option("--task", default="other", show_default=True,
+              help="Hugging Face pipeline_tag, e.g. text-classification.")
+@click.option("--force", is_flag=True, help="Overwrite existing scaffold files.")
+def init(directory: Path, name: str, summary: str, license_: str, task: str,
+         force: bool) -> None:
+    """Scaffold a model directory: mx.yaml, a model card, .gitattributes for Git LFS."""
+    from mx.init import InitOptions, init_model
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = init_model(directory, InitOptions(name, summary, license_, task, force))
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo("next: add your model file, then `mx validate --write` to record its hash",
+               err=True)

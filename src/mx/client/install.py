@@ -1,0 +1,140 @@
+"""`mx install` as a library call: resolve, fetch, verify, link. Returns local paths."""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mx.client.cache import Cache, link_file
+from mx.client.download import Downloader
+from mx.client.index import IndexClient, normalise_base, registry_key
+from mx.client.resolve import resolve, select_artifacts
+from mx.client.spec import Requirement, parse_requirement
+from mx.config import Settings, load_settings
+from mx.errors import ConfigError, OfflineError
+from mx.http import Transport
+from mx.progress import NoProgress, Progress
+
+
+@dataclass
+class InstalledModel:
+    name: str
+    version: str
+    variant: str
+    registry: str
+    path: Path  # the variant folder in the cache
+    files: dict[str, Path]  # artifact path -> local file
+    artifacts: list[dict[str, Any]]  # index records of what was installed
+    manifest: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    downloaded: bool = False
+
+    def artifact(self, fmt: str = "onnx") -> Path:
+        """The local file of the first artifact in format `fmt`."""
+        for art in self.artifacts:
+            if art.get("format") == fmt and art["path"] in self.files:
+                return self.files[art["path"]]
+        raise ConfigError(f"{self.name} {self.version} ({self.variant}) has no {fmt} artifact",
+                          hint="install another --variant or --format")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "variant": self.variant,
+                "registry": self.registry, "path": str(self.path),
+                "files": {k: str(v) for k, v in sorted(self.files.items())},
+                "downloaded": self.downloaded, "warnings": self.warnings}
+
+
+@dataclass
+class Session:
+    """What one run of the client shares: settings, one connection pool, the cache."""
+
+    settings: Settings
+    progress: Progress = field(default_factory=NoProgress)
+    refresh: bool = False  # revalidate index documents even when freshly cached
+
+    def __post_init__(self) -> None:
+        self.cache = Cache(self.settings.home)
+        host = urllib.parse.urlparse(self.settings.registry or "").hostname
+        self.transport = Transport(self.settings.limits, self.settings.token, host)
+
+    @property
+    def registry(self) -> str:
+        if not self.settings.registry:
+            raise ConfigError("no registry is configured",
+                              hint="pass --registry URL, set MX_REGISTRY, or set "
+                                   "default_registry in ~/.config/mx/config.toml")
+        return normalise_base(self.settings.registry)
+
+    def index(self) -> IndexClient:
+        return IndexClient(self.registry, self.settings.home, self.transport,
+                           self.settings.offline, self.refresh)
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def install_requirement(session: Session, req: Requirement, variant: str | None = None,
+                        fmt: str | None = None, to: Path | None = None) -> InstalledModel:
+    doc = session.index().model(req.name)
+    res = resolve(doc, req)
+    variant, arts = select_artifacts(res, variant, fmt)
+    installed = materialize(session, session.registry, req.name, res.version, variant, arts,
+                            res.record.get("manifest"), to)
+    installed.warnings = res.warnings + installed.warnings
+    return installed
+
+
+def materialize(session: Session, registry: str, name: str, version: str, variant: str,
+                arts: list[dict[str, Any]], manifest: dict[str, Any] | None,
+                to: Path | None) -> InstalledModel:
+    """Make the artifacts present and linked in the cache (and in `to`)."""
+    cache = session.cache
+    key = registry_key(registry)
+    variant_dir = cache.variant_dir(key, name, version, variant)
+    downloaded = False
+    if not cache.installed_files(variant_dir, arts):
+        if session.settings.offline:
+            missing = [a["path"] for a in arts if not cache.has_blob(a["sha256"], a["size"])]
+            if missing:
+                raise OfflineError(f"{name} {version}: {', '.join(missing)} not in the cache",
+                                   hint="run once online, or unset MX_OFFLINE / --offline")
+        downloader = Downloader(cache, session.transport, registry, session.progress)
+        downloader.fetch_all(arts, f"{name}@{version}")
+        record: dict[str, Any] = {"registry": registry, "name": name, "version": version,
+                                  "variant": variant, "artifacts": arts}
+        if manifest is not None:
+            record["manifest"] = manifest
+        cache.link_snapshot(variant_dir, {a["path"]: a["sha256"] for a in arts}, record)
+        downloaded = True
+    files = {a["path"]: variant_dir / a["path"] for a in arts}
+    if to is not None:
+        files = export_to(files, to)
+    return InstalledModel(name, version, variant, registry, variant_dir, files, arts, manifest,
+                          downloaded=downloaded)
+
+
+def export_to(files: dict[str, Path], to: Path) -> dict[str, Path]:
+    """Place the files under `to` (hard links to the read-only blobs where possible)."""
+    out = {}
+    for rel, src in sorted(files.items()):
+        dest = to / rel
+        link_file(Path(os.path.realpath(src)), dest)
+        out[rel] = dest
+    return out
+
+
+def install(spec: str, *, variant: str | None = None, format: str | None = None,
+            to: str | os.PathLike[str] | None = None, registry: str | None = None,
+            offline: bool | None = None, home: str | os.PathLike[str] | None = None,
+            progress: Progress | None = None) -> InstalledModel:
+    """Install `ns/name@range` into the cache and return where its files are."""
+    settings = load_settings(registry, offline, Path(home) if home else None)
+    session = Session(settings, progress or NoProgress())
+    try:
+        return install_requirement(session, parse_requirement(spec), variant, format,
+                                   Path(to) if to else None)
+    finally:
+        session.close()

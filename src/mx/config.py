@@ -1,0 +1,122 @@
+"""Where mx keeps things, the limits every fetch obeys, and the user's config file.
+
+Limits live in one dataclass (as python-tuf's ngclient does) so a test or an
+embedding application can tighten them in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mx.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_index_bytes: int = 32 << 20  # one index document; they are small by design
+    max_card_bytes: int = 4 << 20
+    max_lfs_batch_bytes: int = 8 << 20
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    retries: int = 4  # per URL, on 5xx, timeouts and dropped connections
+    backoff: float = 0.25  # seconds; doubled after each retry
+    parallel_downloads: int = 4
+    chunk_size: int = 1 << 20
+    # An index document fetched less than this many seconds ago is used without asking
+    # the server again (unless the server's Cache-Control says otherwise, or --refresh).
+    index_max_age: float = 60.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    registry: str | None
+    offline: bool
+    token: str | None
+    limits: Limits = field(default_factory=Limits)
+    trust: dict[str, Any] = field(default_factory=dict)
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def default_home() -> Path:
+    env = os.environ.get("MX_HOME")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME")
+    if base:
+        return Path(base) / "mx"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("mx", appauthor=False))
+
+
+def config_path() -> Path:
+    env = os.environ.get("MX_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "mx" / "config.toml"
+
+
+def read_user_config(path: Path | None = None) -> dict[str, Any]:
+    path = path or config_path()
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def registry_url(name_or_url: str, config: dict[str, Any]) -> str:
+    """A registry given by URL, path, or a name from `[registries.<name>]`."""
+    regs = config.get("registries", {})
+    if name_or_url in regs:
+        url = regs[name_or_url].get("url") if isinstance(regs[name_or_url], dict) else None
+        if not isinstance(url, str):
+            raise ConfigError(f"{config_path()}: registries.{name_or_url}.url is missing")
+        return url
+    if "://" not in name_or_url:
+        p = Path(name_or_url).expanduser()
+        if p.exists():
+            return p.resolve().as_uri() + "/"
+        raise ConfigError(
+            f"registry {name_or_url!r} is neither a URL, a local folder, nor a name in "
+            f"{config_path()}",
+            hint="pass --registry http://host/ or set MX_REGISTRY",
+        )
+    return name_or_url
+
+
+def load_settings(
+    registry: str | None = None, offline: bool | None = None, home: Path | None = None,
+    project_registry: str | None = None,
+) -> Settings:
+    """Settings from arguments, then the environment, then mx.toml, then the config file."""
+    config = read_user_config()
+    chosen = (registry or os.environ.get("MX_REGISTRY") or project_registry
+              or config.get("default_registry"))
+    url = registry_url(chosen, config) if chosen else None
+    limits = Limits()
+    ttl = os.environ.get("MX_INDEX_TTL")
+    if ttl:
+        try:
+            limits = Limits(index_max_age=float(ttl))
+        except ValueError:
+            raise ConfigError(f"MX_INDEX_TTL={ttl!r} is not a number of seconds") from None
+    return Settings(
+        limits=limits,
+        home=home or default_home(),
+        registry=url,
+        offline=offline if offline is not None else _truthy(os.environ.get("MX_OFFLINE")),
+        token=os.environ.get("MX_TOKEN"),
+        trust=dict(config.get("trust", {})),
+    )

@@ -1,0 +1,55 @@
+"""One error root for everything a user can fix.
+
+The CLI catches `MxError` once, at the top, prints its one-line message and its
+hint, and exits 1. Anything else that escapes is a bug (exit 3).
+"""
+
+from __future__ import annotations
+
+
+class MxError(Exception):
+    """An error the user can act on: one line that names the file, field or value."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(MxError):
+    """A manifest, registry.yaml, mx.toml or config file is malformed."""
+
+
+class ValidationFailed(MxError):
+    """`mx validate` found problems (each already reported)."""
+
+
+class GitError(MxError):
+    """A git repository, ref or object is missing or unreadable."""
+
+
+class ResolveError(MxError):
+    """No version of a model satisfies what was asked for."""
+
+
+class FetchError(MxError):
+    """A download failed: network, HTTP status, size cap."""
+
+
+class IntegrityError(MxError):
+    """Bytes do not match the sha256 or size they were promised to have."""
+
+
+class IndexFormatError(MxError):
+    """An index document is malformed or of a newer major format."""
+
+
+class OfflineError(MxError):
+    """Something needed is not in the cache and the network is off."""
+
+
+class BuildError(MxError):
+    """The index builder refused the registry state."""

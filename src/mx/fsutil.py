@@ -1,0 +1,140 @@
+"""Small filesystem helpers: atomic writes, hashing, safe relative paths."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+CHUNK = 1 << 20
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write `data` to a temp file beside `path`, fsync-free, then rename over it.
+
+    Readers see the old file or the new one, never a half-written one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Atomically write unless the file already holds exactly `data` (keeps mtimes stable)."""
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    atomic_write_bytes(path, data)
+    return True
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def iter_file(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        yield from iter(lambda: f.read(CHUNK), b"")
+
+
+def unsafe_relpath_reason(rel: str) -> str | None:
+    """Why `rel` may not name a file inside a model directory, or None if it may."""
+    if not rel or rel.strip() != rel:
+        return "is empty or has surrounding spaces"
+    if "\\" in rel or "\x00" in rel:
+        return "contains a backslash or NUL"
+    p = PurePosixPath(rel)
+    if p.is_absolute() or (len(rel) > 1 and rel[1] == ":"):
+        return "is absolute"
+    if any(part == ".." for part in p.parts):
+        return "contains '..'"
+    if any(part.startswith(".git") and part in (".git",) for part in p.parts):
+        return "points into .git"
+    return None
+
+
+def resolve_inside(root: Path, rel: str) -> Path | None:
+    """`root/rel` with links resolved, or None when it would leave `root`."""
+    real_root = root.resolve()
+    target = (root / rel).resolve()
+    if target == real_root or real_root in target.parents:
+        return target
+    return None
+
+
+class HashingWriter:
+    """A download sink: writes to a temp file and hashes the same bytes on the way.
+
+    `reset` starts over (a server that ignored a Range request sends it all again).
+    """
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self._h = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self._f.write(chunk)
+        self._h.update(chunk)
+        self.size += len(chunk)
+
+    def reset(self) -> None:
+        self._f.seek(0)
+        self._f.truncate()
+        self._h = hashlib.sha256()
+        self.size = 0
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+def fetch_verified(dest: Path, sha256: str, size: int, tmp_dir: Path,
+                   fill: Callable[[HashingWriter], None], what: str) -> None:
+    """Fill a process-unique temp file, check size and sha256, then rename it to `dest`.
+
+    Nothing reaches `dest` unverified; a failure leaves no temp file behind.
+    """
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=f"{sha256[:16]}.{os.getpid()}.",
+                               suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            writer = HashingWriter(f)
+            fill(writer)
+        verify_digest(writer.hexdigest(), writer.size, sha256, size, what)
+        os.chmod(tmp, 0o444)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def verify_digest(actual_sha: str, actual_size: int, sha256: str, size: int, what: str) -> None:
+    from mx.errors import IntegrityError
+
+    if actual_size != size:
+        raise IntegrityError(f"{what}: got {actual_size} bytes, expected {size}",
+                             hint="the file on the server is not the one the index describes")
+    if actual_sha != sha256:
+        raise IntegrityError(f"{what}: sha256 is {actual_sha}, expected {sha256}",
+                             hint="the file was altered or corrupted; nothing was installed")

@@ -1,0 +1,152 @@
+"""Read model releases straight from git objects with pygit2: no checkout, no git-lfs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mx.errors import GitError
+from mx.semver import InvalidVersion, Version
+
+_TAG_RE = re.compile(r"^(?:(?P<dir>.+)/)?v(?P<ver>\d+\.\d+\.\d+\S*)$")
+
+
+@dataclass(frozen=True)
+class ReleaseTag:
+    model_dir: str  # "." for the repository root
+    version: Version
+    tag: str  # short name, e.g. "vision/resnet/v1.4.0"
+    commit: str  # hex sha1 of the tagged commit
+    tag_target: str  # hex id the ref points at (annotated tag object or commit)
+    created: str  # RFC 3339, UTC: tagger time, else the commit's committer time
+
+
+def _pygit2() -> Any:
+    import pygit2
+
+    return pygit2
+
+
+def open_repo(path: Path) -> Any:
+    pygit2 = _pygit2()
+    try:
+        return pygit2.Repository(str(path))
+    except (pygit2.GitError, KeyError):
+        raise GitError(
+            f"{path}: not a git repository", hint="check the path or URL in registry.yaml"
+        ) from None
+
+
+def git_dir(repo: Any) -> Path:
+    return Path(repo.path)
+
+
+def _rfc3339(seconds: int) -> str:
+    # Published in UTC so documents from different machines compare byte for byte.
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def release_tags(repo: Any) -> list[ReleaseTag]:
+    """Every tag named `v<semver>` or `<dir>/v<semver>`, peeled to its commit."""
+    pygit2 = _pygit2()
+    out: list[ReleaseTag] = []
+    for ref_name in repo.references:
+        if not ref_name.startswith("refs/tags/"):
+            continue
+        short = ref_name[len("refs/tags/") :]
+        m = _TAG_RE.match(short)
+        if not m:
+            continue
+        try:
+            version = Version.parse(m["ver"])
+        except InvalidVersion:
+            continue
+        ref = repo.references[ref_name]
+        target = repo[ref.target]
+        created: str
+        if isinstance(target, pygit2.Tag):
+            obj = target.peel(pygit2.Commit)
+            tagger = target.tagger
+            created = (
+                _rfc3339(tagger.time)
+                if tagger is not None
+                else _rfc3339(obj.committer.time)
+            )
+        else:
+            try:
+                obj = target.peel(pygit2.Commit)
+            except (ValueError, pygit2.GitError):
+                continue
+            created = _rfc3339(obj.committer.time)
+        out.append(
+            ReleaseTag(m["dir"] or ".", version, short, str(obj.id), str(ref.target), created)
+        )
+    out.sort(key=lambda t: (t.model_dir, t.version))
+    return out
+
+
+def tree_entry_data(repo: Any, commit: str, path: str) -> bytes | None:
+    """The blob at `path` in `commit`, or None if there is none (or it is not a blob)."""
+    pygit2 = _pygit2()
+    tree = repo[commit].tree
+    try:
+        entry = tree[path]
+    except KeyError:
+        return None
+    obj = repo[entry.id]
+    if not isinstance(obj, pygit2.Blob):
+        return None
+    data: bytes = obj.data
+    return data
+
+
+def blob_size(repo: Any, commit: str, path: str) -> int | None:
+    tree = repo[commit].tree
+    try:
+        entry = tree[path]
+    except KeyError:
+        return None
+    return int(repo[entry.id].size)
+
+
+def iter_tree_files(repo: Any, commit: str, prefix: str) -> Iterator[str]:
+    """Paths of every blob under `prefix` (relative to it) at `commit`."""
+    pygit2 = _pygit2()
+    tree = repo[commit].tree
+    if prefix not in ("", "."):
+        try:
+            tree = repo[tree[prefix].id]
+        except KeyError:
+            return
+
+    def walk(t: Any, base: str) -> Iterator[str]:
+        for entry in t:
+            obj = repo[entry.id]
+            name = f"{base}{entry.name}"
+            if isinstance(obj, pygit2.Tree):
+                yield from walk(obj, name + "/")
+            elif isinstance(obj, pygit2.Blob):
+                yield name
+
+    yield from walk(tree, "")
+
+
+def head_commit(path: Path) -> str | None:
+    """The HEAD commit of the repository containing `path`, if any (for `generated_from`)."""
+    pygit2 = _pygit2()
+    found = pygit2.discover_repository(str(path))
+    if not found:
+        return None
+    repo = pygit2.Repository(found)
+    if repo.head_is_unborn:
+        return None
+    return str(repo.head.target)
+
+
+def join(model_dir: str, rel: str) -> str:
+    return rel if model_dir in ("", ".") else f"{model_dir}/{rel}"
+

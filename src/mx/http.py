@@ -1,0 +1,265 @@
+"""Every network read mx makes: capped, retried, resumable.
+
+Only transport lives here. What the bytes must be (sha256, size) is decided by
+the caller; this module streams them into a sink and reports how many arrived.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+
+from mx.config import Limits
+from mx.errors import FetchError, IntegrityError
+from mx.lfs import LFS_MEDIA_TYPE, Pointer, batch_request
+
+if TYPE_CHECKING:
+    import httpx
+
+USER_AGENT = "mx/0.1"
+
+
+class Sink(Protocol):
+    """Where downloaded bytes go; `reset` starts over when a server ignores Range."""
+
+    def write(self, chunk: bytes) -> None: ...
+    def reset(self) -> None: ...
+
+
+@dataclass
+class Fetched:
+    status: int  # 200, or 304 when the cached copy is still current
+    data: bytes
+    etag: str | None
+    max_age: float | None = None  # from Cache-Control, when the server sent one
+
+
+def _max_age(cache_control: str | None) -> float | None:
+    for part in (cache_control or "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key.lower() in ("no-cache", "no-store"):
+            return 0.0
+        if key.lower() == "max-age" and value.strip().isdigit():
+            return float(value)
+    return None
+
+
+class _Retry(Exception):
+    pass
+
+
+def _local_path(url: str) -> Path:
+    parsed = urllib.parse.urlparse(url)
+    return Path(urllib.parse.unquote(parsed.path))
+
+
+class Transport:
+    """One connection pool, shared by threads; created lazily (httpx import is not free)."""
+
+    def __init__(self, limits: Limits | None = None, token: str | None = None,
+                 token_host: str | None = None) -> None:
+        self.limits = limits or Limits()
+        self._token = token
+        self._token_host = token_host
+        self._client: httpx.Client | None = None
+        self.sleep: Callable[[float], None] = time.sleep
+
+    def _http(self) -> httpx.Client:
+        if self._client is None:
+            import httpx
+
+            netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+            self._client = httpx.Client(
+                timeout=httpx.Timeout(self.limits.read_timeout,
+                                      connect=self.limits.connect_timeout),
+                headers={"User-Agent": USER_AGENT},
+                follow_redirects=True,
+                auth=httpx.NetRCAuth(str(netrc)) if netrc.is_file() else None,
+                limits=httpx.Limits(max_connections=self.limits.parallel_downloads * 2),
+            )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _headers(self, url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = dict(extra or {})
+        if self._token and urllib.parse.urlparse(url).hostname == self._token_host:
+            headers["Authorization"] = f"Bearer {self._token}"
+        return headers
+
+    def _backoff(self, attempt: int, url: str, why: str) -> None:
+        if attempt > self.limits.retries:
+            raise FetchError(f"{url}: {why} (gave up after {self.limits.retries} retries)",
+                             hint="check the server, or try again later")
+        self.sleep(self.limits.backoff * (2 ** (attempt - 1)))
+
+    # -- small documents ------------------------------------------------------
+
+    def get(self, url: str, max_bytes: int, etag: str | None = None) -> Fetched:
+        """GET a small document, at most `max_bytes`, revalidating with `etag`."""
+        if url.startswith("file:"):
+            path = _local_path(url)
+            try:
+                size = path.stat().st_size
+                if size > max_bytes:
+                    raise FetchError(f"{url}: {size} bytes is over the {max_bytes}-byte limit")
+                return Fetched(200, path.read_bytes(), None)
+            except FileNotFoundError:
+                raise FetchError(f"{url}: not found (HTTP 404)") from None
+        import httpx
+
+        attempt = 0
+        while True:
+            headers = self._headers(url, {"If-None-Match": etag} if etag else None)
+            try:
+                with self._http().stream("GET", url, headers=headers) as r:
+                    if r.status_code == 304:
+                        return Fetched(304, b"", etag, _max_age(r.headers.get("Cache-Control")))
+                    if r.status_code >= 500:
+                        raise _Retry(f"HTTP {r.status_code}")
+                    if r.status_code != 200:
+                        raise FetchError(f"{url}: HTTP {r.status_code}",
+                                         hint=_status_hint(r.status_code))
+                    declared = int(r.headers.get("Content-Length") or 0)
+                    if declared > max_bytes:
+                        raise FetchError(f"{url}: {declared} bytes is over the "
+                                         f"{max_bytes}-byte limit for this document")
+                    buf = bytearray()
+                    for chunk in r.iter_bytes():
+                        buf += chunk
+                        if len(buf) > max_bytes:
+                            raise FetchError(f"{url}: over the {max_bytes}-byte limit")
+                    if declared and len(buf) < declared:
+                        raise _Retry(f"truncated body ({len(buf)} of {declared} bytes)")
+                    return Fetched(200, bytes(buf), r.headers.get("ETag"),
+                                   _max_age(r.headers.get("Cache-Control")))
+            except (_Retry, httpx.TransportError) as exc:
+                attempt += 1
+                self._backoff(attempt, url, _why(exc))
+
+    # -- artifacts ------------------------------------------------------------
+
+    def download(self, url: str, sink: Sink, size: int,
+                 progress: Callable[[int], None] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        """Stream exactly `size` bytes of `url` into `sink`, resuming with Range after a drop."""
+        if url.startswith("file:"):
+            self._copy_local(_local_path(url), url, sink, size, progress)
+            return
+        import httpx
+
+        got = 0
+        attempt = 0
+        chunk_size = self.limits.chunk_size
+        while True:
+            h = self._headers(url, {"Accept-Encoding": "identity", **(headers or {})})
+            if got:
+                h["Range"] = f"bytes={got}-"
+            try:
+                with self._http().stream("GET", url, headers=h) as r:
+                    if r.status_code >= 500 or r.status_code == 429:
+                        raise _Retry(f"HTTP {r.status_code}")
+                    if got and r.status_code == 200:
+                        sink.reset()  # the server ignored Range: start over
+                        if progress:
+                            progress(-got)
+                        got = 0
+                    elif r.status_code not in (200, 206):
+                        raise FetchError(f"{url}: HTTP {r.status_code}",
+                                         hint=_status_hint(r.status_code))
+                    for chunk in r.iter_raw(chunk_size):
+                        got += len(chunk)
+                        if got > size:
+                            raise IntegrityError(
+                                f"{url}: the server sent more than the {size} bytes the index "
+                                "promised",
+                                hint="the artifact on the server is not the one indexed")
+                        sink.write(chunk)
+                        if progress:
+                            progress(len(chunk))
+                if got < size:
+                    raise _Retry(f"connection closed after {got} of {size} bytes")
+                return
+            except (_Retry, httpx.TransportError) as exc:
+                attempt += 1
+                self._backoff(attempt, url, _why(exc))
+
+    def _copy_local(self, path: Path, url: str, sink: Sink, size: int,
+                    progress: Callable[[int], None] | None) -> None:
+        try:
+            f: BinaryIO = path.open("rb")
+        except FileNotFoundError:
+            raise FetchError(f"{url}: not found") from None
+        got = 0
+        with f:
+            for chunk in iter(lambda: f.read(self.limits.chunk_size), b""):
+                got += len(chunk)
+                if got > size:
+                    raise IntegrityError(f"{url}: larger than the {size} bytes the index promised")
+                sink.write(chunk)
+                if progress:
+                    progress(len(chunk))
+
+    # -- Git LFS batch API ----------------------------------------------------
+
+    def lfs_batch(self, endpoint: str, objects: list[Pointer],
+                  operation: str = "download") -> dict[str, dict[str, Any]]:
+        """Ask a Git LFS server for `objects`: oid -> {"href", "header"} or {"error"}."""
+        import httpx
+
+        url = endpoint.rstrip("/") + "/objects/batch"
+        body = json.dumps(batch_request(objects, operation)).encode()
+        attempt = 0
+        while True:
+            try:
+                headers = {"Accept": LFS_MEDIA_TYPE, "Content-Type": LFS_MEDIA_TYPE}
+                r = self._http().post(url, content=body, headers=self._headers(url, headers))
+                if r.status_code >= 500:
+                    raise _Retry(f"HTTP {r.status_code}")
+                break
+            except (_Retry, httpx.TransportError) as exc:
+                attempt += 1
+                self._backoff(attempt, url, _why(exc))
+        if r.status_code == 404:
+            # giftless answers 404 for the whole batch when none of the objects exist.
+            return {o.oid: {"error": {"code": 404, "message": "object does not exist"}}
+                    for o in objects}
+        if r.status_code != 200:
+            raise FetchError(f"{url}: HTTP {r.status_code} from the Git LFS batch API",
+                             hint=_status_hint(r.status_code))
+        if len(r.content) > self.limits.max_lfs_batch_bytes:
+            raise FetchError(f"{url}: batch answer over the size limit")
+        try:
+            answer = json.loads(r.content)
+            out: dict[str, dict[str, Any]] = {}
+            for obj in answer.get("objects", []):
+                if "error" in obj:
+                    out[obj["oid"]] = {"error": obj["error"]}
+                else:
+                    action = (obj.get("actions") or {}).get(operation) or {}
+                    out[obj["oid"]] = {"href": action.get("href"),
+                                       "header": action.get("header") or {}}
+            return out
+        except (ValueError, AttributeError, KeyError, TypeError):
+            raise FetchError(f"{url}: malformed Git LFS batch answer") from None
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _status_hint(status: int) -> str | None:
+    if status in (401, 403):
+        return "the server wants credentials: set MX_TOKEN or add the host to ~/.netrc"
+    if status == 404:
+        return "the file is not on the server; was the index published completely?"
+    return None

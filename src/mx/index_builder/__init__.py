@@ -1,0 +1,1 @@
+"""`mx index build`: registry.yaml and the model repos it names -> a static index."""

@@ -1,0 +1,181 @@
+"""Orchestrate a build: collect releases, check objects, write documents deterministically.
+
+Everything that can refuse the build runs before the first byte is written, so a
+refused build leaves the output directory as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mx import gitrepo
+from mx.errors import BuildError
+from mx.fsutil import write_if_changed
+from mx.http import Transport
+from mx.index_builder.collect import Collected, Release, collect_source
+from mx.index_builder.mirror import ObjectLocator
+from mx.index_builder.registry import Registry, load_registry
+from mx.index_builder.sources import open_source
+from mx.semver import Version
+
+INDEX_FORMAT = "1.0"
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    models: int = 0
+    versions: int = 0
+    artifacts_written: int = 0
+    documents_written: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"out": str(self.out), "models": self.models, "versions": self.versions,
+                "artifacts_written": self.artifacts_written,
+                "documents_written": self.documents_written, "warnings": self.warnings}
+
+
+def dumps(obj: Any) -> bytes:
+    """The one serialisation of index documents: sorted keys, so bytes are reproducible."""
+    return (json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+            + "\n").encode("utf-8")
+
+
+def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = False,
+                transport: Transport | None = None) -> BuildResult:
+    registry = load_registry(registry_file)
+    registry_dir = registry_file.resolve().parent
+    transport = transport or Transport()
+    collected = Collected()
+    for spec in registry.sources:
+        source = open_source(spec, registry_dir, cache_dir)
+        collect_source(source, collected, strict)
+    _check_curation(registry, collected)
+    releases = [r for versions in collected.releases.values() for r in versions.values()]
+    locator = ObjectLocator(transport, cache_dir / "lfs-verified.json")
+    need = locator.locate(releases, out, registry.mirror_artifacts)
+
+    # Nothing was refused: from here on, write.
+    result = BuildResult(out, warnings=collected.warnings)
+    out.mkdir(parents=True, exist_ok=True)
+    if registry.mirror_artifacts:
+        result.artifacts_written = locator.mirror(releases, need, out)
+    locator.save()
+    docs: dict[Path, bytes] = {}
+    search = []
+    for name in sorted(collected.releases):
+        doc, card_files = model_document(name, collected.releases[name], registry)
+        ns, short = name.split("/")
+        docs[out / "index" / "models" / ns / f"{short}.json"] = dumps(doc)
+        docs.update({out / p: data for p, data in card_files.items()})
+        search.append(_search_entry(doc))
+        result.models += 1
+        result.versions += len(doc["versions"])
+    docs[out / "index" / "search.json"] = dumps({"mx_index": INDEX_FORMAT, "models": search})
+    docs[out / "index" / "config.json"] = dumps({
+        "mx_index": INDEX_FORMAT, "name": registry.name, "base_url": registry.base_url,
+        "generated_from": gitrepo.head_commit(registry_dir)})
+    for path, data in sorted(docs.items()):
+        result.documents_written += write_if_changed(path, data)
+    _remove_stale(out, set(docs))
+    return result
+
+
+def _check_curation(registry: Registry, collected: Collected) -> None:
+    for name, channels in sorted(registry.channels.items()):
+        for channel, version in sorted(channels.items()):
+            if str(version) not in collected.releases.get(name, {}):
+                raise BuildError(f"registry.yaml: channels.{name}.{channel}: {version} is not a "
+                                 f"released version of {name}",
+                                 hint="promote a version that has a release tag")
+    for name, yanks in sorted(registry.yanked.items()):
+        for version in sorted(yanks):
+            if str(version) not in collected.releases.get(name, {}):
+                collected.warnings.append(f"registry.yaml: yanked.{name}: {version} is not a "
+                                          "released version (ignored)")
+
+
+def model_document(name: str, releases: dict[str, Release],
+                   registry: Registry) -> tuple[dict[str, Any], dict[Path, bytes]]:
+    yanked = registry.yanked.get(name, {})
+    versions: dict[str, Any] = {}
+    cards: dict[Path, bytes] = {}
+    ns, short = name.split("/")
+    source = next(iter(releases.values())).source
+    for key in sorted(releases, key=Version.parse):
+        rel = releases[key]
+        card_rel = Path("cards") / ns / short / f"{key}.md"
+        cards[card_rel] = rel.card_text
+        record: dict[str, Any] = {
+            "tag": rel.tag.tag,
+            "commit": rel.tag.commit,
+            "created": rel.tag.created,
+            "yanked": key in yanked,
+            "manifest": rel.manifest.model_dump(mode="json", exclude_none=True),
+            "card": {"url": card_rel.as_posix(),
+                     "sha256": hashlib.sha256(rel.card_text).hexdigest(),
+                     "size": len(rel.card_text)},
+            "artifacts": [_artifact_record(a.path, a.format, a.variant, a.size, a.sha256,
+                                           a.lfs_endpoint, registry.mirror_artifacts or
+                                           a.blob is not None)
+                          for a in rel.artifacts],
+            "signature": None,
+        }
+        if key in yanked:
+            record["yanked_reason"] = yanked[key]
+        if rel.benchmarks is not None:
+            record["benchmarks"] = rel.benchmarks
+        versions[key] = record
+    doc = {
+        "mx_index": INDEX_FORMAT,
+        "name": name,
+        "repo": {"url": source.url, "web": source.spec.web},
+        "channels": dict(sorted(registry.channels.get(name, {}).items())),
+        "versions": versions,
+    }
+    return doc, cards
+
+
+def _artifact_record(path: str, fmt: str, variant: str, size: int, sha256: str,
+                     endpoint: str | None, mirrored: bool) -> dict[str, Any]:
+    urls = []
+    if mirrored:
+        urls.append(f"artifacts/sha256/{sha256}")
+    if endpoint is not None:
+        urls.append(f"lfs+{endpoint}#{sha256}")
+    return {"path": path, "format": fmt, "variant": variant, "size": size, "sha256": sha256,
+            "urls": urls}
+
+
+def latest_version(doc: dict[str, Any]) -> str | None:
+    """Highest release that is not yanked and not a pre-release (else highest not yanked)."""
+    candidates = [Version.parse(v) for v, r in doc["versions"].items() if not r.get("yanked")]
+    stable = [v for v in candidates if not v.is_prerelease]
+    pick = max(stable or candidates, default=None)
+    return str(pick) if pick else None
+
+
+def _search_entry(doc: dict[str, Any]) -> dict[str, Any]:
+    latest = latest_version(doc) or max(doc["versions"], key=Version.parse)
+    m = doc["versions"][latest]["manifest"]
+    return {"name": doc["name"], "latest": latest, "summary": m.get("summary", ""),
+            "task": m.get("task"), "tags": m.get("tags", [])}
+
+
+def _remove_stale(out: Path, keep: set[Path]) -> None:
+    """Drop documents and cards of models that left the registry (mirrored blobs stay)."""
+    for sub in (out / "index" / "models", out / "cards"):
+        if not sub.exists():
+            continue
+        for path in sorted(sub.rglob("*"), reverse=True):
+            if path.is_file() and path not in keep:
+                path.unlink()
+            elif path.is_dir() and not any(path.iterdir()):
+                shutil.rmtree(path)
+

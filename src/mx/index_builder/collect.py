@@ -1,0 +1,136 @@
+"""Read every release of every source into version records (no artifact bytes read)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from mx import gitrepo, lfs
+from mx.errors import BuildError, ConfigError
+from mx.gitrepo import ReleaseTag
+from mx.index_builder.sources import Source
+from mx.manifest import MANIFEST_FILE, Manifest, parse_manifest
+
+MAX_BENCH_BYTES = 4 << 20
+
+
+@dataclass
+class ArtifactRef:
+    """One artifact of one release and where its bytes can come from."""
+
+    path: str
+    format: str
+    variant: str
+    sha256: str
+    size: int
+    lfs_endpoint: str | None  # None for a plain git blob
+    blob: bytes | None = None  # the bytes, when the artifact is a plain git blob (small)
+
+
+@dataclass
+class Release:
+    source: Source
+    tag: ReleaseTag
+    manifest: Manifest
+    card_text: bytes
+    artifacts: list[ArtifactRef]
+    benchmarks: Any = None
+
+    @property
+    def where(self) -> str:
+        return f"source {self.source.label}, tag {self.tag.tag}"
+
+
+@dataclass
+class Collected:
+    releases: dict[str, dict[str, Release]] = field(default_factory=dict)  # name -> version ->
+    warnings: list[str] = field(default_factory=list)
+    model_source: dict[str, str] = field(default_factory=dict)  # name -> source label
+
+
+class Skip(Exception):
+    """This release fails validation: skipped with a warning (an error under --strict)."""
+
+
+def collect_source(source: Source, out: Collected, strict: bool) -> None:
+    wanted = set(source.spec.models) if source.spec.models is not None else None
+    for tag in gitrepo.release_tags(source.repo):
+        if wanted is not None and tag.model_dir not in wanted:
+            continue
+        where = f"source {source.label}, tag {tag.tag}"
+        try:
+            release = read_release(source, tag)
+        except Skip as exc:
+            if strict:
+                raise BuildError(f"{where}: {exc}", hint="fix the release, or drop --strict "
+                                 "to skip it with a warning") from None
+            out.warnings.append(f"{where}: {exc} (release skipped)")
+            continue
+        name = release.manifest.name
+        owner = out.model_source.setdefault(name, source.label)
+        if owner != source.label:
+            raise BuildError(f"model {name} comes from two sources: {owner} and {source.label} "
+                             f"({tag.tag})", hint="a model name belongs to one repository; "
+                             "rename one, or restrict the monorepo source with `models:`")
+        versions = out.releases.setdefault(name, {})
+        key = str(release.manifest.semver)
+        if key in versions:
+            raise BuildError(f"{where}: {name} {key} is already released by tag "
+                             f"{versions[key].tag.tag}")
+        versions[key] = release
+
+
+def read_release(source: Source, tag: ReleaseTag) -> Release:
+    repo, commit = source.repo, tag.commit
+    mpath = gitrepo.join(tag.model_dir, MANIFEST_FILE)
+    data = gitrepo.tree_entry_data(repo, commit, mpath)
+    if data is None:
+        raise Skip(f"{mpath} does not exist at this tag")
+    try:
+        manifest, _, _ = parse_manifest(data.decode("utf-8", "replace"), mpath)
+    except ConfigError as exc:
+        raise Skip(str(exc)) from None
+    if manifest.semver != tag.version:
+        raise BuildError(
+            f"source {source.label}, tag {tag.tag}, {mpath}: version is {manifest.version} but "
+            f"the tag says {tag.version}",
+            hint="the manifest's version must equal the release tag; retag or fix mx.yaml")
+    card_path = gitrepo.join(tag.model_dir, manifest.card)
+    card = gitrepo.tree_entry_data(repo, commit, card_path)
+    if card is None:
+        raise Skip(f"card {card_path} does not exist at this tag")
+    endpoint = source.lfs_endpoint(commit, tag.model_dir)
+    artifacts = [_artifact(source, tag, a.path, a.format, a.variant, a.sha256, a.size, endpoint)
+                 for a in manifest.artifacts]
+    benchmarks = None
+    if manifest.benchmarks:
+        raw = gitrepo.tree_entry_data(repo, commit, gitrepo.join(tag.model_dir,
+                                                                 manifest.benchmarks))
+        if raw is not None and len(raw) <= MAX_BENCH_BYTES:
+            try:
+                benchmarks = json.loads(raw)
+            except ValueError:
+                raise Skip(f"{manifest.benchmarks} is not valid JSON") from None
+    return Release(source, tag, manifest, card, artifacts, benchmarks)
+
+
+def _artifact(source: Source, tag: ReleaseTag, rel: str, fmt: str, variant: str,
+              sha256: str | None, size: int | None, endpoint: str | None) -> ArtifactRef:
+    path = gitrepo.join(tag.model_dir, rel)
+    data = gitrepo.tree_entry_data(source.repo, tag.commit, path)
+    if data is None:
+        raise Skip(f"artifact {path} does not exist at this tag")
+    pointer = lfs.parse_pointer(data)
+    if pointer is not None:
+        digest, actual, blob = pointer.oid, pointer.size, None
+    else:
+        digest, actual, blob = hashlib.sha256(data).hexdigest(), len(data), data
+        endpoint = None
+    if sha256 is not None and sha256 != digest:
+        raise Skip(f"artifact {path}: mx.yaml says sha256 {sha256} but the "
+                   f"{'LFS pointer' if pointer else 'file'} says {digest}")
+    if size is not None and size != actual:
+        raise Skip(f"artifact {path}: mx.yaml says size {size} but it is {actual} bytes")
+    return ArtifactRef(rel, str(fmt), variant, digest, actual, endpoint, blob)

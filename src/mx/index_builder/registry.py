@@ -1,0 +1,76 @@
+"""`registry.yaml` (schema `registry: 1`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mx import yamlio
+from mx.errors import ConfigError
+from mx.names import check_model_name
+
+REGISTRY_MAJOR = 1
+
+
+class Signer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    issuer: str | None = None
+    identity: str | None = None
+    public_key: str | None = None
+
+
+class Namespace(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    signers: list[Signer] = Field(default_factory=list)
+
+
+class SourceSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    repo: str = Field(min_length=1)
+    models: list[str] | None = None  # monorepo: model directories to take ("." = root)
+    web: str | None = None  # browsable URL of the repo, for links
+    lfs: str | None = None  # Git LFS endpoint, when neither .lfsconfig nor the URL gives it
+
+
+class Registry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    registry: int
+    name: str
+    base_url: str | None = None
+    mirror_artifacts: bool = False
+    sources: list[SourceSpec] = Field(default_factory=list)
+    namespaces: dict[str, Namespace] = Field(default_factory=dict)
+    channels: dict[str, dict[str, str]] = Field(default_factory=dict)
+    yanked: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    @field_validator("registry")
+    @classmethod
+    def _major(cls, v: int) -> int:
+        if v != REGISTRY_MAJOR:
+            raise ValueError(f"registry: {v} is not a format this mx understands (registry: 1)")
+        return v
+
+    @field_validator("channels", "yanked")
+    @classmethod
+    def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name in v:
+            check_model_name(name)
+        return {k: {str(a): str(b) for a, b in (inner or {}).items()} for k, inner in v.items()}
+
+
+def load_registry(path: Path) -> Registry:
+    doc = yamlio.load_file(path)
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}:1: registry.yaml is a YAML mapping (registry: 1, ...)")
+    try:
+        return Registry.model_validate(yamlio.to_plain(doc))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        line = yamlio.line_of(doc, loc)
+        where = f"{path}:{line}" if line else str(path)
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        raise ConfigError(f"{where}: {field}: {str(err['msg']).removeprefix('Value error, ')}",
+                          hint="see DESIGN section 3 for the registry.yaml format") from None

@@ -1,0 +1,86 @@
+"""Open each source repository: a local path directly, a URL through a mirror clone."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mx import gitrepo, lfs
+from mx.errors import GitError
+from mx.index_builder.registry import SourceSpec
+
+
+@dataclass
+class Source:
+    spec: SourceSpec
+    label: str  # as written in registry.yaml, for messages
+    url: str  # published in the index (file:// for a local path)
+    repo: Any  # pygit2.Repository
+    git_dirs: list[Path]  # git directories whose lfs/objects to read first
+
+    def lfs_endpoint(self, commit: str, model_dir: str) -> str | None:
+        """The Git LFS endpoint for a release: .lfsconfig at the tag, registry.yaml, or the URL."""
+        for rel in (gitrepo.join(model_dir, ".lfsconfig"), ".lfsconfig"):
+            data = gitrepo.tree_entry_data(self.repo, commit, rel)
+            if data is not None:
+                url = lfs.lfs_url_from_config(data.decode("utf-8", "replace"))
+                if url:
+                    return url
+        if self.spec.lfs:
+            return self.spec.lfs
+        if self.url.startswith(("http://", "https://")):
+            return lfs.endpoint_for_remote(self.url)
+        if self.url.startswith("file:"):
+            return self.url
+        return None
+
+
+def _is_url(text: str) -> bool:
+    return "://" in text or (text.count(":") == 1 and "@" in text.split(":")[0])
+
+
+def open_source(spec: SourceSpec, registry_dir: Path, cache_dir: Path) -> Source:
+    if not _is_url(spec.repo) or spec.repo.startswith("file://"):
+        raw = spec.repo.removeprefix("file://")
+        path = (registry_dir / raw).resolve()
+        if not path.exists():
+            raise GitError(f"registry.yaml: source {spec.repo!r}: {path} does not exist",
+                           hint="fix sources[].repo: a local path or a URL git can clone")
+        repo = gitrepo.open_repo(path)
+        gd = gitrepo.git_dir(repo)
+        url = (path.as_uri() if repo.is_bare else Path(repo.workdir).resolve().as_uri())
+        return Source(spec, spec.repo, url, repo, [gd])
+    mirror = cache_dir / "sources" / (hashlib.sha256(spec.repo.encode()).hexdigest()[:24] + ".git")
+    _mirror(spec.repo, mirror)
+    repo = gitrepo.open_repo(mirror)
+    return Source(spec, spec.repo, spec.repo, repo, [mirror])
+
+
+def _mirror(url: str, dest: Path) -> None:
+    """Clone (or refresh) a bare mirror of every ref, notes included. No LFS objects."""
+    env_quiet = ["-c", "credential.interactive=never"]
+    if dest.exists():
+        cmd = ["git", *env_quiet, "-C", str(dest), "fetch", "--prune", "--quiet", "origin"]
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".tmp")
+        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+        cmd = ["git", *env_quiet, "clone", "--mirror", "--quiet", url, str(tmp)]
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          env={"GIT_TERMINAL_PROMPT": "0", "GIT_LFS_SKIP_SMUDGE": "1",
+                               **_base_env()})
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["git failed"])[-1]
+        raise GitError(f"registry.yaml: source {url!r}: cannot fetch: {last}",
+                       hint="check the URL and your credentials for it")
+    if not dest.exists():
+        dest.with_name(dest.name + ".tmp").rename(dest)
+
+
+def _base_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE")}

@@ -1,0 +1,90 @@
+"""`mx validate`: every check of a model directory, as a list of problems.
+
+Each checker is a small function taking the loaded manifest and returning
+`Problem`s; `validate_model` runs them in order and never raises for a problem
+the user can fix (the CLI decides the exit code).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mx.errors import ConfigError
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    line: int | None
+    message: str
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        tag = "" if self.severity == "error" else "warning: "
+        return f"{where}: {tag}{self.message}"
+
+
+@dataclass
+class Report:
+    model_dir: Path
+    problems: list[Problem] = field(default_factory=list)
+    written: bool = False  # --write changed mx.yaml
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model_dir": str(self.model_dir),
+            "ok": self.ok,
+            "written": self.written,
+            "problems": [asdict(p) for p in self.problems],
+        }
+
+
+def validate_model(model_dir: Path, write: bool = False) -> Report:
+    from mx.manifest import load_manifest
+    from mx.validate import card_check, files, onnx_check
+
+    report = Report(model_dir)
+    try:
+        loaded = load_manifest(model_dir)
+    except ConfigError as exc:
+        path, line, message = _split_located(str(exc))
+        report.problems.append(Problem(path, line, message))
+        return report
+    report.problems += [_warning(w) for w in loaded.warnings]
+    report.problems += card_check.check(loaded)
+    file_problems, digests = files.check(loaded, write=write)
+    report.problems += file_problems
+    report.problems += onnx_check.check(loaded, digests)
+    if write and files.fill_hashes(loaded, digests):
+        loaded.write()
+        report.written = True
+    return report
+
+
+def _split_located(text: str) -> tuple[str, int | None, str]:
+    """Split 'path:line: message' as produced by ConfigError."""
+    head, sep, message = text.partition(": ")
+    if not sep:
+        return text, None, text
+    path, _, line = head.rpartition(":")
+    if path and line.isdigit():
+        return path, int(line), message
+    return head, None, message
+
+
+def _warning(text: str) -> Problem:
+    path, line, message = _split_located(text)
+    return Problem(path, line, message, "warning")

@@ -1,0 +1,135 @@
+"""ONNX artifacts: external data stays inside, `onnx.checker` passes, I/O matches `signature`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mx import yamlio
+from mx.fsutil import resolve_inside, unsafe_relpath_reason
+from mx.manifest import LoadedManifest, TensorSpec
+from mx.validate import Problem
+from mx.validate.files import Digests
+
+# onnx TensorProto element types -> manifest dtype names
+ONNX_DTYPES = {
+    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
+    8: "string", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
+    16: "bfloat16",
+}
+
+
+def check(loaded: LoadedManifest, digests: Digests) -> list[Problem]:
+    problems: list[Problem] = []
+    m = loaded.manifest
+    model_dir = loaded.path.parent
+    for i, art in enumerate(m.artifacts):
+        if art.format != "onnx" or art.path not in digests:
+            continue
+        line = yamlio.line_of(loaded.doc, ("artifacts", i, "path"))
+        where = str(loaded.path)
+        for msg in check_file(model_dir, art.path, m.signature.inputs if m.signature else None,
+                              m.signature.outputs if m.signature else None, art.opset):
+            problems.append(Problem(where, line, f"artifacts[{i}] {art.path}: {msg}"))
+    return problems
+
+
+def check_file(model_dir: Path, rel: str, inputs: list[TensorSpec] | None,
+               outputs: list[TensorSpec] | None, opset: int | None) -> list[str]:
+    import onnx
+
+    path = model_dir / rel
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and friends
+        return [f"not a readable ONNX model ({type(exc).__name__}: {exc})"]
+    out = _external_data_problems(model, model_dir, path.parent)
+    if out:
+        return out  # never let the checker follow a location that leaves the directory
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return [f"onnx.checker: {first}"]
+    if opset is not None:
+        actual = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+        if actual is not None and actual != opset:
+            out.append(f"opset is {actual} but mx.yaml says {opset}")
+    initializers = {t.name for t in model.graph.initializer}
+    graph_inputs = [v for v in model.graph.input if v.name not in initializers]
+    if inputs is not None:
+        out += _compare("input", inputs, graph_inputs)
+    if outputs is not None:
+        out += _compare("output", outputs, list(model.graph.output))
+    return out
+
+
+def _external_data_problems(model: Any, model_dir: Path, base: Path) -> list[str]:
+    import onnx
+
+    out = []
+    for tensor in _all_tensors(model):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        reason = unsafe_relpath_reason(location)
+        inside = None if reason else resolve_inside(model_dir, str((base / location)
+                                                              .relative_to(model_dir)))
+        if reason or inside is None:
+            out.append(f"tensor {tensor.name!r} keeps its data at {location!r}, outside the "
+                       "model directory; external data must stay beside the model")
+    return out
+
+
+def _all_tensors(model: Any) -> list[Any]:
+    from onnx.external_data_helper import _get_all_tensors
+
+    return list(_get_all_tensors(model))
+
+
+def _dims(value_info: Any) -> tuple[int, list[int | str | None]]:
+    t = value_info.type.tensor_type
+    dims: list[int | str | None] = []
+    for d in t.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    return int(t.elem_type), dims
+
+
+def _compare(kind: str, specs: list[TensorSpec], actual: list[Any]) -> list[str]:
+    out: list[str] = []
+    by_name = {v.name: v for v in actual}
+    wanted = {s.name for s in specs}
+    for extra in sorted(set(by_name) - wanted):
+        out.append(f"graph {kind} {extra!r} is not in signature.{kind}s")
+    for spec in specs:
+        vi = by_name.get(spec.name)
+        if vi is None:
+            have = ", ".join(sorted(by_name)) or "none"
+            out.append(f"signature {kind} {spec.name!r} is not a graph {kind} (graph has: {have})")
+            continue
+        elem, dims = _dims(vi)
+        dtype: str = ONNX_DTYPES.get(elem, f"onnx type {elem}")
+        if dtype != spec.dtype:
+            out.append(f"{kind} {spec.name!r} is {dtype} in the graph but {spec.dtype} in the "
+                       "signature")
+        if len(dims) != len(spec.shape):
+            out.append(f"{kind} {spec.name!r} has rank {len(dims)} in the graph "
+                       f"{_fmt(dims)} but {len(spec.shape)} in the signature {spec.shape}")
+            continue
+        for axis, (in_graph, in_sig) in enumerate(zip(dims, spec.shape, strict=True)):
+            if isinstance(in_sig, int) and isinstance(in_graph, int) and in_sig != in_graph:
+                out.append(f"{kind} {spec.name!r} axis {axis} is {in_graph} in the graph but "
+                           f"{in_sig} in the signature")
+            elif isinstance(in_sig, str) and isinstance(in_graph, int):
+                out.append(f"{kind} {spec.name!r} axis {axis} is fixed at {in_graph} in the "
+                           f"graph but symbolic ({in_sig!r}) in the signature")
+    return out
+
+
+def _fmt(dims: list[int | str | None]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"

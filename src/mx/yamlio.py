@@ -1,0 +1,118 @@
+"""YAML read with line numbers, and round-trip writes that keep comments and order.
+
+ruamel.yaml's round-trip loader keeps each key's line, so a schema error on
+`artifacts[1].sha256` can be reported as `mx.yaml:14: ...`, and a file that is
+read then written again stays byte-stable.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from mx.errors import ConfigError
+from mx.fsutil import atomic_write_bytes
+
+
+def _yaml() -> Any:
+    from ruamel.yaml import YAML
+
+    y = YAML(typ="rt")
+    y.preserve_quotes = True
+    y.width = 4096  # never fold long lines on write
+    return y
+
+
+def load_text(text: str, origin: str) -> Any:
+    """Parse YAML text (round-trip types); raise ConfigError with the line on bad syntax."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        return _yaml().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = exc.problem or exc.context or "malformed YAML"
+        raise ConfigError(
+            f"{origin}{line}: invalid YAML: {problem}",
+            hint="check indentation and quoting around that line",
+        ) from None
+    except YAMLError as exc:
+        raise ConfigError(f"{origin}: invalid YAML: {exc}") from None
+
+
+def load_file(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    return load_text(text, str(path))
+
+
+def dump_text(doc: Any, like: str | None = None) -> str:
+    """Serialise a round-trip document, keeping the indentation `like` used."""
+    y = _yaml()
+    if like is not None:
+        from ruamel.yaml.util import load_yaml_guess_indent
+
+        _, seq_indent, offset = load_yaml_guess_indent(like)
+        y.indent(mapping=_mapping_indent(like), sequence=seq_indent or 2, offset=offset or 0)
+    buf = io.StringIO()
+    y.dump(doc, buf)
+    return buf.getvalue()
+
+
+def _mapping_indent(text: str) -> int:
+    """Indent of the first nested mapping (ruamel guesses only the sequence indent)."""
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    for cur, nxt in zip(lines, lines[1:], strict=False):
+        if cur.rstrip().endswith(":") and not nxt.lstrip().startswith("-"):
+            step = (len(nxt) - len(nxt.lstrip())) - (len(cur) - len(cur.lstrip()))
+            if step > 0:
+                return step
+    return 2
+
+
+def write_file(path: Path, doc: Any, like: str | None = None) -> None:
+    atomic_write_bytes(path, dump_text(doc, like).encode("utf-8"))
+
+
+def to_plain(node: Any) -> Any:
+    """Round-trip containers to plain dicts and lists (for pydantic)."""
+    if isinstance(node, dict):
+        return {str(k): to_plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [to_plain(v) for v in node]
+    if hasattr(node, "isoformat"):
+        return node.isoformat()
+    # ruamel scalar subclasses (ScalarFloat, quoted strings) -> builtins
+    for t in (bool, int, float, str):
+        if isinstance(node, t):
+            return t(node)
+    return node
+
+
+def line_of(doc: Any, loc: tuple[int | str, ...]) -> int | None:
+    """1-based line of the deepest node on `loc` that the document knows."""
+    node, line = doc, None
+    for key in loc:
+        lc = getattr(node, "lc", None)
+        try:
+            if isinstance(node, dict) and key in node:
+                if lc is not None:
+                    line = lc.key(key)[0] + 1
+                node = node[key]
+            elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+                if lc is not None:
+                    line = lc.item(key)[0] + 1
+                node = node[key]
+            else:
+                break
+        except (KeyError, IndexError, TypeError):
+            break
+    if line is None and getattr(doc, "lc", None) is not None:
+        line = doc.lc.line + 1
+    return line
