@@ -148,14 +148,14 @@ def make_model_repo(path: Path, name: str, versions: list[str], in_features: int
         git(path, "init", "-q", "-b", "main")
         git(path, "lfs", "install", "--local")
         (path / ".gitattributes").write_text(
-            "*.onnx filter=lfs diff=lfs merge=lfs -text\n*.ort filter=lfs diff=lfs merge=lfs -text\n")
+            "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in ("*.onnx", "*.ort")))
         if lfs_url:
             (path / ".lfsconfig").write_text(f'[lfs]\n\turl = "{lfs_url}"\n\tlocksverify = false\n')
         git(path, "add", ".")
     mdir = path / model_dir
     env = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
-    for i, version in enumerate(versions):
-        seed = zlib.crc32(name.encode()) % 10_000 + i + 1  # distinct weights per model and release
+    for version in versions:
+        seed = zlib.crc32(f"{name}@{version}".encode()) % 100_000  # new weights per release
         linear_classifier(mdir / "model.onnx", in_features, classes, seed=seed, pad_to=pad_to)
         (mdir / "mx.yaml").write_text(manifest_text(name, version, in_features, classes,
                                                     summary, task, tags))

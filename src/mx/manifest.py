@@ -87,6 +87,12 @@ class Source(_Open):
     framework_version: str | None = None
     export: str | None = None
 
+    @field_validator("framework_version", mode="before")
+    @classmethod
+    def _as_text(cls, v: Any) -> Any:
+        # `framework_version: 2.13` is a YAML float; keep what the author meant.
+        return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+
 
 class Quality(_Open):
     metric: str
@@ -154,6 +160,14 @@ class Manifest(_Open):
     @classmethod
     def _name(cls, v: str) -> str:
         return check_model_name(v)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_number(cls, v: Any) -> Any:
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            raise ValueError(f"{v} is a YAML number, not a SemVer version; write MAJOR.MINOR.PATCH "
+                             "(e.g. 1.4.0), quoted if need be")
+        return v
 
     @field_validator("version")
     @classmethod

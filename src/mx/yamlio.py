@@ -8,6 +8,7 @@ read then written again stays byte-stable.
 from __future__ import annotations
 
 import io
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ def dump_text(doc: Any, like: str | None = None) -> str:
 def _mapping_indent(text: str) -> int:
     """Indent of the first nested mapping (ruamel guesses only the sequence indent)."""
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    for cur, nxt in zip(lines, lines[1:], strict=False):
+    for cur, nxt in itertools.pairwise(lines):
         if cur.rstrip().endswith(":") and not nxt.lstrip().startswith("-"):
             step = (len(nxt) - len(nxt.lstrip())) - (len(cur) - len(cur.lstrip()))
             if step > 0:

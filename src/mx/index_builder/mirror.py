@@ -68,6 +68,11 @@ class ObjectLocator:
                     local = _file_endpoint_store(art.lfs_endpoint, art.sha256)
                 if local is not None:
                     need[art.sha256] = Origin(local=local)
+                elif art.lfs_endpoint and art.lfs_endpoint.startswith("file:"):
+                    raise BuildError(f"{rel.where}, {art.path}: LFS object {art.sha256} is "
+                                     f"missing from {art.lfs_endpoint}",
+                                     hint="run `git lfs push --all` to the source, or "
+                                          "`git lfs fetch --all` in it")
                 elif art.lfs_endpoint is None:
                     raise BuildError(f"{rel.where}, {art.path}: LFS object {art.sha256} is "
                                      "missing: no local copy and no LFS server is known",

@@ -1,0 +1,147 @@
+"""Real servers on 127.0.0.1 for the tests: a static host (with a fault-injection seam)
+and giftless, a real Git LFS server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mx.devserver import StaticHandler, StaticServer, base_url, make_server, serve_in_thread
+
+
+@dataclass
+class Faults:
+    """What the static host does wrong, per URL path. Counts go down as faults fire."""
+
+    status: dict[str, list[int]] = field(default_factory=dict)  # path -> statuses to answer
+    truncate: dict[str, int] = field(default_factory=dict)  # path -> times to drop mid-body
+    corrupt: set[str] = field(default_factory=set)  # paths whose bytes get flipped
+    requests: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class FaultyHandler(StaticHandler):
+    faults: Faults
+
+    def serve(self, head: bool) -> None:
+        path = self.path.split("?")[0]
+        with self.faults.lock:
+            self.faults.requests.append((path, self.headers.get("Range"),
+                                         self.headers.get("If-None-Match")))
+            statuses = self.faults.status.get(path)
+            status = statuses.pop(0) if statuses else None
+            truncate = self.faults.truncate.get(path, 0)
+            if truncate:
+                self.faults.truncate[path] = truncate - 1
+        if status is not None:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self._truncate = bool(truncate)
+        super().serve(head)
+
+    def send_body(self, target: Path, start: int, length: int) -> None:
+        path = self.path.split("?")[0]
+        data = target.read_bytes()[start:start + length]
+        if path in self.faults.corrupt:
+            data = bytes([data[0] ^ 0xFF]) + data[1:]
+        if self._truncate:
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(data)
+
+
+@dataclass
+class Host:
+    url: str
+    root: Path
+    faults: Faults
+    server: StaticServer
+
+
+@contextmanager
+def static_host(root: Path) -> Iterator[Host]:
+    faults = Faults()
+    handler = type("Handler", (FaultyHandler,), {"faults": faults})
+    server = make_server(root, handler=handler)
+    serve_in_thread(server)
+    try:
+        yield Host(base_url(server), root, faults, server)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+GIFTLESS_CONFIG = """\
+AUTH_PROVIDERS:
+  - tests.support.giftless_auth:everyone
+LEGACY_ENDPOINTS: false
+TRANSFER_ADAPTERS:
+  basic:
+    factory: giftless.transfer.basic_streaming:factory
+    options:
+      storage_class: giftless.storage.local_storage:LocalStorage
+      storage_options:
+        path: {storage}
+PRE_AUTHORIZED_ACTION_PROVIDER:
+  options:
+    private_key: "mx-tests-private-key-of-at-least-32-bytes"
+"""
+
+
+@dataclass
+class LfsServer:
+    url: str  # http://127.0.0.1:PORT
+    storage: Path
+
+    def endpoint(self, org: str, repo: str) -> str:
+        return f"{self.url}/{org}/{repo}.git/info/lfs"
+
+
+@contextmanager
+def giftless(workdir: Path) -> Iterator[LfsServer]:
+    storage = workdir / "lfs-storage"
+    storage.mkdir(parents=True)
+    config = workdir / "giftless.yaml"
+    config.write_text(GIFTLESS_CONFIG.format(storage=storage))
+    port = free_port()
+    env = {**os.environ, "GIFTLESS_CONFIG_FILE": str(config),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    waitress = Path(sys.executable).with_name("waitress-serve")
+    log = (workdir / "giftless.log").open("w")
+    proc = subprocess.Popen([str(waitress), f"--listen=127.0.0.1:{port}", "--threads=8",
+                             "giftless.wsgi_entrypoint:app"], env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("giftless did not start: "
+                                       + (workdir / "giftless.log").read_text()) from None
+                time.sleep(0.1)
+        yield LfsServer(f"http://127.0.0.1:{port}", storage)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
