@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,14 +19,11 @@ from tests.support.servers import Host, LfsServer, giftless, static_host
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
-    home.mkdir()
-    gitconfig = home / ".gitconfig"
-    gitconfig.write_text("[user]\n\tname = Test\n\temail = test@example.invalid\n"
-                         "[init]\n\tdefaultBranch = main\n[protocol \"file\"]\n\tallow = always\n")
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for key, value in git_home(home).items():
+        monkeypatch.setenv(key, value)
     monkeypatch.setenv("MX_HOME", str(tmp_path / "mxhome"))
+    # Retries back off for milliseconds here, not seconds: the tests inject failures.
+    (home / "mx-config.toml").write_text("[limits]\nbackoff = 0.001\n")
     monkeypatch.setenv("MX_CONFIG", str(home / "mx-config.toml"))
     monkeypatch.setenv("MX_INDEX_TTL", "0")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
@@ -63,18 +61,6 @@ def mx_subprocess(*args: str | Path, env: dict[str, str] | None = None,
                           text=True, env={**os.environ, **(env or {})}, cwd=cwd)
 
 
-@pytest.fixture
-def repos(tmp_path: Path) -> dict[str, ExampleRepo]:
-    """Two model repos: acme/iris (four releases, one a pre-release) and a monorepo model."""
-    base = tmp_path / "repos"
-    return {
-        "iris": make_model_repo(base / "iris", "acme/iris",
-                                ["1.0.0", "1.1.0", "1.2.0", "2.0.0-rc.1"]),
-        "mono": make_model_repo(base / "mono", "acme/resnet", ["0.1.0"],
-                                model_dir="vision/resnet", in_features=8, classes=5),
-    }
-
-
 REGISTRY_YAML = """\
 registry: 1
 name: Test registry
@@ -91,19 +77,62 @@ yanked:
 """
 
 
-@pytest.fixture
-def registry_file(tmp_path: Path, repos: dict[str, ExampleRepo]) -> Path:
-    path = tmp_path / "registry.yaml"
-    path.write_text(REGISTRY_YAML.format(mirror="true"))
-    return path
+def git_home(home: Path) -> dict[str, str]:
+    home.mkdir(parents=True, exist_ok=True)
+    gitconfig = home / ".gitconfig"
+    gitconfig.write_text("[user]\n\tname = Test\n\temail = test@example.invalid\n"
+                         "[init]\n\tdefaultBranch = main\n[protocol \"file\"]\n\tallow = always\n")
+    return {"HOME": str(home), "GIT_CONFIG_GLOBAL": str(gitconfig), "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+@pytest.fixture(scope="session")
+def world_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once per run: two model repos, a registry.yaml and its built index.
+
+    acme/iris has four releases (one a pre-release, one yanked); acme/resnet lives in a
+    monorepo subdirectory. Tests get a private copy (the `world` fixture).
+    """
+    root = tmp_path_factory.mktemp("world")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in git_home(root / "home").items():
+            mp.setenv(key, value)
+        mp.setenv("MX_HOME", str(root / "mxhome"))
+        subprocess.run(["git", "lfs", "install", "--skip-repo"], check=True,
+                       capture_output=True)
+        make_model_repo(root / "repos" / "iris", "acme/iris",
+                        ["1.0.0", "1.1.0", "1.2.0", "2.0.0-rc.1"])
+        make_model_repo(root / "repos" / "mono", "acme/resnet", ["0.1.0"],
+                        model_dir="vision/resnet", in_features=8, classes=5)
+        (root / "registry.yaml").write_text(REGISTRY_YAML.format(mirror="true"))
+        assert run(["index", "build", str(root / "registry.yaml"), "-o",
+                    str(root / "site")]) == 0
+    return root
 
 
 @pytest.fixture
-def built(tmp_path: Path, registry_file: Path, mx) -> Path:  # type: ignore[no-untyped-def]
-    out = tmp_path / "site"
-    res = mx("index", "build", registry_file, "-o", out)
-    assert res.code == 0, res.err
-    return out
+def world(tmp_path: Path, world_template: Path) -> Path:
+    dest = tmp_path / "world"
+    shutil.copytree(world_template, dest, symlinks=True,
+                    ignore=shutil.ignore_patterns("home", "mxhome"))
+    return dest
+
+
+@pytest.fixture
+def repos(world: Path) -> dict[str, ExampleRepo]:
+    return {"iris": ExampleRepo(world / "repos" / "iris", "acme/iris",
+                                ["1.0.0", "1.1.0", "1.2.0", "2.0.0-rc.1"]),
+            "mono": ExampleRepo(world / "repos" / "mono", "acme/resnet", ["0.1.0"])}
+
+
+@pytest.fixture
+def registry_file(world: Path) -> Path:
+    return world / "registry.yaml"
+
+
+@pytest.fixture
+def built(world: Path) -> Path:
+    """The registry's built output (made from the template's copies of the repos)."""
+    return world / "site"
 
 
 @pytest.fixture

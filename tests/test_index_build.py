@@ -43,9 +43,12 @@ def test_documents(built: Path, repos: dict[str, ExampleRepo]) -> None:
 
 
 def test_build_is_deterministic(mx, tmp_path: Path, registry_file: Path, built: Path) -> None:  # type: ignore[no-untyped-def]
-    other = tmp_path / "again"
-    assert mx("index", "build", registry_file, "-o", other).code == 0
-    assert tree_bytes(other) == tree_bytes(built)
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert mx("index", "build", registry_file, "-o", first).code == 0
+    shutil.rmtree(tmp_path / "mxhome", ignore_errors=True)  # no build state either
+    assert mx("index", "build", registry_file, "-o", second).code == 0
+    assert tree_bytes(first) == tree_bytes(second)
+    built = first
     before = {p: p.stat().st_mtime_ns for p in built.rglob("*") if p.is_file()}
     res = mx("index", "build", registry_file, "-o", built, "--json")
     assert json.loads(res.out)["documents_written"] == 0
@@ -54,6 +57,7 @@ def test_build_is_deterministic(mx, tmp_path: Path, registry_file: Path, built: 
 
 def test_rebuild_reads_no_artifact_again(mx, registry_file: Path, built: Path,  # type: ignore[no-untyped-def]
                                          repos: dict[str, ExampleRepo]) -> None:
+    assert mx("index", "build", registry_file, "-o", built).code == 0  # this copy's URLs
     # With the LFS objects gone from the sources, only a build that reads no artifact
     # again can succeed.
     for repo in repos.values():
@@ -97,7 +101,7 @@ def test_manifest_version_must_equal_tag(mx, tmp_path: Path, registry_file: Path
 
 def test_same_model_from_two_sources(mx, tmp_path: Path, registry_file: Path,  # type: ignore[no-untyped-def]
                                      built: Path) -> None:
-    make_model_repo(tmp_path / "repos" / "copy", "acme/iris", ["9.0.0"])
+    make_model_repo(registry_file.parent / "repos" / "copy", "acme/iris", ["9.0.0"])
     registry_file.write_text(registry_file.read_text().replace(
         "  - repo: repos/mono", "  - repo: repos/copy\n  - repo: repos/mono"))
     refused(mx, registry_file, built, "acme/iris comes from two sources", "repos/iris",

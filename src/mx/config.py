@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,23 @@ def registry_url(name_or_url: str, config: dict[str, Any]) -> str:
     return name_or_url
 
 
+def _limits(table: Any) -> Limits:
+    """`[limits]` in config.toml overrides the defaults, field by field."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{config_path()}: [limits] must be a table")
+    known = {f.name: f.type for f in fields(Limits)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"{config_path()}: limits.{key} is not a setting",
+                              hint="known: " + ", ".join(sorted(known)))
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"{config_path()}: limits.{key} = {value!r} is not a "
+                              "non-negative number")
+        values[key] = int(value) if known[key] in ("int", int) else float(value)
+    return Limits(**values)
+
+
 def load_settings(
     registry: str | None = None, offline: bool | None = None, home: Path | None = None,
     project_registry: str | None = None,
@@ -105,11 +122,11 @@ def load_settings(
     chosen = (registry or os.environ.get("MX_REGISTRY") or project_registry
               or config.get("default_registry"))
     url = registry_url(chosen, config) if chosen else None
-    limits = Limits()
+    limits = _limits(config.get("limits", {}))
     ttl = os.environ.get("MX_INDEX_TTL")
     if ttl:
         try:
-            limits = Limits(index_max_age=float(ttl))
+            limits = replace(limits, index_max_age=float(ttl))
         except ValueError:
             raise ConfigError(f"MX_INDEX_TTL={ttl!r} is not a number of seconds") from None
     return Settings(

@@ -159,7 +159,6 @@ class Transport:
 
         got = 0
         attempt = 0
-        chunk_size = self.limits.chunk_size
         while True:
             h = self._headers(url, {"Accept-Encoding": "identity", **(headers or {})})
             if got:
@@ -168,6 +167,10 @@ class Transport:
                 with self._http().stream("GET", url, headers=h) as r:
                     if r.status_code >= 500 or r.status_code == 429:
                         raise _Retry(f"HTTP {r.status_code}")
+                    if got and r.status_code == 416:
+                        raise FetchError(f"{url}: the server's file ends after {got} bytes; "
+                                         f"the index promised {size}",
+                                         hint="the artifact on the server is not the one indexed")
                     if got and r.status_code == 200:
                         sink.reset()  # the server ignored Range: start over
                         if progress:
@@ -176,7 +179,9 @@ class Transport:
                     elif r.status_code not in (200, 206):
                         raise FetchError(f"{url}: HTTP {r.status_code}",
                                          hint=_status_hint(r.status_code))
-                    for chunk in r.iter_raw(chunk_size):
+                    # No chunk_size: httpx would hold back a partial chunk when the
+                    # connection drops, and those bytes are what a resume starts after.
+                    for chunk in r.iter_raw():
                         got += len(chunk)
                         if got > size:
                             raise IntegrityError(
