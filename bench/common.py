@@ -1,0 +1,55 @@
+"""Helpers shared by the benchmark scripts: timing, medians, isolated environments."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def median_of(runs: int, fn: Callable[[], object],
+              before: Callable[[], object] | None = None) -> tuple[float, list[float]]:
+    samples = []
+    for _ in range(runs):
+        if before is not None:
+            before()
+        samples.append(timed(fn))
+    return statistics.median(samples), samples
+
+
+def bench_env(root: Path) -> dict[str, str]:
+    """A private HOME, git identity and mx config, so a run touches nothing of the user's."""
+    home = root / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / ".gitconfig").write_text("[user]\n\tname = bench\n\temail = bench@example.invalid\n"
+                                     "[init]\n\tdefaultBranch = main\n")
+    env = {**os.environ, "HOME": str(home), "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
+           "MX_CONFIG": str(home / "mx-config.toml"), "MX_HOME": str(root / "mx-cache")}
+    env.pop("MX_REGISTRY", None)
+    os.environ.update(env)
+    subprocess.run(["git", "lfs", "install", "--skip-repo"], check=True, capture_output=True)
+    return env
+
+
+def mx_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mx", *args]
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None) -> None:
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(cmd)} failed ({proc.returncode}): {proc.stderr}")
+
+
+def fmt(samples: list[float]) -> str:
+    return ", ".join(f"{s:.3f}" for s in samples)

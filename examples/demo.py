@@ -1,0 +1,133 @@
+"""make demo: the whole flow on three small real models, end to end.
+
+1. make three model repos (git + Git LFS, real ONNX models, release tags),
+2. validate them, 3. build a registry index from them, 4. serve it on 127.0.0.1,
+5. install a model by range into a fresh cache, 6. run one inference with it.
+Everything lands under ./demo-out (deleted and remade on each run).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "demo-out"
+MX = [sys.executable, "-m", "mx"]
+
+REGISTRY = """\
+registry: 1
+name: Demo models
+base_url: {url}
+mirror_artifacts: true
+sources:
+  - repo: repos/iris
+  - repo: repos/sentiment
+  - repo: repos/vision
+    models: [detectors/tiny]
+channels:
+  acme/iris: {{stable: 1.1.0, canary: 2.0.0-rc.1}}
+yanked:
+  acme/iris: {{1.0.0: "trained on a corrupted split; use 1.1.0"}}
+"""
+
+
+def step(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def mx(*args: str, env: dict[str, str]) -> str:
+    print("$ mx " + " ".join(shlex.quote(a) for a in args), flush=True)
+    proc = subprocess.run([*MX, *args], env=env, capture_output=True, text=True)
+    sys.stdout.write(proc.stdout)
+    sys.stderr.write(proc.stderr)
+    if proc.returncode != 0:
+        raise SystemExit(f"demo: `mx {' '.join(args)}` failed with exit code {proc.returncode}")
+    return proc.stdout
+
+
+def main() -> None:
+    started = time.monotonic()
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir()
+    home = OUT / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text("[user]\n\tname = mx demo\n\temail = demo@example.invalid\n"
+                                     "[init]\n\tdefaultBranch = main\n")
+    env = {**os.environ, "HOME": str(home), "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
+           "MX_HOME": str(OUT / "mx-cache"), "MX_CONFIG": str(home / "mx-config.toml")}
+    env.pop("MX_REGISTRY", None)
+    os.environ.update(env)
+    subprocess.run(["git", "lfs", "install", "--skip-repo"], check=True, capture_output=True)
+
+    from mx.devserver import base_url, make_server, serve_in_thread
+    from mx.examples import make_model_repo
+
+    step("1. model repos: git + Git LFS, real ONNX models, one tag per release")
+    repos = OUT / "repos"
+    made = [
+        make_model_repo(repos / "iris", "acme/iris", ["1.0.0", "1.1.0", "2.0.0-rc.1"],
+                        summary="Iris species from four flower measurements",
+                        task="tabular-classification", tags=("tabular", "iris")),
+        make_model_repo(repos / "sentiment", "acme/sentiment", ["0.9.0", "1.0.0"],
+                        in_features=16, classes=2, task="text-classification",
+                        summary="Positive or negative, from a 16-dim sentence feature",
+                        tags=("nlp",)),
+        make_model_repo(repos / "vision", "acme/tiny-detector", ["0.1.0"],
+                        model_dir="detectors/tiny", in_features=32, classes=10,
+                        task="image-classification", summary="Ten classes from a 32-dim "
+                        "image embedding", tags=("vision",)),
+    ]
+    for repo in made:
+        tags = subprocess.run(["git", "tag"], cwd=repo.path, capture_output=True, text=True)
+        print(f"  {repo.name:<20} {repo.path.relative_to(ROOT)}  tags: "
+              + " ".join(tags.stdout.split()))
+
+    step("2. validate (manifest, card, hashes, LFS state, ONNX checks)")
+    mx("validate", str(repos / "iris"), env=env)
+    mx("validate", str(repos / "vision" / "detectors" / "tiny"), env=env)
+
+    step("3. build the static index")
+    server = make_server(OUT / "site")
+    url = base_url(server)
+    (OUT / "registry.yaml").write_text(REGISTRY.format(url=url))
+    mx("index", "build", str(OUT / "registry.yaml"), "-o", str(OUT / "site"), env=env)
+
+    step(f"4. serve it: any static host works; here {url}")
+    (OUT / "site").mkdir(exist_ok=True)
+    serve_in_thread(server)
+    mx("info", "acme/iris", "--registry", url, env=env)
+
+    step("5. install by range into a verified, content-addressed cache")
+    mx("install", "acme/iris@^1.0", "--registry", url, env=env)
+    mx("install", "acme/sentiment@~1.0", "--registry", url, env=env)
+
+    step("6. one inference with the installed model")
+    import numpy as np
+
+    import mx as mxlib
+
+    session = mxlib.load("acme/iris@^1.0", registry=url)
+    flowers = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], np.float32)
+    probs = session.run(None, {"input": flowers})[0]
+    for row, p in zip(flowers, probs, strict=True):
+        print(f"  input {[round(float(x), 1) for x in row]} -> class {int(p.argmax())} "
+              f"(p={float(p.max()):.3f}, sums to {float(p.sum()):.3f})")
+
+    server.shutdown()
+    step(f"done in {time.monotonic() - started:.1f} s; where everything is")
+    print(f"  model repos     {repos}")
+    print(f"  registry.yaml   {OUT / 'registry.yaml'}")
+    print(f"  built index     {OUT / 'site' / 'index'}")
+    print(f"  mirrored files  {OUT / 'site' / 'artifacts' / 'sha256'}")
+    print(f"  model cache     {OUT / 'mx-cache'}")
+    print(f"  serve it again  .venv/bin/mx index serve {OUT / 'site'} --port 8000")
+
+
+if __name__ == "__main__":
+    main()
