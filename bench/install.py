@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bench_env, fmt, median_of, mx_cmd, run  # noqa: E402
+from common import bench_env, fmt, median_of, mx_cmd, run
 
 
 def make_registry(root: Path, size: int, env: dict[str, str]) -> Path:

@@ -104,13 +104,12 @@ def tree_entry_data(repo: Any, commit: str, path: str) -> bytes | None:
     return data
 
 
-def blob_size(repo: Any, commit: str, path: str) -> int | None:
-    tree = repo[commit].tree
+def blob_id(repo: Any, commit: str, path: str) -> str | None:
+    """The git object id at `path` in `commit` (names its exact bytes), or None."""
     try:
-        entry = tree[path]
+        return str(repo[commit].tree[path].id)
     except KeyError:
         return None
-    return int(repo[entry.id].size)
 
 
 def iter_tree_files(repo: Any, commit: str, prefix: str) -> Iterator[str]:

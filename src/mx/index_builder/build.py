@@ -17,7 +17,7 @@ from mx import gitrepo
 from mx.errors import BuildError
 from mx.fsutil import write_if_changed
 from mx.http import Transport
-from mx.index_builder.collect import Collected, Release, collect_source
+from mx.index_builder.collect import Collected, ManifestCache, Release, collect_source
 from mx.index_builder.mirror import ObjectLocator
 from mx.index_builder.registry import Registry, load_registry
 from mx.index_builder.sources import open_source
@@ -53,9 +53,10 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
     registry_dir = registry_file.resolve().parent
     transport = transport or Transport()
     collected = Collected()
+    manifests = ManifestCache(cache_dir / "manifests.json")
     for spec in registry.sources:
         source = open_source(spec, registry_dir, cache_dir)
-        collect_source(source, collected, strict)
+        collect_source(source, collected, strict, manifests)
     _check_curation(registry, collected)
     releases = [r for versions in collected.releases.values() for r in versions.values()]
     locator = ObjectLocator(transport, cache_dir / "lfs-verified.json")
@@ -67,6 +68,7 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
     if registry.mirror_artifacts:
         result.artifacts_written = locator.mirror(releases, need, out)
     locator.save()
+    manifests.save()
     docs: dict[Path, bytes] = {}
     search = []
     for name in sorted(collected.releases):

@@ -5,10 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from mx import gitrepo, lfs
+from pydantic import ValidationError
+
+from mx import gitrepo, lfs, yamlio
 from mx.errors import BuildError, ConfigError
+from mx.fsutil import atomic_write_bytes
 from mx.gitrepo import ReleaseTag
 from mx.index_builder.sources import Source
 from mx.manifest import MANIFEST_FILE, Manifest, parse_manifest
@@ -54,14 +58,50 @@ class Skip(Exception):
     """This release fails validation: skipped with a warning (an error under --strict)."""
 
 
-def collect_source(source: Source, out: Collected, strict: bool) -> None:
+class ManifestCache:
+    """Validated manifests by git blob id, kept between builds.
+
+    A blob id names exact bytes, so a manifest parsed once never needs parsing again;
+    the round-trip YAML parser is what a rebuild would otherwise spend its time on.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.dirty = False
+        try:
+            self.entries: dict[str, Any] = json.loads(path.read_bytes())
+        except (FileNotFoundError, ValueError):
+            self.entries = {}
+
+    def parse(self, blob_id: str, data: bytes, origin: str) -> Manifest:
+        raw = self.entries.get(blob_id)
+        if raw is not None:
+            try:
+                return Manifest.model_validate(raw)
+            except ValidationError:
+                pass  # written by another mx version: parse again
+        try:
+            manifest, doc, _ = parse_manifest(data.decode("utf-8", "replace"), origin)
+        except ConfigError as exc:
+            raise Skip(str(exc)) from None
+        self.entries[blob_id] = yamlio.to_plain(doc)
+        self.dirty = True
+        return manifest
+
+    def save(self) -> None:
+        if self.dirty:
+            atomic_write_bytes(self.path, json.dumps(self.entries, sort_keys=True).encode())
+
+
+def collect_source(source: Source, out: Collected, strict: bool,
+                   manifests: ManifestCache) -> None:
     wanted = set(source.spec.models) if source.spec.models is not None else None
     for tag in gitrepo.release_tags(source.repo):
         if wanted is not None and tag.model_dir not in wanted:
             continue
         where = f"source {source.label}, tag {tag.tag}"
         try:
-            release = read_release(source, tag)
+            release = read_release(source, tag, manifests)
         except Skip as exc:
             if strict:
                 raise BuildError(f"{where}: {exc}", hint="fix the release, or drop --strict "
@@ -82,16 +122,14 @@ def collect_source(source: Source, out: Collected, strict: bool) -> None:
         versions[key] = release
 
 
-def read_release(source: Source, tag: ReleaseTag) -> Release:
+def read_release(source: Source, tag: ReleaseTag, manifests: ManifestCache) -> Release:
     repo, commit = source.repo, tag.commit
     mpath = gitrepo.join(tag.model_dir, MANIFEST_FILE)
+    blob_id = gitrepo.blob_id(repo, commit, mpath)
     data = gitrepo.tree_entry_data(repo, commit, mpath)
-    if data is None:
+    if data is None or blob_id is None:
         raise Skip(f"{mpath} does not exist at this tag")
-    try:
-        manifest, _, _ = parse_manifest(data.decode("utf-8", "replace"), mpath)
-    except ConfigError as exc:
-        raise Skip(str(exc)) from None
+    manifest = manifests.parse(blob_id, data, mpath)
     if manifest.semver != tag.version:
         raise BuildError(
             f"source {source.label}, tag {tag.tag}, {mpath}: version is {manifest.version} but "
