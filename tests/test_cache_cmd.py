@@ -36,7 +36,7 @@ def test_ls_verify_prune_clean(mx, host: Host, tmp_path: Path) -> None:  # type:
     res = mx("cache", "prune")
     assert res.code == 0 and "removed 1 files" in res.out
     assert not stray.exists()
-    assert len(list((tmp_path / "mxhome/blobs/sha256").iterdir())) == 2
+    assert len(list((tmp_path / "mxhome/blobs/sha256").iterdir())) == 4  # 2 models, 2 cards
 
     res = mx("cache", "clean", "--yes")
     assert res.code == 0

@@ -12,9 +12,13 @@ from mx.client.index import registry_key
 from tests.support.servers import Host, static_host
 
 
-def blobs(tmp_path: Path) -> list[Path]:
-    d = tmp_path / "mxhome" / "blobs" / "sha256"
-    return sorted(d.iterdir()) if d.exists() else []
+def blob_of(tmp_path: Path, sha: str) -> bool:
+    return (tmp_path / "mxhome" / "blobs" / "sha256" / sha).exists()
+
+
+def nothing_linked(tmp_path: Path) -> bool:
+    models = tmp_path / "mxhome" / "models"
+    return not models.exists() or not any(p.is_file() for p in models.rglob("*"))
 
 
 def leftovers(tmp_path: Path) -> list[Path]:
@@ -107,7 +111,7 @@ def test_offline(mx, host: Host, tmp_path: Path) -> None:  # type: ignore[no-unt
     res = mx("install", "acme/iris@1.0.0", "--registry", host.url, "--offline")
     assert res.code == 0, res.err
     res = mx("install", "acme/iris@1.1.0", "--registry", host.url, "--offline")
-    assert res.code == 1 and "model.onnx not in the cache" in res.err
+    assert res.code == 1 and "model.onnx, README.md not in the cache" in res.err
     res = mx("install", "acme/resnet", "--registry", host.url, "--offline")
     assert res.code == 1 and "not in the offline cache" in res.err
 
@@ -138,9 +142,8 @@ def test_persistent_500_fails_cleanly(mx, host: Host, tmp_path: Path) -> None:  
     res = mx("install", "acme/iris@1.0.0", "--registry", host.url)
     assert res.code == 1
     assert "HTTP 500" in res.err and "gave up after" in res.err
-    assert blobs(tmp_path) == [] and leftovers(tmp_path) == []
-    assert not (tmp_path / "mxhome/models").exists() or not any(
-        (tmp_path / "mxhome/models").rglob("model.onnx"))
+    assert not blob_of(tmp_path, sha) and leftovers(tmp_path) == []
+    assert nothing_linked(tmp_path)
 
 
 def test_dropped_connection_resumes_with_range(mx, tmp_path: Path, built: Path) -> None:  # type: ignore[no-untyped-def]
@@ -162,7 +165,8 @@ def test_wrong_bytes_are_refused(mx, host: Host, tmp_path: Path) -> None:  # typ
     res = mx("install", "acme/iris@1.0.0", "--registry", host.url)
     assert res.code == 1
     assert "sha256 is" in res.err and f"expected {sha}" in res.err
-    assert blobs(tmp_path) == [] and leftovers(tmp_path) == []
+    assert not blob_of(tmp_path, sha) and leftovers(tmp_path) == []
+    assert nothing_linked(tmp_path)
 
 
 def test_truncated_file_on_host_is_refused(mx, host: Host, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -180,7 +184,8 @@ def test_truncated_file_on_host_is_refused(mx, host: Host, tmp_path: Path) -> No
     host.faults.requests.clear()
     res = mx("install", "acme/iris@1.0.0", "--registry", host.url)
     assert res.code == 1 and "file ends after" in res.err
-    assert blobs(tmp_path) == [] and leftovers(tmp_path) == []
+    assert not blob_of(tmp_path, art["sha256"]) and leftovers(tmp_path) == []
+    assert nothing_linked(tmp_path)
 
 
 def test_newer_index_major_is_refused(mx, host: Host) -> None:  # type: ignore[no-untyped-def]
@@ -239,3 +244,13 @@ def test_info(mx, host: Host) -> None:  # type: ignore[no-untyped-def]
     assert "stable=1.1.0" in res.out
     res = mx("info", "acme/iris", "--registry", host.url, "--json")
     assert json.loads(res.out)["name"] == "acme/iris"
+
+
+def test_card_is_installed_and_verified(mx, host: Host) -> None:  # type: ignore[no-untyped-def]
+    res = mx("install", "acme/iris@1.0.0", "--registry", host.url, "--json")
+    files = json.loads(res.out)[0]["files"]
+    card = Path(files["README.md"]).read_text()
+    assert card.startswith("---\nlicense: apache-2.0") and "## Evaluation" in card
+    host.faults.corrupt.add("/cards/acme/iris/1.1.0.md")
+    res = mx("install", "acme/iris@1.1.0", "--registry", host.url)
+    assert res.code == 1 and "README.md from" in res.err and "sha256 is" in res.err

@@ -81,10 +81,21 @@ def install_requirement(session: Session, req: Requirement, variant: str | None 
     doc = session.index().model(req.name)
     res = resolve(doc, req)
     variant, arts = select_artifacts(res, variant, fmt)
+    arts = arts + card_entry(res.record)
     installed = materialize(session, session.registry, req.name, res.version, variant, arts,
                             res.record.get("manifest"), to)
     installed.warnings = res.warnings + installed.warnings
     return installed
+
+
+def card_entry(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model card, installed beside the artifacts like one of them (verified too)."""
+    card = record.get("card")
+    if not isinstance(card, dict) or not {"url", "sha256", "size"} <= card.keys():
+        return []
+    path = (record.get("manifest") or {}).get("card") or "README.md"
+    return [{"path": path, "format": "card", "variant": None, "sha256": card["sha256"],
+             "size": card["size"], "urls": [card["url"]]}]
 
 
 def materialize(session: Session, registry: str, name: str, version: str, variant: str,
