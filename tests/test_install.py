@@ -254,3 +254,43 @@ def test_card_is_installed_and_verified(mx, host: Host) -> None:  # type: ignore
     host.faults.corrupt.add("/cards/acme/iris/1.1.0.md")
     res = mx("install", "acme/iris@1.1.0", "--registry", host.url)
     assert res.code == 1 and "README.md from" in res.err and "sha256 is" in res.err
+
+
+def test_missing_artifact_on_host(mx, host: Host, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    doc = json.loads((host.root / "index/models/acme/iris.json").read_text())
+    art = doc["versions"]["1.0.0"]["artifacts"][0]
+    art["urls"] = art["urls"][:1]
+    (host.root / "index/models/acme/iris.json").write_text(json.dumps(doc))
+    (host.root / "artifacts/sha256" / art["sha256"]).unlink()
+    res = mx("install", "acme/iris@1.0.0", "--registry", host.url)
+    assert res.code == 1
+    assert f"artifacts/sha256/{art['sha256']}: HTTP 404" in res.err
+    assert nothing_linked(tmp_path) and leftovers(tmp_path) == []
+
+
+def test_progress_bar_only_on_a_terminal(host: Host, tmp_path: Path) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "mx", "install", "acme/iris@1.0.0", "--registry", host.url]
+    primary, replica = pty.openpty()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=replica)
+    os.close(replica)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=30) == 0
+    drawn = b"".join(chunks).decode("utf-8", "replace")
+    assert "model.onnx" in drawn and "bytes" in drawn  # the bar: file name and byte counts
+    import shutil
+
+    shutil.rmtree(tmp_path / "mxhome")
+    quiet = subprocess.run(cmd, capture_output=True, text=True)
+    assert quiet.returncode == 0 and quiet.stderr == ""

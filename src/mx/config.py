@@ -18,7 +18,6 @@ from mx.errors import ConfigError
 @dataclass(frozen=True)
 class Limits:
     max_index_bytes: int = 32 << 20  # one index document; they are small by design
-    max_card_bytes: int = 4 << 20
     max_lfs_batch_bytes: int = 8 << 20
     connect_timeout: float = 10.0
     read_timeout: float = 60.0

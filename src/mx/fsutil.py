@@ -7,7 +7,7 @@ import os
 import queue
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -51,11 +51,6 @@ def sha256_file(path: Path) -> tuple[str, int]:
             h.update(chunk)
             size += len(chunk)
     return h.hexdigest(), size
-
-
-def iter_file(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as f:
-        yield from iter(lambda: f.read(CHUNK), b"")
 
 
 def unsafe_relpath_reason(rel: str) -> str | None:

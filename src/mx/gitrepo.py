@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,28 +109,6 @@ def blob_id(repo: Any, commit: str, path: str) -> str | None:
         return str(repo[commit].tree[path].id)
     except KeyError:
         return None
-
-
-def iter_tree_files(repo: Any, commit: str, prefix: str) -> Iterator[str]:
-    """Paths of every blob under `prefix` (relative to it) at `commit`."""
-    pygit2 = _pygit2()
-    tree = repo[commit].tree
-    if prefix not in ("", "."):
-        try:
-            tree = repo[tree[prefix].id]
-        except KeyError:
-            return
-
-    def walk(t: Any, base: str) -> Iterator[str]:
-        for entry in t:
-            obj = repo[entry.id]
-            name = f"{base}{entry.name}"
-            if isinstance(obj, pygit2.Tree):
-                yield from walk(obj, name + "/")
-            elif isinstance(obj, pygit2.Blob):
-                yield name
-
-    yield from walk(tree, "")
 
 
 def head_commit(path: Path) -> str | None:

@@ -84,10 +84,6 @@ class Version:
         return text
 
 
-def is_version(text: str) -> bool:
-    return _VERSION_RE.match(text.strip()) is not None
-
-
 # --- ranges -----------------------------------------------------------------
 
 _X = {"x", "X", "*"}
@@ -235,9 +231,6 @@ class Range:
     def best(self, versions: list[Version]) -> Version | None:
         ok = [v for v in versions if self.contains(v)]
         return max(ok) if ok else None
-
-    def names_prerelease(self) -> bool:
-        return any(c.version.is_prerelease for s in self.sets for c in s)
 
     def __str__(self) -> str:
         return self.text

@@ -18,7 +18,7 @@ from mx.errors import FetchError, IntegrityError, MxError
 from mx.fsutil import HashingWriter, fetch_verified
 from mx.http import Transport
 from mx.lfs import Pointer, endpoint_for_remote, local_object
-from mx.progress import NoProgress, Progress
+from mx.progress import Progress
 
 
 @dataclass
@@ -111,7 +111,3 @@ class Downloader:
             raise FetchError(f"{endpoint}: LFS object {oid}: {why}")
         self.transport.download(got["href"], writer, art["size"], advance,
                                 headers=got.get("header"))
-
-
-def no_progress() -> Progress:
-    return NoProgress()

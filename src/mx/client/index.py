@@ -76,14 +76,6 @@ class IndexClient:
         raw = self._get(rel, f"model {name}")
         return check_model_doc(raw, self.url(rel), name)
 
-    def config(self) -> dict[str, Any]:
-        return check_format(self._get("index/config.json", "index config"),
-                            self.url("index/config.json"))
-
-    def search_listing(self) -> dict[str, Any]:
-        return check_format(self._get("index/search.json", "search listing"),
-                            self.url("index/search.json"))
-
     def _get(self, rel: str, what: str) -> Any:
         cached_path = self.cache_dir / (rel + ".cache.json")
         cached = _read_cached(cached_path)
