@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -28,17 +27,9 @@ def median_of(runs: int, fn: Callable[[], object],
 
 
 def bench_env(root: Path) -> dict[str, str]:
-    """A private HOME, git identity and mx config, so a run touches nothing of the user's."""
-    home = root / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    (home / ".gitconfig").write_text("[user]\n\tname = bench\n\temail = bench@example.invalid\n"
-                                     "[init]\n\tdefaultBranch = main\n")
-    env = {**os.environ, "HOME": str(home), "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
-           "MX_CONFIG": str(home / "mx-config.toml"), "MX_HOME": str(root / "mx-cache")}
-    env.pop("MX_REGISTRY", None)
-    os.environ.update(env)
-    subprocess.run(["git", "lfs", "install", "--skip-repo"], check=True, capture_output=True)
-    return env
+    from mx.examples import sandbox_env
+
+    return sandbox_env(root, "bench")
 
 
 def mx_cmd(*args: str) -> list[str]:

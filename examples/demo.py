@@ -8,7 +8,6 @@ Everything lands under ./demo-out (deleted and remade on each run).
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import subprocess
@@ -55,18 +54,10 @@ def main() -> None:
     started = time.monotonic()
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir()
-    home = OUT / "home"
-    home.mkdir()
-    (home / ".gitconfig").write_text("[user]\n\tname = mx demo\n\temail = demo@example.invalid\n"
-                                     "[init]\n\tdefaultBranch = main\n")
-    env = {**os.environ, "HOME": str(home), "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
-           "MX_HOME": str(OUT / "mx-cache"), "MX_CONFIG": str(home / "mx-config.toml")}
-    env.pop("MX_REGISTRY", None)
-    os.environ.update(env)
-    subprocess.run(["git", "lfs", "install", "--skip-repo"], check=True, capture_output=True)
-
     from mx.devserver import base_url, make_server, serve_in_thread
-    from mx.examples import make_model_repo
+    from mx.examples import make_model_repo, sandbox_env
+
+    env = sandbox_env(OUT, "mx demo")
 
     step("1. model repos: git + Git LFS, real ONNX models, one tag per release")
     repos = OUT / "repos"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mx.cli.main import run
-from mx.examples import ExampleRepo, git, make_model_repo
+from mx.examples import ExampleRepo, git, git_home, make_model_repo
 from tests.support.servers import Host, LfsServer, giftless, static_host
 
 
@@ -75,14 +75,6 @@ channels:
 yanked:
   acme/iris: {{1.2.0: "wrong weights; use 1.1.0"}}
 """
-
-
-def git_home(home: Path) -> dict[str, str]:
-    home.mkdir(parents=True, exist_ok=True)
-    gitconfig = home / ".gitconfig"
-    gitconfig.write_text("[user]\n\tname = Test\n\temail = test@example.invalid\n"
-                         "[init]\n\tdefaultBranch = main\n[protocol \"file\"]\n\tallow = always\n")
-    return {"HOME": str(home), "GIT_CONFIG_GLOBAL": str(gitconfig), "GIT_CONFIG_NOSYSTEM": "1"}
 
 
 @pytest.fixture(scope="session")

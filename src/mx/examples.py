@@ -118,6 +118,27 @@ def card_text(name: str, summary: str = "A small linear classifier", license: st
                        tags=", ".join(tags), in_features=in_features, classes=classes, seed=seed)
 
 
+def git_home(home: Path, who: str = "mx examples") -> dict[str, str]:
+    """A HOME with its own git identity; returns the variables that point git at it."""
+    home.mkdir(parents=True, exist_ok=True)
+    gitconfig = home / ".gitconfig"
+    gitconfig.write_text(f"[user]\n\tname = {who}\n\temail = mx@example.invalid\n"
+                         "[init]\n\tdefaultBranch = main\n[protocol \"file\"]\n\tallow = always\n")
+    return {"HOME": str(home), "GIT_CONFIG_GLOBAL": str(gitconfig), "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def sandbox_env(root: Path, who: str = "mx examples") -> dict[str, str]:
+    """Environment for a run that must touch nothing of the user's: its own HOME with a
+    git identity and git-lfs filters, its own mx cache and config. Applied to os.environ
+    too (git-lfs filters are installed with it), and returned for subprocesses."""
+    env = git_home(root / "home", who)
+    env.update(MX_HOME=str(root / "mx-cache"), MX_CONFIG=str(root / "home" / "mx-config.toml"))
+    os.environ.update(env)
+    os.environ.pop("MX_REGISTRY", None)
+    subprocess.run(["git", "lfs", "install", "--skip-repo"], check=True, capture_output=True)
+    return dict(os.environ)
+
+
 def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, **(env or {})})
