@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from mx.cli.main import run
-from mx.examples import ExampleRepo, git, git_home, make_model_repo
+from mx.examples import (
+    ExampleRepo,
+    git,
+    git_home,
+    make_model_repo,
+    make_signing_key,
+    sign_all_releases,
+)
 from tests.support.servers import Host, LfsServer, giftless, static_host
 
 
@@ -74,6 +81,10 @@ channels:
   acme/iris: {{stable: 1.1.0, canary: 2.0.0-rc.1}}
 yanked:
   acme/iris: {{1.2.0: "wrong weights; use 1.1.0"}}
+namespaces:
+  acme:
+    signers:
+      - {{public_key: keys/acme.pub}}
 """
 
 
@@ -95,6 +106,10 @@ def world_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
                         ["1.0.0", "1.1.0", "1.2.0", "2.0.0-rc.1"])
         make_model_repo(root / "repos" / "mono", "acme/resnet", ["0.1.0"],
                         model_dir="vision/resnet", in_features=8, classes=5)
+        private, _ = make_signing_key(root / "keys", "acme")
+        make_signing_key(root / "keys", "intruder")
+        sign_all_releases(root / "repos" / "iris", private)
+        sign_all_releases(root / "repos" / "mono", private, "vision/resnet")
         (root / "registry.yaml").write_text(REGISTRY_YAML.format(mirror="true"))
         assert run(["index", "build", str(root / "registry.yaml"), "-o",
                     str(root / "site")]) == 0
@@ -148,3 +163,4 @@ def push_to(repo: Path, bare: Path, lfs_url: str | None = None) -> None:
     git(repo, "remote", "add", "origin", str(bare))
     git(repo, "push", "-q", "origin", "--all")
     git(repo, "push", "-q", "origin", "--tags")
+    git(repo, "push", "-q", "origin", "refs/notes/*:refs/notes/*")

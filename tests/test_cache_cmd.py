@@ -15,7 +15,8 @@ def test_ls_verify_prune_clean(mx, host: Host, tmp_path: Path) -> None:  # type:
     assert all(r["size"] > 0 for r in rows)
     assert mx("cache", "verify").code == 0
 
-    blob = next((tmp_path / "mxhome/blobs/sha256").iterdir())
+    iris = next(r for r in rows if r["name"] == "acme/iris")
+    blob = tmp_path / "mxhome/blobs/sha256" / iris["files"]["model.onnx"]
     blob.chmod(0o644)
     data = bytearray(blob.read_bytes())
     data[10] ^= 0xFF
@@ -36,7 +37,8 @@ def test_ls_verify_prune_clean(mx, host: Host, tmp_path: Path) -> None:  # type:
     res = mx("cache", "prune")
     assert res.code == 0 and "removed 1 files" in res.out
     assert not stray.exists()
-    assert len(list((tmp_path / "mxhome/blobs/sha256").iterdir())) == 4  # 2 models, 2 cards
+    # model, card, mx.yaml and the signature bundle, for each of the two
+    assert len(list((tmp_path / "mxhome/blobs/sha256").iterdir())) == 8
 
     res = mx("cache", "clean", "--yes")
     assert res.code == 0

@@ -4,7 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
-from mx.examples import ExampleRepo, git, make_model_repo, manifest_text
+from mx.examples import ExampleRepo, git, make_model_repo, manifest_text, sign_all_releases
 from tests.conftest import REGISTRY_YAML
 
 
@@ -71,6 +71,7 @@ def test_rebuild_reads_no_artifact_again(mx, registry_file: Path, built: Path,  
 def test_new_release_is_picked_up(mx, registry_file: Path, built: Path,  # type: ignore[no-untyped-def]
                                   repos: dict[str, ExampleRepo]) -> None:
     make_model_repo(repos["iris"].path, "acme/iris", ["1.3.0"])
+    sign_all_releases(repos["iris"].path, registry_file.parent / "keys" / "acme.pem")
     res = mx("index", "build", registry_file, "-o", built, "--json")
     summary = json.loads(res.out)
     assert summary["artifacts_written"] == 1

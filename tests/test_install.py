@@ -111,7 +111,7 @@ def test_offline(mx, host: Host, tmp_path: Path) -> None:  # type: ignore[no-unt
     res = mx("install", "acme/iris@1.0.0", "--registry", host.url, "--offline")
     assert res.code == 0, res.err
     res = mx("install", "acme/iris@1.1.0", "--registry", host.url, "--offline")
-    assert res.code == 1 and "model.onnx, README.md not in the cache" in res.err
+    assert res.code == 1 and "model.onnx, README.md, mx.yaml not in the cache" in res.err
     res = mx("install", "acme/resnet", "--registry", host.url, "--offline")
     assert res.code == 1 and "not in the offline cache" in res.err
 

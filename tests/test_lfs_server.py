@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mx.examples import make_model_repo
+from mx.examples import make_model_repo, make_signing_key, sign_all_releases
 from tests.conftest import push_to
 from tests.support.servers import LfsServer, static_host
 
@@ -17,6 +17,8 @@ def published(tmp_path: Path, lfs_server: LfsServer, repo_name: str,
     endpoint = lfs_server.endpoint("acme", repo_name)
     repo = make_model_repo(tmp_path / "work" / repo_name, f"acme/{repo_name}",
                            ["1.0.0", "1.1.0"], lfs_url=endpoint)
+    private, _ = make_signing_key(tmp_path / "keys", "acme")
+    sign_all_releases(repo.path, private)
     bare = tmp_path / "remotes" / f"{repo_name}.git"
     bare.parent.mkdir(parents=True, exist_ok=True)
     if skip_lfs_push:
@@ -36,7 +38,8 @@ def published(tmp_path: Path, lfs_server: LfsServer, repo_name: str,
 def registry(tmp_path: Path, bare: Path, mirror: bool) -> Path:
     path = tmp_path / f"registry-{bare.stem}-{mirror}.yaml"
     path.write_text(f"registry: 1\nname: LFS\nmirror_artifacts: {str(mirror).lower()}\n"
-                    f"sources:\n  - repo: {bare}\n")
+                    f"sources:\n  - repo: {bare}\n"
+                    f"namespaces:\n  acme:\n    signers: [{{public_key: keys/acme.pub}}]\n")
     return path
 
 

@@ -139,6 +139,35 @@ def sandbox_env(root: Path, who: str = "mx examples") -> dict[str, str]:
     return dict(os.environ)
 
 
+def make_signing_key(directory: Path, name: str = "release") -> tuple[Path, Path]:
+    """An EC P-256 key pair in PEM, as an air-gapped publisher would use: (private, public)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = directory / f"{name}.pem"
+    public = directory / f"{name}.pub"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, public
+
+
+def sign_all_releases(repo: Path, key: Path, model_dir: str = ".") -> None:
+    """Sign every release tag of the model in `model_dir` with `key` (git notes)."""
+    from mx.gitrepo import open_repo, release_tags
+    from mx.sign.release import sign_release
+    from mx.sign.signers import KeySigner
+
+    signer = KeySigner(key)
+    for tag in release_tags(open_repo(repo)):
+        if tag.model_dir == model_dir:
+            sign_release(repo / model_dir, tag.tag, signer)
+
+
 def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, **(env or {})})

@@ -8,8 +8,7 @@ from pathlib import Path
 from mx.errors import ConfigError
 from mx.fsutil import atomic_write_bytes
 from mx.lfs import DEFAULT_PATTERNS
-from mx.manifest import MANIFEST_FILE
-from mx.names import check_model_name
+from mx.names import MANIFEST_FILE, check_model_name
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mx import yamlio
 from mx.errors import ConfigError
-from mx.names import check_model_name
+from mx.names import MANIFEST_FILE, check_model_name
 from mx.semver import InvalidVersion, Version
 
 SCHEMA_MAJOR = 1
-MANIFEST_FILE = "mx.yaml"
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 # SPDX short identifiers and simple expressions, case-insensitive as the Hub writes them.
 LICENSE_RE = re.compile(r"^[A-Za-z0-9.+-]+(?: (?:AND|OR|WITH) [A-Za-z0-9.+-]+)*$")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+MANIFEST_FILE = "mx.yaml"
 _PART = r"[a-z0-9][a-z0-9._-]{0,63}"
 NAME_RE = re.compile(rf"^{_PART}/{_PART}$")
 

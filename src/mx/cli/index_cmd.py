@@ -19,15 +19,20 @@ def index() -> None:
 @click.option("--strict", is_flag=True, help="A release that fails validation is an error.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where source mirrors and build state live [default: $MX_HOME/build].")
+@click.option("--allow-unsigned", is_flag=True,
+              help="List unsigned releases as unsigned instead of refusing them.")
+@click.option("--trust-config", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Sigstore ClientTrustConfig JSON, for keyless verification offline.")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON.")
 def build(registry_file: Path, out: Path, strict: bool, cache_dir: Path | None,
-          as_json: bool) -> None:
+          allow_unsigned: bool, trust_config: Path | None, as_json: bool) -> None:
     """Build index/ (and mirrored artifacts) from registry.yaml and its model repos."""
     from mx.cli.output import emit_json, warn
     from mx.config import default_home
     from mx.index_builder.build import build_index
 
-    result = build_index(registry_file, out, cache_dir or default_home() / "build", strict)
+    result = build_index(registry_file, out, cache_dir or default_home() / "build", strict,
+                         allow_unsigned=allow_unsigned, trust_config=trust_config)
     for w in result.warnings:
         warn(w)
     if as_json:

@@ -16,12 +16,15 @@ import click
 @click.option("--registry", help="Registry base URL, local folder, or configured name.")
 @click.option("--offline", is_flag=True, default=None, help="Use only the cache.")
 @click.option("--refresh", is_flag=True, help="Ask the registry even if the cached index is fresh.")
+@click.option("--allow-unsigned", is_flag=True,
+              help="Install a release even if signatures are required and it has none.")
 @click.option("--locked", is_flag=True, help="Install exactly mx.lock; never read the index.")
 @click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=".",
               help="Folder holding mx.toml (when no model is named).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was installed as JSON.")
 def install(specs: tuple[str, ...], variant: str | None, fmt: str | None, to: Path | None,
-            registry: str | None, offline: bool | None, refresh: bool, locked: bool,
+            registry: str | None, offline: bool | None, refresh: bool, allow_unsigned: bool,
+            locked: bool,
             project: Path,
             as_json: bool) -> None:
     """Install models into the verified cache (with no argument: those in mx.toml)."""
@@ -39,7 +42,7 @@ def install(specs: tuple[str, ...], variant: str | None, fmt: str | None, to: Pa
         project_registry, _ = read_project(project / "mx.toml")
     settings = load_settings(registry, offline, project_registry=project_registry)
     with progress_bar(not as_json) as bar:
-        session = Session(settings, bar, refresh)
+        session = Session(settings, bar, refresh, allow_unsigned)
         try:
             if specs:
                 results = [install_requirement(session, parse_requirement(s), variant, fmt, to)

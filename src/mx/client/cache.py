@@ -111,10 +111,11 @@ class Cache:
                 continue
             size = sum(self.blob(s).stat().st_size for s in rec.get("files", {}).values()
                        if self.blob(s).exists())
+            sig = rec.get("signature") or {}
             out.append({"registry": rec.get("registry"), "name": rec.get("name"),
                         "version": rec.get("version"), "variant": rec.get("variant"),
                         "path": str(variant_dir), "size": size,
-                        "files": rec.get("files", {})})
+                        "files": rec.get("files", {}), "signature": sig.get("sha256")})
         return out
 
     def verify(self, repair: bool = False) -> list[str]:
@@ -138,7 +139,9 @@ class Cache:
 
     def prune(self) -> tuple[int, int]:
         """Remove blobs no installed model uses, and stale temp files: (files, bytes)."""
-        used = {s for rec in self.installed() for s in rec["files"].values()}
+        installed = self.installed()
+        used = {s for rec in installed for s in rec["files"].values()}
+        used |= {rec["signature"] for rec in installed if rec["signature"]}
         count = freed = 0
         if self.blobs.exists():
             for blob in self.blobs.iterdir():

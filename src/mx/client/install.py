@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,11 @@ from mx.client.download import Downloader
 from mx.client.index import IndexClient, normalise_base, registry_key
 from mx.client.resolve import resolve, select_artifacts
 from mx.client.spec import Requirement, parse_requirement
+from mx.client.trust import TrustPolicy, check_manifest_identity, check_release
 from mx.config import Settings, load_settings
 from mx.errors import ConfigError, OfflineError
 from mx.http import Transport
+from mx.names import MANIFEST_FILE
 from mx.progress import NoProgress, Progress
 
 
@@ -31,6 +34,7 @@ class InstalledModel:
     manifest: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     downloaded: bool = False
+    signed: bool = False
 
     def artifact(self, fmt: str = "onnx") -> Path:
         """The local file of the first artifact in format `fmt`."""
@@ -44,7 +48,8 @@ class InstalledModel:
         return {"name": self.name, "version": self.version, "variant": self.variant,
                 "registry": self.registry, "path": str(self.path),
                 "files": {k: str(v) for k, v in sorted(self.files.items())},
-                "downloaded": self.downloaded, "warnings": self.warnings}
+                "downloaded": self.downloaded, "signed": self.signed,
+                "warnings": self.warnings}
 
 
 @dataclass
@@ -54,9 +59,11 @@ class Session:
     settings: Settings
     progress: Progress = field(default_factory=NoProgress)
     refresh: bool = False  # revalidate index documents even when freshly cached
+    allow_unsigned: bool = False
 
     def __post_init__(self) -> None:
         self.cache = Cache(self.settings.home)
+        self.trust = TrustPolicy.from_config(self.settings.trust, self.allow_unsigned)
         host = urllib.parse.urlparse(self.settings.registry or "").hostname
         self.transport = Transport(self.settings.limits, self.settings.token, host)
 
@@ -81,11 +88,48 @@ def install_requirement(session: Session, req: Requirement, variant: str | None 
     doc = session.index().model(req.name)
     res = resolve(doc, req)
     variant, arts = select_artifacts(res, variant, fmt)
-    arts = arts + card_entry(res.record)
+    arts = arts + card_entry(res.record) + manifest_entry(res.record)
+    signed: dict[str, str] | None = None
+    warnings: list[str] = []
+
+    def before_fetch() -> None:
+        nonlocal signed, warnings
+        bundle = signature_entry(res.record)
+        bundle_file = (fetch_blob(session, bundle, f"{req.name}@{res.version}")
+                       if bundle else None)
+        signed, warnings = check_release(req.name, res.version, res.record, arts,
+                                         session.trust, bundle_file)
+
+    def before_link(blobs: dict[str, Path]) -> None:
+        if signed is not None and MANIFEST_FILE in blobs:
+            check_manifest_identity(blobs[MANIFEST_FILE], req.name, res.version)
+
     installed = materialize(session, session.registry, req.name, res.version, variant, arts,
-                            res.record.get("manifest"), to)
-    installed.warnings = res.warnings + installed.warnings
+                            res.record.get("manifest"), to, before_fetch, before_link,
+                            {"signature": res.record.get("signature")})
+    installed.warnings = res.warnings + warnings + installed.warnings
+    installed.signed = signed is not None
     return installed
+
+
+def signature_entry(record: dict[str, Any]) -> dict[str, Any] | None:
+    sig = record.get("signature")
+    if not isinstance(sig, dict) or not {"url", "sha256", "size"} <= sig.keys():
+        return None
+    return {"path": "signature.sigstore.json", "sha256": sig["sha256"], "size": sig["size"],
+            "urls": [sig["url"]]}
+
+
+def fetch_blob(session: Session, entry: dict[str, Any], label: str) -> Path:
+    """One verified file into the blob store (cached; offline if already there)."""
+    if session.cache.has_blob(entry["sha256"], entry["size"]):
+        return session.cache.blob(entry["sha256"])
+    if session.settings.offline:
+        raise OfflineError(f"{label}: {entry['path']} not in the cache",
+                           hint="run once online, or unset MX_OFFLINE / --offline")
+    session.cache.ensure()
+    return Downloader(session.cache, session.transport, session.registry,
+                      session.progress).fetch_one(entry, label)
 
 
 def card_entry(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -98,9 +142,21 @@ def card_entry(record: dict[str, Any]) -> list[dict[str, Any]]:
              "size": card["size"], "urls": [card["url"]]}]
 
 
+def manifest_entry(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The release's mx.yaml as published, installed beside the artifacts (verified)."""
+    mf = record.get("manifest_file")
+    if not isinstance(mf, dict) or not {"url", "sha256", "size"} <= mf.keys():
+        return []
+    return [{"path": MANIFEST_FILE, "format": "manifest", "variant": None,
+             "sha256": mf["sha256"], "size": mf["size"], "urls": [mf["url"]]}]
+
+
 def materialize(session: Session, registry: str, name: str, version: str, variant: str,
                 arts: list[dict[str, Any]], manifest: dict[str, Any] | None,
-                to: Path | None) -> InstalledModel:
+                to: Path | None,
+                before_fetch: Callable[[], None] | None = None,
+                before_link: Callable[[dict[str, Path]], None] | None = None,
+                extra_record: dict[str, Any] | None = None) -> InstalledModel:
     """Make the artifacts present and linked in the cache (and in `to`)."""
     cache = session.cache
     key = registry_key(registry)
@@ -112,12 +168,17 @@ def materialize(session: Session, registry: str, name: str, version: str, varian
             if missing:
                 raise OfflineError(f"{name} {version}: {', '.join(missing)} not in the cache",
                                    hint="run once online, or unset MX_OFFLINE / --offline")
+        if before_fetch is not None:
+            before_fetch()  # e.g. the signature: checked once, before anything is fetched
         downloader = Downloader(cache, session.transport, registry, session.progress)
         downloader.fetch_all(arts, f"{name}@{version}")
+        if before_link is not None:
+            before_link({a["path"]: cache.blob(a["sha256"]) for a in arts})
         record: dict[str, Any] = {"registry": registry, "name": name, "version": version,
                                   "variant": variant, "artifacts": arts}
         if manifest is not None:
             record["manifest"] = manifest
+        record.update(extra_record or {})
         cache.link_snapshot(variant_dir, {a["path"]: a["sha256"] for a in arts}, record)
         downloaded = True
     files = {a["path"]: variant_dir / a["path"] for a in arts}
@@ -140,10 +201,10 @@ def export_to(files: dict[str, Path], to: Path) -> dict[str, Path]:
 def install(spec: str, *, variant: str | None = None, format: str | None = None,
             to: str | os.PathLike[str] | None = None, registry: str | None = None,
             offline: bool | None = None, home: str | os.PathLike[str] | None = None,
-            progress: Progress | None = None) -> InstalledModel:
+            progress: Progress | None = None, allow_unsigned: bool = False) -> InstalledModel:
     """Install `ns/name@range` into the cache and return where its files are."""
     settings = load_settings(registry, offline, Path(home) if home else None)
-    session = Session(settings, progress or NoProgress())
+    session = Session(settings, progress or NoProgress(), allow_unsigned=allow_unsigned)
     try:
         return install_requirement(session, parse_requirement(spec), variant, format,
                                    Path(to) if to else None)

@@ -20,6 +20,7 @@ from mx.http import Transport
 from mx.index_builder.collect import Collected, ManifestCache, Release, collect_source
 from mx.index_builder.mirror import ObjectLocator
 from mx.index_builder.registry import Registry, load_registry
+from mx.index_builder.signatures import SignatureChecker
 from mx.index_builder.sources import open_source
 from mx.semver import Version
 
@@ -48,7 +49,8 @@ def dumps(obj: Any) -> bytes:
 
 
 def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = False,
-                transport: Transport | None = None) -> BuildResult:
+                transport: Transport | None = None, allow_unsigned: bool = False,
+                trust_config: Path | None = None) -> BuildResult:
     registry = load_registry(registry_file)
     registry_dir = registry_file.resolve().parent
     transport = transport or Transport()
@@ -59,6 +61,9 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
         collect_source(source, collected, strict, manifests)
     _check_curation(registry, collected)
     releases = [r for versions in collected.releases.values() for r in versions.values()]
+    checker = SignatureChecker(registry, registry_dir, allow_unsigned, trust_config)
+    for release in releases:
+        release.signature = checker.check(release)
     locator = ObjectLocator(transport, cache_dir / "lfs-verified.json")
     need = locator.locate(releases, out, registry.mirror_artifacts)
 
@@ -114,6 +119,8 @@ def model_document(name: str, releases: dict[str, Release],
         rel = releases[key]
         card_rel = Path("cards") / ns / short / f"{key}.md"
         cards[card_rel] = rel.card_text
+        manifest_rel = Path("manifests") / ns / short / f"{key}.yaml"
+        cards[manifest_rel] = rel.manifest_bytes
         record: dict[str, Any] = {
             "tag": rel.tag.tag,
             "commit": rel.tag.commit,
@@ -127,8 +134,17 @@ def model_document(name: str, releases: dict[str, Release],
                                            a.lfs_endpoint, registry.mirror_artifacts or
                                            a.blob is not None)
                           for a in rel.artifacts],
+            "manifest_file": {"url": manifest_rel.as_posix(),
+                              "sha256": hashlib.sha256(rel.manifest_bytes).hexdigest(),
+                              "size": len(rel.manifest_bytes)},
             "signature": None,
         }
+        if rel.signature is not None:
+            sig_rel = Path("signatures") / ns / short / f"{key}.sigstore.json"
+            cards[sig_rel] = rel.signature.data
+            record["signature"] = {"url": sig_rel.as_posix(), "sha256": rel.signature.sha256,
+                                   "size": len(rel.signature.data),
+                                   "signer": rel.signature.signer}
         if key in yanked:
             record["yanked_reason"] = yanked[key]
         if rel.benchmarks is not None:
@@ -172,7 +188,7 @@ def _search_entry(doc: dict[str, Any]) -> dict[str, Any]:
 
 def _remove_stale(out: Path, keep: set[Path]) -> None:
     """Drop documents and cards of models that left the registry (mirrored blobs stay)."""
-    for sub in (out / "index" / "models", out / "cards"):
+    for sub in (out / "index" / "models", out / "cards", out / "manifests", out / "signatures"):
         if not sub.exists():
             continue
         for path in sorted(sub.rglob("*"), reverse=True):

@@ -15,7 +15,8 @@ from mx.errors import BuildError, ConfigError
 from mx.fsutil import atomic_write_bytes
 from mx.gitrepo import ReleaseTag
 from mx.index_builder.sources import Source
-from mx.manifest import MANIFEST_FILE, Manifest, parse_manifest
+from mx.manifest import Manifest, parse_manifest
+from mx.names import MANIFEST_FILE
 
 MAX_BENCH_BYTES = 4 << 20
 
@@ -41,6 +42,8 @@ class Release:
     card_text: bytes
     artifacts: list[ArtifactRef]
     benchmarks: Any = None
+    manifest_bytes: bytes = b""
+    signature: Any = None  # SignatureRecord once checked
 
     @property
     def where(self) -> str:
@@ -151,7 +154,7 @@ def read_release(source: Source, tag: ReleaseTag, manifests: ManifestCache) -> R
                 benchmarks = json.loads(raw)
             except ValueError:
                 raise Skip(f"{manifest.benchmarks} is not valid JSON") from None
-    return Release(source, tag, manifest, card, artifacts, benchmarks)
+    return Release(source, tag, manifest, card, artifacts, benchmarks, data)
 
 
 def _artifact(source: Source, tag: ReleaseTag, rel: str, fmt: str, variant: str,

@@ -40,6 +40,8 @@ class Registry(BaseModel):
     name: str
     base_url: str | None = None
     mirror_artifacts: bool = False
+    allow_unsigned: bool = False  # list unsigned releases as unsigned instead of refusing
+    trust_config: str | None = None  # Sigstore ClientTrustConfig JSON for offline keyless
     sources: list[SourceSpec] = Field(default_factory=list)
     namespaces: dict[str, Namespace] = Field(default_factory=dict)
     channels: dict[str, dict[str, str]] = Field(default_factory=dict)

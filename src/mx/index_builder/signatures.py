@@ -1,0 +1,74 @@
+"""Each release's signature: read from git notes, verified against the namespace's
+signers in registry.yaml, and checked file by file against the tagged tree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mx.errors import BuildError, ConfigError, IntegrityError
+from mx.index_builder.collect import Release
+from mx.index_builder.registry import Registry
+from mx.sign import notes
+from mx.sign.policy import Signer, signer_from_spec, verify_bundle
+from mx.sign.release import bundle_digest
+from mx.sign.statement import compare
+
+
+@dataclass
+class SignatureRecord:
+    data: bytes  # the bundle as published
+    sha256: str
+    signer: dict[str, Any]
+
+
+class SignatureChecker:
+    def __init__(self, registry: Registry, registry_dir: Path, allow_unsigned: bool,
+                 trust_config: Path | None) -> None:
+        self.registry = registry
+        self.registry_dir = registry_dir
+        self.allow_unsigned = allow_unsigned or registry.allow_unsigned
+        tc = trust_config or (registry_dir / registry.trust_config
+                              if registry.trust_config else None)
+        self.trust_config = tc
+        self._signers: dict[str, list[Signer]] = {}
+
+    def signers(self, namespace: str) -> list[Signer]:
+        if namespace not in self._signers:
+            ns = self.registry.namespaces.get(namespace)
+            specs = [s.model_dump(exclude_none=True) for s in ns.signers] if ns else []
+            try:
+                self._signers[namespace] = [
+                    signer_from_spec(spec, self.registry_dir,
+                                     f"registry.yaml: namespaces.{namespace}.signers")
+                    for spec in specs]
+            except ConfigError as exc:
+                raise BuildError(str(exc)) from None
+        return self._signers[namespace]
+
+    def check(self, release: Release) -> SignatureRecord | None:
+        where = release.where
+        bundle = notes.read_signatures(release.source.repo, release.tag.commit).get(
+            release.tag.model_dir)
+        if bundle is None:
+            if self.allow_unsigned:
+                return None
+            raise BuildError(f"{where}: the release is not signed (no {notes.NOTES_REF} note "
+                             f"for {release.tag.model_dir})",
+                             hint=f"sign it: mx sign --tag {release.tag.tag} --key KEY "
+                                  f"--push; or build with --allow-unsigned")
+        signers = self.signers(release.manifest.namespace)
+        if not signers:
+            raise BuildError(f"{where}: namespace {release.manifest.namespace} lists no "
+                             "signers in registry.yaml",
+                             hint="add namespaces.<ns>.signers, or build with --allow-unsigned")
+        try:
+            verified = verify_bundle(bundle, signers, where, self.trust_config)
+            compare(verified.files.files, notes.tree_digests(
+                release.source.repo, release.tag.commit, release.tag.model_dir), where,
+                exact=True)
+        except IntegrityError as exc:
+            raise BuildError(str(exc), hint=exc.hint) from None
+        data, sha = bundle_digest(bundle)
+        return SignatureRecord(data, sha, verified.signer)

@@ -1,0 +1,117 @@
+"""Signatures live in git notes: `refs/notes/mx-signatures` on the release commit holds a
+JSON object from model directory ("." for the root) to bundle. A release is a tag, so
+its signature cannot live inside the tagged tree."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from mx import gitrepo, lfs
+from mx.errors import GitError
+from mx.sign.statement import IGNORED
+
+NOTES_REF = "refs/notes/mx-signatures"
+
+
+def read_signatures(repo: Any, commit: str) -> dict[str, Any]:
+    """The note on `commit` as a dict (empty when there is none or it is not JSON)."""
+    try:
+        note = repo.lookup_note(commit, NOTES_REF)
+    except KeyError:
+        return {}
+    try:
+        data = json.loads(note.message)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_signature(repo: Any, commit: str, model_dir: str, bundle: dict[str, Any]) -> None:
+    import pygit2
+
+    notes = read_signatures(repo, commit)
+    notes[model_dir] = bundle
+    sig = repo.default_signature if _has_identity(repo) else pygit2.Signature(
+        "mx", "mx@localhost")
+    repo.create_note(json.dumps(notes, sort_keys=True, indent=1) + "\n", sig, sig, commit,
+                     NOTES_REF, True)
+
+
+def _has_identity(repo: Any) -> bool:
+    try:
+        repo.default_signature  # noqa: B018
+        return True
+    except KeyError:
+        return False
+
+
+def tree_digests(repo: Any, commit: str, model_dir: str) -> dict[str, str]:
+    """sha256 of every file of a model directory at `commit`, from git alone
+    (LFS pointers give their oid, which is the content's sha256)."""
+    import pygit2
+
+    tree = repo[commit].tree
+    if model_dir not in ("", "."):
+        try:
+            tree = repo[tree[model_dir].id]
+        except KeyError:
+            raise GitError(f"{model_dir}: not a directory at {commit[:12]}") from None
+    out: dict[str, str] = {}
+
+    def walk(t: Any, base: str) -> None:
+        for entry in t:
+            if not base and entry.name in IGNORED:
+                continue
+            obj = repo[entry.id]
+            if isinstance(obj, pygit2.Tree):
+                walk(obj, f"{base}{entry.name}/")
+            elif isinstance(obj, pygit2.Blob):
+                pointer = lfs.parse_pointer(obj.data) if obj.size <= lfs.POINTER_MAX else None
+                out[base + entry.name] = (pointer.oid if pointer
+                                          else hashlib.sha256(obj.data).hexdigest())
+
+    walk(tree, "")
+    return out
+
+
+def materialize(repo: Any, commit: str, model_dir: str, dest: Path) -> None:
+    """Write a model directory as it is at `commit` into `dest`, LFS content included
+    (from the repository's local LFS store), so it can be signed exactly."""
+    import pygit2
+
+    tree = repo[commit].tree
+    if model_dir not in ("", "."):
+        tree = repo[tree[model_dir].id]
+    git_dir = gitrepo.git_dir(repo)
+
+    def walk(t: Any, base: Path, top: bool) -> None:
+        for entry in t:
+            if top and entry.name in IGNORED:
+                continue
+            obj = repo[entry.id]
+            target = base / entry.name
+            if isinstance(obj, pygit2.Tree):
+                target.mkdir(parents=True, exist_ok=True)
+                walk(obj, target, False)
+            elif isinstance(obj, pygit2.Blob):
+                pointer = lfs.parse_pointer(obj.data) if obj.size <= lfs.POINTER_MAX else None
+                if pointer is None:
+                    target.write_bytes(obj.data)
+                    continue
+                stored = lfs.local_object(git_dir, pointer.oid)
+                if not stored.is_file():
+                    raise GitError(f"{target.relative_to(dest)}: LFS object {pointer.oid} is "
+                                   "not in the local store, so it cannot be signed",
+                                   hint="run `git lfs fetch` for this tag first")
+                try:
+                    os.link(stored, target)  # read-only use: no need to copy gigabytes
+                except OSError:
+                    shutil.copyfile(stored, target)
+
+    dest.mkdir(parents=True, exist_ok=True)
+    walk(tree, dest, True)
