@@ -82,15 +82,18 @@ class SigstoreSigner:
     def sign(self, model_dir: Path) -> dict[str, Any]:
         from model_signing import signing
 
-        config = signing.Config().use_sigstore_signer(identity_token=self.token(),
-                                                      trust_config=self.trust_config)
+        token = self.token()
         try:
+            config = signing.Config().use_sigstore_signer(identity_token=token,
+                                                          trust_config=self.trust_config)
             return _sign_with(config, model_dir)
         except MxError:
             raise
         except Exception as exc:  # network and service errors from sigstore
-            raise MxError(f"--sigstore: signing failed: {type(exc).__name__}: {exc}",
-                          hint="check network access to Fulcio and Rekor") from None
+            detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            raise MxError(f"--sigstore: signing failed: {detail}",
+                          hint="check network access to the OIDC issuer, Fulcio and Rekor "
+                               "named by the trust config") from None
 
 
 SIGNERS: dict[str, type[KeySigner] | type[SigstoreSigner]] = {
