@@ -1,8 +1,9 @@
 """make demo: the whole flow on three small real models, end to end.
 
 1. make three model repos (git + Git LFS, real ONNX models, release tags),
-2. validate them, 3. build a registry index from them, 4. serve it on 127.0.0.1,
-5. install a model by range into a fresh cache, 6. run one inference with it.
+2. validate them, 3. sign their releases, 4. build a registry index from them
+(verifying every signature), 5. serve it on 127.0.0.1, 6. install models by range into
+a fresh cache (verified before anything is linked), 7. run one inference.
 Everything lands under ./demo-out (deleted and remade on each run).
 """
 
@@ -33,6 +34,10 @@ channels:
   acme/iris: {{stable: 1.1.0, canary: 2.0.0-rc.1}}
 yanked:
   acme/iris: {{1.0.0: "trained on a corrupted split; use 1.1.0"}}
+namespaces:
+  acme:
+    signers:
+      - {{public_key: keys/acme-release.pub}}
 """
 
 
@@ -55,7 +60,7 @@ def main() -> None:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir()
     from mx.devserver import base_url, make_server, serve_in_thread
-    from mx.examples import make_model_repo, sandbox_env
+    from mx.examples import make_model_repo, make_signing_key, sandbox_env, sign_all_releases
 
     env = sandbox_env(OUT, "mx demo")
 
@@ -83,22 +88,31 @@ def main() -> None:
     mx("validate", str(repos / "iris"), env=env)
     mx("validate", str(repos / "vision" / "detectors" / "tiny"), env=env)
 
-    step("3. build the static index")
+    step("3. sign every release (EC key; CI signs keyless with Sigstore)")
+    private, public = make_signing_key(OUT / "keys", "acme-release")
+    mx("sign", str(repos / "iris"), "--key", str(private), "--tag", "v1.1.0", env=env)
+    for repo in made:
+        sign_all_releases(repo.path, private,
+                          "detectors/tiny" if repo.name == "acme/tiny-detector" else ".")
+    mx("verify", str(repos / "iris"), "--key", str(public), "--tag", "v1.1.0", env=env)
+
+    step("4. build the static index (signatures verified)")
     server = make_server(OUT / "site")
     url = base_url(server)
     (OUT / "registry.yaml").write_text(REGISTRY.format(url=url))
     mx("index", "build", str(OUT / "registry.yaml"), "-o", str(OUT / "site"), env=env)
 
-    step(f"4. serve it: any static host works; here {url}")
+    step(f"5. serve it: any static host works; here {url}")
     (OUT / "site").mkdir(exist_ok=True)
     serve_in_thread(server)
     mx("info", "acme/iris", "--registry", url, env=env)
 
-    step("5. install by range into a verified, content-addressed cache")
+    step("6. install by range into a verified, content-addressed cache")
     mx("install", "acme/iris@^1.0", "--registry", url, env=env)
     mx("install", "acme/sentiment@~1.0", "--registry", url, env=env)
+    mx("verify", "acme/iris@^1.0", "--registry", url, env=env)
 
-    step("6. one inference with the installed model")
+    step("7. one inference with the installed model")
     import numpy as np
 
     import mx as mxlib
@@ -117,6 +131,7 @@ def main() -> None:
     print(f"  built index     {OUT / 'site' / 'index'}")
     print(f"  mirrored files  {OUT / 'site' / 'artifacts' / 'sha256'}")
     print(f"  model cache     {OUT / 'mx-cache'}")
+    print(f"  signing key     {private} (public: {public})")
     print(f"  serve it again  .venv/bin/mx index serve {OUT / 'site'} --port 8000")
 
 
