@@ -358,3 +358,34 @@ def test_client_refuses_extra_file_not_signed(mx, host: Host, tmp_path: Path) ->
     rec["artifacts"][0]["format"] = "ort"  # keep (format, variant) unique
     save(host, doc)
     refused(mx, host, tmp_path, "acme/iris@1.1.0", "extra.onnx is not covered by the signature")
+
+
+def test_registry_config_requires_signatures(mx, host: Host, world: Path,  # type: ignore[no-untyped-def]
+                                             tmp_path: Path) -> None:
+    import os
+
+    doc = doc_of(host)
+    doc["versions"]["1.1.0"]["signature"] = None
+    save(host, doc)
+    assert mx("install", "acme/iris@1.1.0", "--registry", host.url).code == 0  # not required
+    shutil.rmtree(tmp_path / "mxhome")
+    Path(os.environ["MX_CONFIG"]).write_text(
+        f'default_registry = "acme"\n[registries.acme]\nurl = "{host.url}"\n'
+        'require_signatures = true\n')
+    refused(mx, host, tmp_path, "acme/iris@1.1.0", "is not signed", "--allow-unsigned")
+    assert mx("install", "acme/iris@1.0.0").code == 0  # signed ones still install
+
+
+def test_sign_push_sends_tag_and_notes(mx, signed_repo: tuple[Path, Path, Path],  # type: ignore[no-untyped-def]
+                                       tmp_path: Path) -> None:
+    repo, private, _ = signed_repo
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(repo, "remote", "add", "origin", str(bare))
+    git(repo, "push", "-q", "origin", "main")
+    res = mx("sign", repo, "--key", private, "--push", "origin")
+    assert res.code == 0, res.err
+    refs = git(bare, "for-each-ref", "--format=%(refname)")
+    assert "refs/tags/v1.0.0" in refs and NOTES_REF in refs
+    res = mx("sign", repo, "--key", private, "--push", "nowhere")
+    assert res.code == 1 and "push to nowhere" in res.err

@@ -38,6 +38,7 @@ class Settings:
     token: str | None
     limits: Limits = field(default_factory=Limits)
     trust: dict[str, Any] = field(default_factory=dict)
+    require_signatures: bool = False  # the chosen registry's config says so
 
 
 def _truthy(value: str | None) -> bool:
@@ -95,6 +96,16 @@ def registry_url(name_or_url: str, config: dict[str, Any]) -> str:
     return name_or_url
 
 
+def _registry_requires(url: str | None, config: dict[str, Any]) -> bool:
+    """`require_signatures = true` on the configured registry that `url` is."""
+    if url is None:
+        return False
+    for entry in config.get("registries", {}).values():
+        if isinstance(entry, dict) and str(entry.get("url", "")).rstrip("/") == url.rstrip("/"):
+            return bool(entry.get("require_signatures", False))
+    return False
+
+
 def _limits(table: Any) -> Limits:
     """`[limits]` in config.toml overrides the defaults, field by field."""
     if not isinstance(table, dict):
@@ -129,6 +140,7 @@ def load_settings(
         except ValueError:
             raise ConfigError(f"MX_INDEX_TTL={ttl!r} is not a number of seconds") from None
     return Settings(
+        require_signatures=_registry_requires(url, config),
         limits=limits,
         home=home or default_home(),
         registry=url,

@@ -64,6 +64,7 @@ class Session:
     def __post_init__(self) -> None:
         self.cache = Cache(self.settings.home)
         self.trust = TrustPolicy.from_config(self.settings.trust, self.allow_unsigned)
+        self.trust.require_signatures |= self.settings.require_signatures
         host = urllib.parse.urlparse(self.settings.registry or "").hostname
         self.transport = Transport(self.settings.limits, self.settings.token, host)
 
