@@ -294,3 +294,25 @@ def test_progress_bar_only_on_a_terminal(host: Host, tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "mxhome")
     quiet = subprocess.run(cmd, capture_output=True, text=True)
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_credentials_token_and_netrc(mx, host: Host, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MX_TOKEN", "s3cret")
+    assert mx("install", "acme/iris@1.0.0", "--registry", host.url).code == 0
+    assert host.faults.authorization and all(a == "Bearer s3cret"
+                                              for a in host.faults.authorization)
+    monkeypatch.delenv("MX_TOKEN")
+    import shutil
+
+    shutil.rmtree(tmp_path / "mxhome")
+    host.faults.authorization.clear()
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login alice password wonderland\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert mx("install", "acme/iris@1.0.0", "--registry", host.url).code == 0
+    import base64
+
+    expected = "Basic " + base64.b64encode(b"alice:wonderland").decode()
+    assert host.faults.authorization and all(a == expected for a in host.faults.authorization)

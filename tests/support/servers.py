@@ -25,6 +25,7 @@ class Faults:
     truncate: dict[str, int] = field(default_factory=dict)  # path -> times to drop mid-body
     corrupt: set[str] = field(default_factory=set)  # paths whose bytes get flipped
     requests: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    authorization: list[str | None] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -36,6 +37,7 @@ class FaultyHandler(StaticHandler):
         with self.faults.lock:
             self.faults.requests.append((path, self.headers.get("Range"),
                                          self.headers.get("If-None-Match")))
+            self.faults.authorization.append(self.headers.get("Authorization"))
             statuses = self.faults.status.get(path)
             status = statuses.pop(0) if statuses else None
             truncate = self.faults.truncate.get(path, 0)
