@@ -316,3 +316,15 @@ def test_credentials_token_and_netrc(mx, host: Host, tmp_path: Path,  # type: ig
 
     expected = "Basic " + base64.b64encode(b"alice:wonderland").decode()
     assert host.faults.authorization and all(a == expected for a in host.faults.authorization)
+
+
+def test_search(mx, host: Host) -> None:  # type: ignore[no-untyped-def]
+    res = mx("search", "resnet", "--registry", host.url, "--json")
+    assert res.code == 0 and [m["name"] for m in json.loads(res.out)] == ["acme/resnet"]
+    res = mx("search", "linear classifier", "--registry", host.url, "--json")
+    assert [m["name"] for m in json.loads(res.out)] == ["acme/iris", "acme/resnet"]
+    res = mx("search", "", "--tag", "example", "--task", "tabular-classification",
+             "--registry", host.url)
+    assert res.code == 0 and "acme/iris" in res.out and "1.1.0" in res.out
+    res = mx("search", "nothing-like-this", "--registry", host.url)
+    assert res.code == 0 and res.out == "" and "no models match" in res.err

@@ -23,6 +23,7 @@ COMMANDS = {
     "install": ("mx.cli.install_cmd", "install"),
     "info": ("mx.cli.info_cmd", "info"),
     "cache": ("mx.cli.cache_cmd", "cache"),
+    "search": ("mx.cli.search_cmd", "search"),
     "sign": ("mx.cli.sign_cmd", "sign"),
     "verify": ("mx.cli.verify_cmd", "verify"),
 }

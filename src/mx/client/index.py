@@ -76,6 +76,14 @@ class IndexClient:
         raw = self._get(rel, f"model {name}")
         return check_model_doc(raw, self.url(rel), name)
 
+    def search_listing(self) -> list[dict[str, Any]]:
+        raw = check_format(self._get("index/search.json", "search listing"),
+                           self.url("index/search.json"))
+        models = raw.get("models")
+        if not isinstance(models, list):
+            raise IndexFormatError(f"{self.url('index/search.json')}: no models list")
+        return [m for m in models if isinstance(m, dict) and isinstance(m.get("name"), str)]
+
     def _get(self, rel: str, what: str) -> Any:
         cached_path = self.cache_dir / (rel + ".cache.json")
         cached = _read_cached(cached_path)
