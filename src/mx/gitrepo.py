@@ -123,6 +123,17 @@ def head_commit(path: Path) -> str | None:
     return str(repo.head.target)
 
 
+def head_commit_time(path: Path) -> int:
+    """Commit time of HEAD of the repository containing `path` (0 if none): the build date
+    of a site, so rebuilding the same registry state gives the same bytes."""
+    pygit2 = _pygit2()
+    found = pygit2.discover_repository(str(path))
+    if not found:
+        return 0
+    repo = pygit2.Repository(found)
+    return 0 if repo.head_is_unborn else int(repo[repo.head.target].commit_time)
+
+
 def join(model_dir: str, rel: str) -> str:
     return rel if model_dir in ("", ".") else f"{model_dir}/{rel}"
 

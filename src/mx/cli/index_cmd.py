@@ -23,16 +23,19 @@ def index() -> None:
               help="List unsigned releases as unsigned instead of refusing them.")
 @click.option("--trust-config", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Sigstore ClientTrustConfig JSON, for keyless verification offline.")
+@click.option("--no-site", is_flag=True, help="Write the index only, not the website.")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON.")
 def build(registry_file: Path, out: Path, strict: bool, cache_dir: Path | None,
-          allow_unsigned: bool, trust_config: Path | None, as_json: bool) -> None:
+          allow_unsigned: bool, trust_config: Path | None, no_site: bool,
+          as_json: bool) -> None:
     """Build index/ (and mirrored artifacts) from registry.yaml and its model repos."""
     from mx.cli.output import emit_json, warn
     from mx.config import default_home
     from mx.index_builder.build import build_index
 
     result = build_index(registry_file, out, cache_dir or default_home() / "build", strict,
-                         allow_unsigned=allow_unsigned, trust_config=trust_config)
+                         allow_unsigned=allow_unsigned, trust_config=trust_config,
+                         site=not no_site)
     for w in result.warnings:
         warn(w)
     if as_json:
@@ -40,7 +43,8 @@ def build(registry_file: Path, out: Path, strict: bool, cache_dir: Path | None,
     else:
         click.echo(f"{out}: {result.models} models, {result.versions} versions; "
                    f"{result.documents_written} documents and {result.artifacts_written} "
-                   "artifacts written")
+                   f"artifacts written; site: {result.pages_rendered} model pages rendered, "
+                   f"{result.site_files_written} files updated")
 
 
 @index.command()

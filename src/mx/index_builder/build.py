@@ -34,12 +34,16 @@ class BuildResult:
     versions: int = 0
     artifacts_written: int = 0
     documents_written: int = 0
+    pages_rendered: int = 0
+    site_files_written: int = 0
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"out": str(self.out), "models": self.models, "versions": self.versions,
                 "artifacts_written": self.artifacts_written,
-                "documents_written": self.documents_written, "warnings": self.warnings}
+                "documents_written": self.documents_written,
+                "pages_rendered": self.pages_rendered,
+                "site_files_written": self.site_files_written, "warnings": self.warnings}
 
 
 def dumps(obj: Any) -> bytes:
@@ -50,7 +54,7 @@ def dumps(obj: Any) -> bytes:
 
 def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = False,
                 transport: Transport | None = None, allow_unsigned: bool = False,
-                trust_config: Path | None = None) -> BuildResult:
+                trust_config: Path | None = None, site: bool = True) -> BuildResult:
     registry = load_registry(registry_file)
     registry_dir = registry_file.resolve().parent
     transport = transport or Transport()
@@ -76,14 +80,19 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
     manifests.save()
     docs: dict[Path, bytes] = {}
     search = []
+    pages: dict[str, tuple[dict[str, Any], str, bytes]] = {}
     for name in sorted(collected.releases):
         doc, card_files = model_document(name, collected.releases[name], registry)
         ns, short = name.split("/")
         docs[out / "index" / "models" / ns / f"{short}.json"] = dumps(doc)
         docs.update({out / p: data for p, data in card_files.items()})
-        search.append(_search_entry(doc))
+        shown = latest_version(doc) or max(doc["versions"], key=Version.parse)
+        card = collected.releases[name][shown].card_text
+        search.append(_search_entry(doc, shown, card))
+        pages[name] = (doc, shown, card)
         result.models += 1
         result.versions += len(doc["versions"])
+    _drop_common_keywords(search)
     docs[out / "index" / "search.json"] = dumps({"mx_index": INDEX_FORMAT, "models": search})
     docs[out / "index" / "config.json"] = dumps({
         "mx_index": INDEX_FORMAT, "name": registry.name, "base_url": registry.base_url,
@@ -91,6 +100,14 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
     for path, data in sorted(docs.items()):
         result.documents_written += write_if_changed(path, data)
     _remove_stale(out, set(docs))
+    if site:
+        from mx.site.build import build_site
+
+        commit_time = gitrepo.head_commit_time(registry_dir)
+        built = build_site(out, cache_dir / "site", registry.name, registry.base_url, pages,
+                           search, commit_time)
+        result.pages_rendered, result.site_files_written = (built.pages_rendered,
+                                                            built.files_copied)
     return result
 
 
@@ -179,16 +196,31 @@ def latest_version(doc: dict[str, Any]) -> str | None:
     return str(pick) if pick else None
 
 
-def _search_entry(doc: dict[str, Any]) -> dict[str, Any]:
-    latest = latest_version(doc) or max(doc["versions"], key=Version.parse)
+def _search_entry(doc: dict[str, Any], latest: str, card: bytes) -> dict[str, Any]:
+    from mx.site.pages import keywords
+
     m = doc["versions"][latest]["manifest"]
     return {"name": doc["name"], "latest": latest, "summary": m.get("summary", ""),
-            "task": m.get("task"), "tags": m.get("tags", [])}
+            "task": m.get("task"), "tags": m.get("tags", []), "keywords": keywords(card)}
+
+
+def _drop_common_keywords(entries: list[dict[str, Any]]) -> None:
+    """Words in more than a fifth of the cards find everything and weigh the file down."""
+    if len(entries) < 50:
+        return
+    counts: dict[str, int] = {}
+    for e in entries:
+        for w in e["keywords"]:
+            counts[w] = counts.get(w, 0) + 1
+    limit = len(entries) // 5
+    for e in entries:
+        e["keywords"] = [w for w in e["keywords"] if counts[w] <= limit]
 
 
 def _remove_stale(out: Path, keep: set[Path]) -> None:
     """Drop documents and cards of models that left the registry (mirrored blobs stay)."""
-    for sub in (out / "index" / "models", out / "cards", out / "manifests", out / "signatures"):
+    for sub in (out / "index" / "models", out / "cards", out / "manifests",
+                out / "signatures"):
         if not sub.exists():
             continue
         for path in sorted(sub.rglob("*"), reverse=True):
