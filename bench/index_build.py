@@ -22,14 +22,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bench_env, fmt, median_of, mx_cmd, run
 
 
-def make_repos(root: Path, count: int, versions: int) -> None:
-    """Write real repos straight through libgit2 (LFS pointers + local LFS objects)."""
+def make_repos(root: Path, count: int, versions: int, card_words: int = 0) -> None:
+    """Write real repos straight through libgit2 (LFS pointers + local LFS objects).
+
+    `card_words` adds that many words, drawn from a 20,000-word made-up vocabulary, to
+    each card's Model details, so search has realistic cards to index."""
+    import random
+
     import pygit2
 
     from mx.examples import card_text, linear_classifier, manifest_text
     from mx.lfs import local_object
 
     sig = pygit2.Signature("bench", "bench@example.invalid", 1767225600, 0)
+    rng = random.Random(7)
+    syllables = ["ka", "lo", "mi", "ren", "tu", "sa", "vo", "ix", "pe", "dra", "nu", "qel"]
+    vocabulary = sorted({"".join(rng.choice(syllables) for _ in range(rng.randint(2, 4)))
+                         for _ in range(20_000)})
     model_tmp = root / "model.onnx"
     for i in range(count):
         name = f"bench{i // 50}/model-{i:04d}"
@@ -49,7 +58,9 @@ def make_repos(root: Path, count: int, versions: int) -> None:
             for fname, content in (
                 (".gitattributes", b"*.onnx filter=lfs diff=lfs merge=lfs -text\n"),
                 ("mx.yaml", manifest_text(name, version, summary=f"bench model {i}").encode()),
-                ("README.md", card_text(name).encode()),
+                ("README.md", card_text(name).replace(
+                    "## Model details\n\n", "## Model details\n\n" + " ".join(
+                        rng.choice(vocabulary) for _ in range(card_words)) + "\n\n").encode()),
                 ("model.onnx", pointer),
             ):
                 tb.insert(fname, repo.create_blob(content), pygit2.enums.FileMode.BLOB)
@@ -60,7 +71,7 @@ def make_repos(root: Path, count: int, versions: int) -> None:
                             f"release {version}")
     sources = "".join(f"  - repo: repos/r{i:04d}\n" for i in range(count))
     (root / "registry.yaml").write_text(f"registry: 1\nname: bench\nmirror_artifacts: true\n"
-                                        f"sources:\n{sources}")
+                                        f"allow_unsigned: true\nsources:\n{sources}")
 
 
 def main() -> None:

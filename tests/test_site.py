@@ -195,7 +195,7 @@ def test_every_internal_link_resolves(site_host: Host) -> None:
 def test_search_listing_has_card_words(site_world: Path) -> None:
     listing = json.loads((site_world / "index/search.json").read_text())
     evil = next(m for m in listing["models"] if m["name"] == "acme/evil")
-    assert "zanzibar" in evil["keywords"] and "quokka" in evil["keywords"]
+    assert {"zanzibar", "quokka"} <= set(evil["keywords"].split())
 
 
 def test_site_is_deterministic_and_incremental(mx, world: Path, registry_file: Path,  # type: ignore[no-untyped-def]
@@ -219,3 +219,8 @@ def test_site_is_deterministic_and_incremental(mx, world: Path, registry_file: P
     summary = json.loads(res.out)
     assert summary["pages_rendered"] == 1  # only acme/iris; acme/resnet untouched
     assert "1.3.0" in (second / "models/acme/iris.html").read_text()
+
+
+def test_cli_search_finds_card_words(mx, site_host: Host) -> None:  # type: ignore[no-untyped-def]
+    res = mx("search", "quokka", "--registry", site_host.url, "--json")
+    assert [m["name"] for m in json.loads(res.out)] == ["acme/evil"]

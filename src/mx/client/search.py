@@ -1,4 +1,5 @@
-"""Search a registry's listing (`index/search.json`): every word must match somewhere."""
+"""Search a registry's listing (`index/search.json`): every word must match somewhere
+(name, summary, task, tags, or the distinctive words of the card)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def search(models: list[dict[str, Any]], query: str, task: str | None = None,
             continue
         name = m["name"].lower()
         text = " ".join([name, str(m.get("summary") or "").lower(),
-                         str(m.get("task") or "").lower(), *tags])
+                         str(m.get("task") or "").lower(), str(m.get("keywords") or ""), *tags])
         if not all(w in text for w in words):
             continue
         score = sum(3 if w in name else 1 for w in words)

@@ -92,7 +92,7 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
         pages[name] = (doc, shown, card)
         result.models += 1
         result.versions += len(doc["versions"])
-    _drop_common_keywords(search)
+    _trim_keywords(search)
     docs[out / "index" / "search.json"] = dumps({"mx_index": INDEX_FORMAT, "models": search})
     docs[out / "index" / "config.json"] = dumps({
         "mx_index": INDEX_FORMAT, "name": registry.name, "base_url": registry.base_url,
@@ -204,17 +204,24 @@ def _search_entry(doc: dict[str, Any], latest: str, card: bytes) -> dict[str, An
             "task": m.get("task"), "tags": m.get("tags", []), "keywords": keywords(card)}
 
 
-def _drop_common_keywords(entries: list[dict[str, Any]]) -> None:
-    """Words in more than a fifth of the cards find everything and weigh the file down."""
-    if len(entries) < 50:
-        return
+KEYWORDS_PER_MODEL = 80
+
+
+def _trim_keywords(entries: list[dict[str, Any]]) -> None:
+    """Keep the card words that tell models apart, as one space-separated string.
+
+    Words in more than a fifth of the cards find everything; the rarest words are what
+    people type to find one model. At most KEYWORDS_PER_MODEL words a model keeps the
+    listing under 5 MB at 5,000 models."""
     counts: dict[str, int] = {}
     for e in entries:
         for w in e["keywords"]:
             counts[w] = counts.get(w, 0) + 1
-    limit = len(entries) // 5
+    limit = len(entries) // 5 if len(entries) >= 50 else len(entries)
     for e in entries:
-        e["keywords"] = [w for w in e["keywords"] if counts[w] <= limit]
+        kept = sorted((w for w in e["keywords"] if counts[w] <= limit),
+                      key=lambda w: counts[w])[:KEYWORDS_PER_MODEL]
+        e["keywords"] = " ".join(sorted(kept))
 
 
 def _remove_stale(out: Path, keep: set[Path]) -> None:

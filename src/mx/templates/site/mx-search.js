@@ -12,8 +12,8 @@
         loading = fetch(box.getAttribute("data-index")).then(function (r) { return r.json(); })
           .then(function (data) {
             models = data.models.map(function (m) {
-              var text = [m.name, m.summary || "", m.task || ""].concat(m.tags || [], m.keywords || [])
-                .join(" ").toLowerCase();
+              var text = [m.name, m.summary || "", m.task || "", m.keywords || ""]
+                .concat(m.tags || []).join(" ").toLowerCase();
               return { m: m, text: text, name: m.name.toLowerCase() };
             });
           });
