@@ -94,7 +94,7 @@ def bench(n: int, runs: int) -> None:
         import json
 
         listing = json.loads((out / "index" / "search.json").read_text())
-        word = listing["models"][n // 2]["keywords"][0]  # a word of one card
+        word = listing["models"][n // 2]["keywords"].split()[0]  # a rare word of one card
         cold, warm = search_latency(url, word, runs)
         server.terminate()
         server.wait()
@@ -102,13 +102,13 @@ def bench(n: int, runs: int) -> None:
         print(f"reference: mx index build --no-site, cold:      {index_only:6.2f} s  "
               f"[{fmt(index_s)}]")
         print(f"mx index build with the site, cold:             {full:6.2f} s  [{fmt(full_s)}]"
-              f"  ratio {full / index_only:.2f}x  (target at 1,000: <= 60 s) "
-              f"{'OK' if full <= 60 else 'MISSED'}")
+              f"  ratio {full / index_only:.2f}x"
+              + (f"  (target <= 60 s) {'OK' if full <= 60 else 'MISSED'}" if n <= 1000 else ""))
         print(f"rebuild after one model changed:                {rebuild:6.2f} s  "
-              f"[{fmt(rebuild_s)}]  (target at 1,000: <= 10 s) "
-              f"{'OK' if rebuild <= 10 else 'MISSED'}")
+              f"[{fmt(rebuild_s)}]"
+              + (f"  (target <= 10 s) {'OK' if rebuild <= 10 else 'MISSED'}" if n <= 1000 else ""))
         print(f"search data (index/search.json):                {size / 1e6:6.2f} MB"
-              f"  (target at 5,000: < 5 MB) {'OK' if size < 5e6 else 'MISSED'}")
+              f"  (target < 5 MB) {'OK' if size < 5e6 else 'MISSED'}")
         print(f"search, typing to first result, fresh page:     {statistics.median(cold):6.1f} ms"
               f"  [{fmt([c / 1000 for c in cold])} s]  (target < 300 ms) "
               f"{'OK' if statistics.median(cold) < 300 else 'MISSED'}")

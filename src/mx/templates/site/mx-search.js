@@ -49,8 +49,12 @@
         list.appendChild(li);
       }
     }
+    // Fetch the listing as soon as a search is likely (the search page, a focused or
+    // hovered box), so the first keystroke finds it parsed and results show at once.
     input.addEventListener("focus", load);
+    input.addEventListener("pointerenter", load);
     input.addEventListener("input", function () { load().then(show); });
+    if (box.hasAttribute("data-preload") || document.activeElement === input) load();
     if (input.value) load().then(show);
   }
   function init() {
