@@ -42,7 +42,8 @@ def make_repos(root: Path, count: int, versions: int, card_words: int = 0) -> No
     model_tmp = root / "model.onnx"
     for i in range(count):
         name = f"bench{i // 50}/model-{i:04d}"
-        repo = pygit2.init_repository(str(root / "repos" / f"r{i:04d}"), bare=False)
+        repo = pygit2.init_repository(str(root / "repos" / f"r{i:04d}"), bare=False,
+                                      initial_head="main")
         parents: list[pygit2.Oid] = []
         for v in range(versions):
             version = f"1.{v}.0"
