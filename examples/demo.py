@@ -129,6 +129,7 @@ def main() -> None:
     print(f"  model repos     {repos}")
     print(f"  registry.yaml   {OUT / 'registry.yaml'}")
     print(f"  built index     {OUT / 'site' / 'index'}")
+    print(f"  website         {OUT / 'site' / 'index.html'} (serve the folder to browse it)")
     print(f"  mirrored files  {OUT / 'site' / 'artifacts' / 'sha256'}")
     print(f"  model cache     {OUT / 'mx-cache'}")
     print(f"  signing key     {private} (public: {public})")
