@@ -60,15 +60,15 @@ def build_site(out: Path, work: Path, title: str, site_url: str | None,
             continue
         write_if_changed(target, renderer.model(doc, latest, card).encode())
         rendered += 1
-    for rel, text in renderer.listings(listing).items():
+    listings = renderer.listings(listing)
+    for rel, text in listings.items():
         write_if_changed(docs / rel, text.encode())
     assets = resources.files("mx").joinpath("templates/site")
     for asset in ASSETS:
         write_if_changed(docs / "assets" / asset, assets.joinpath(asset).read_bytes())
     config = renderer.env.get_template("mkdocs.yml.j2").render(name=title, site_url=site_url)
     config_changed = write_if_changed(work / "mkdocs.yml", config.encode())
-    _remove_stale_pages(docs, work / "build", {page_path(n) for n in models},
-                        set(renderer.listings(listing)))
+    _remove_stale_pages(docs, work / "build", {page_path(n) for n in models}, set(listings))
     _mkdocs(work, dirty=(work / "build").exists() and not config_changed, epoch=epoch)
     atomic_write_bytes(state_file, json.dumps(new_state, sort_keys=True).encode())
     copied = _sync(work / "build", out, work / "site-files.json")
