@@ -64,7 +64,7 @@ def unsafe_relpath_reason(rel: str) -> str | None:
         return "is absolute"
     if any(part == ".." for part in p.parts):
         return "contains '..'"
-    if any(part.startswith(".git") and part in (".git",) for part in p.parts):
+    if ".git" in p.parts:
         return "points into .git"
     return None
 

@@ -56,6 +56,19 @@ def local_object(git_dir: Path, oid: str) -> Path:
     return git_dir / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
 
 
+def object_in_local_repo(url: str, oid: str) -> Path | None:
+    """The object in the LFS store of the repository a `file://` URL names (bare, or a
+    work tree with its `.git`), or None."""
+    import urllib.parse
+
+    root = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path))
+    for git_dir in (root, root / ".git"):
+        path = local_object(git_dir, oid)
+        if path.is_file():
+            return path
+    return None
+
+
 def endpoint_for_remote(url: str) -> str:
     """The LFS endpoint git-lfs derives from a remote URL (or the URL itself if it is one)."""
     url = url.rstrip("/")

@@ -17,7 +17,7 @@ from mx.client.cache import Cache
 from mx.errors import FetchError, IntegrityError, MxError
 from mx.fsutil import HashingWriter, fetch_verified
 from mx.http import Transport
-from mx.lfs import Pointer, endpoint_for_remote, local_object
+from mx.lfs import Pointer, endpoint_for_remote, object_in_local_repo
 from mx.progress import Progress
 
 
@@ -96,13 +96,11 @@ class Downloader:
         if not remote or oid != art["sha256"]:
             raise FetchError(f"{target}: malformed lfs+ URL (want lfs+<remote>#<oid>)")
         if remote.startswith("file:"):
-            root = Path(urllib.parse.unquote(urllib.parse.urlparse(remote).path))
-            for gd in (root, root / ".git"):
-                if local_object(gd, oid).is_file():
-                    self.transport.download(local_object(gd, oid).as_uri(), writer,
-                                            art["size"], advance)
-                    return
-            raise FetchError(f"{target}: object not in the LFS store at {root}")
+            stored = object_in_local_repo(remote, oid)
+            if stored is None:
+                raise FetchError(f"{target}: object not in the LFS store at {remote}")
+            self.transport.download(stored.as_uri(), writer, art["size"], advance)
+            return
         endpoint = endpoint_for_remote(remote)
         answer = self.transport.lfs_batch(endpoint, [Pointer(oid, art["size"])])
         got = answer.get(oid) or {}

@@ -12,7 +12,7 @@ from mx.errors import BuildError
 from mx.fsutil import HashingWriter, atomic_write_bytes, fetch_verified, write_if_changed
 from mx.http import Transport
 from mx.index_builder.collect import ArtifactRef, Release
-from mx.lfs import Pointer, local_object
+from mx.lfs import Pointer, local_object, object_in_local_repo
 
 
 @dataclass
@@ -26,15 +26,6 @@ class Origin:
 
 def mirrored_path(out: Path, sha256: str) -> Path:
     return out / "artifacts" / "sha256" / sha256
-
-
-def _file_endpoint_store(endpoint: str, oid: str) -> Path | None:
-    root = Path(endpoint.removeprefix("file://"))
-    for gd in (root, root / ".git"):
-        p = local_object(gd, oid)
-        if p.is_file():
-            return p
-    return None
 
 
 class ObjectLocator:
@@ -65,7 +56,7 @@ class ObjectLocator:
                 local = next((p for gd in rel.source.git_dirs
                               if (p := local_object(gd, art.sha256)).is_file()), None)
                 if local is None and art.lfs_endpoint and art.lfs_endpoint.startswith("file:"):
-                    local = _file_endpoint_store(art.lfs_endpoint, art.sha256)
+                    local = object_in_local_repo(art.lfs_endpoint, art.sha256)
                 if local is not None:
                     need[art.sha256] = Origin(local=local)
                 elif art.lfs_endpoint and art.lfs_endpoint.startswith("file:"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from typing import Any
@@ -48,15 +47,22 @@ def _env() -> Any:
     return env
 
 
-def card_body(card_text: bytes) -> str:
+def split_card(card_text: bytes) -> tuple[dict[str, Any], str]:
+    """(front matter, body) of a card; a malformed card still shows, as text."""
     from mx.card import split_front_matter
+    from mx.yamlio import to_plain
 
     text = card_text.decode("utf-8", "replace")
     try:
-        _, body, _ = split_front_matter(text, "card")
-    except Exception:  # a malformed card still shows, as text
-        body = text
-    return body
+        meta, body, _ = split_front_matter(text, "card")
+    except Exception:
+        return {}, text
+    plain = to_plain(meta) if meta is not None else {}
+    return (plain if isinstance(plain, dict) else {}), body
+
+
+def card_body(card_text: bytes) -> str:
+    return split_card(card_text)[1]
 
 
 def keywords(card_text: bytes, limit: int = 300) -> list[str]:
@@ -84,6 +90,7 @@ class SiteRenderer:
         name = doc["name"]
         rec = doc["versions"][latest]
         manifest = rec["manifest"]
+        card_meta, body = split_card(card_text)
         channels: dict[str, list[str]] = defaultdict(list)
         for channel, version in (doc.get("channels") or {}).items():
             channels[version].append(channel)
@@ -115,12 +122,12 @@ class SiteRenderer:
             latest=latest, root="../../",
             meta={"license": manifest.get("license"), "task": manifest.get("task"),
                   "tags": manifest.get("tags") or [], "framework": source.get("framework"),
-                  "base_model": _base_model(card_text)},
+                  "base_model": _base_model(card_meta)},
             source_label=f"{(doc.get('repo') or {}).get('url', '')} at {rec.get('tag', '')}",
             source_link=tag_link, signer=_signer(rec.get("signature")),
             versions=versions, artifacts=artifacts, files=files,
             inputs=_tensors(signature.get("inputs")), outputs=_tensors(signature.get("outputs")),
-            benchmarks=benchmarks, chart=chart, card_html=card_html(card_body(card_text))))
+            benchmarks=benchmarks, chart=chart, card_html=card_html(body)))
 
     def listings(self, entries: list[dict[str, Any]]) -> dict[str, str]:
         """Home, search, and the pages by task, by tag and by namespace."""
@@ -174,15 +181,8 @@ def _signer(sig: Any) -> str:
     return f"signed by {who} ({signer.get('issuer', '')})"
 
 
-def _base_model(card_text: bytes) -> str:
-    from mx.card import split_front_matter
-    from mx.yamlio import to_plain
-
-    try:
-        meta, _, _ = split_front_matter(card_text.decode("utf-8", "replace"), "card")
-    except Exception:
-        return ""
-    value = to_plain(meta).get("base_model") if isinstance(meta, dict) else None
+def _base_model(meta: dict[str, Any]) -> str:
+    value = meta.get("base_model")
     return ", ".join(value) if isinstance(value, list) else str(value or "")
 
 
@@ -232,6 +232,3 @@ def _latency_chart(bench: Any) -> str:
             points.append((label, float(latency), f"{latency:.3g}"))
     return charts.variant_bars(points, f"p50 latency on {first}", "ms")
 
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True)
