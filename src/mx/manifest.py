@@ -85,6 +85,8 @@ class Source(_Open):
     framework: Framework
     framework_version: str | None = None
     export: str | None = None
+    entry: str | None = None  # what `mx convert` converted: module:function or a file
+    converter: str | None = None  # the exporter and its version, written by `mx convert`
 
     @field_validator("framework_version", mode="before")
     @classmethod

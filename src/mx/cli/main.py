@@ -26,6 +26,7 @@ COMMANDS = {
     "search": ("mx.cli.search_cmd", "search"),
     "sign": ("mx.cli.sign_cmd", "sign"),
     "verify": ("mx.cli.verify_cmd", "verify"),
+    "convert": ("mx.cli.convert_cmd", "convert"),
 }
 
 

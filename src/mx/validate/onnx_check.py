@@ -8,15 +8,10 @@ from typing import Any
 from mx import yamlio
 from mx.fsutil import resolve_inside, unsafe_relpath_reason
 from mx.manifest import LoadedManifest, TensorSpec
+from mx.onnxinfo import ONNX_DTYPES
 from mx.validate import Problem
 from mx.validate.files import Digests
 
-# onnx TensorProto element types -> manifest dtype names
-ONNX_DTYPES = {
-    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
-    8: "string", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
-    16: "bfloat16",
-}
 
 
 def check(loaded: LoadedManifest, digests: Digests) -> list[Problem]:

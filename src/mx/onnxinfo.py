@@ -1,0 +1,129 @@
+"""What an ONNX graph says about itself: signature, opsets, operators, parameters.
+
+Pure reads of an `onnx.ModelProto` (no onnxruntime), shared by `mx convert` (which writes
+the signature into mx.yaml), `mx check` and `mx bench`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# onnx TensorProto element types -> manifest dtype names (and back)
+ONNX_DTYPES: dict[int, str] = {
+    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
+    8: "string", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
+    16: "bfloat16",
+}
+DTYPE_CODES = {v: k for k, v in ONNX_DTYPES.items()}
+DEFAULT_DOMAIN = ("", "ai.onnx")
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str
+    shape: list[int | str]
+
+    def as_spec(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class GraphInfo:
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    ir_version: int
+    opsets: dict[str, int]  # domain ("ai.onnx" for the default) -> version
+    op_counts: dict[tuple[str, str], int]  # (domain, op_type) -> nodes, subgraphs included
+    parameters: int  # elements in float/int initializers
+    external_data: bool
+
+    @property
+    def opset(self) -> int | None:
+        return self.opsets.get("ai.onnx")
+
+
+def load(path: Path, with_data: bool = False) -> Any:
+    import onnx
+
+    return onnx.load(str(path), load_external_data=with_data)
+
+
+def describe(model: Any) -> GraphInfo:
+    import onnx
+
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [_tensor(v) for v in model.graph.input if v.name not in initializers]
+    outputs = [_tensor(v) for v in model.graph.output]
+    opsets = {("ai.onnx" if o.domain in DEFAULT_DOMAIN else o.domain): int(o.version)
+              for o in model.opset_import}
+    counts: Counter[tuple[str, str]] = Counter()
+    for node in _nodes(model.graph):
+        counts[("ai.onnx" if node.domain in DEFAULT_DOMAIN else node.domain, node.op_type)] += 1
+    params = 0
+    external = False
+    for t in model.graph.initializer:
+        n = 1
+        for d in t.dims:
+            n *= int(d)
+        params += n
+        external = external or t.data_location == onnx.TensorProto.EXTERNAL
+    return GraphInfo(inputs, outputs, int(model.ir_version), opsets, dict(counts), params,
+                     external)
+
+
+def _nodes(graph: Any) -> list[Any]:
+    """Every node, including those inside If/Loop/Scan bodies."""
+    import onnx
+
+    out = []
+    for node in graph.node:
+        out.append(node)
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                out.extend(_nodes(attr.g))
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    out.extend(_nodes(g))
+    return out
+
+
+def _tensor(value_info: Any) -> TensorInfo:
+    t = value_info.type.tensor_type
+    shape: list[int | str] = []
+    for axis, d in enumerate(t.shape.dim):
+        if d.HasField("dim_value"):
+            shape.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            shape.append(d.dim_param)
+        else:
+            # An unnamed dynamic axis: give it a stable name so the signature can say so.
+            shape.append(f"{value_info.name}_{axis}")
+    dtype = ONNX_DTYPES.get(int(t.elem_type), f"onnx-type-{t.elem_type}")
+    return TensorInfo(value_info.name, dtype, shape)
+
+
+def signature_of(path: Path) -> dict[str, Any]:
+    """The manifest `signature` block for an ONNX file (symbolic dims kept as names)."""
+    info = describe(load(path))
+    return {"inputs": [t.as_spec() for t in info.inputs],
+            "outputs": [t.as_spec() for t in info.outputs]}
+
+
+def rename_values(model: Any, mapping: dict[str, str]) -> None:
+    """Rename graph values (inputs, outputs, node edges) in place: exporters pick names like
+    `Identity:0` or `in_0`; the manifest's signature wants the model's own."""
+    mapping = {k: v for k, v in mapping.items() if k != v}
+    if not mapping:
+        return
+    graph = model.graph
+    for vi in [*graph.input, *graph.output, *graph.value_info]:
+        vi.name = mapping.get(vi.name, vi.name)
+    for node in _nodes(graph):
+        for i, name in enumerate(node.input):
+            node.input[i] = mapping.get(name, name)
+        for i, name in enumerate(node.output):
+            node.output[i] = mapping.get(name, name)
