@@ -99,6 +99,7 @@ class Quality(_Open):
     metric: str
     value: float
     against: str | None = None
+    samples: int | None = Field(default=None, ge=0)
 
 
 class Artifact(_Open):

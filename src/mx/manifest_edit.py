@@ -145,4 +145,5 @@ def temp_path(model_dir: Path, rel: str) -> Path:
     """A temp file beside where `rel` will live (same filesystem, so the move is a rename)."""
     final = model_dir / rel
     final.parent.mkdir(parents=True, exist_ok=True)
-    return final.with_name(f".{final.name}.mx-{os.getpid()}.tmp")
+    # Keep the suffix: onnxruntime tells an .ort file from an .onnx one by its name.
+    return final.with_name(f".mx-{os.getpid()}-tmp.{final.name}")

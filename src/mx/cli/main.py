@@ -27,6 +27,7 @@ COMMANDS = {
     "sign": ("mx.cli.sign_cmd", "sign"),
     "verify": ("mx.cli.verify_cmd", "verify"),
     "convert": ("mx.cli.convert_cmd", "convert"),
+    "optimize": ("mx.cli.optimize_cmd", "optimize"),
 }
 
 

@@ -1,0 +1,5 @@
+"""`mx optimize`: int8 (dynamic, static), fp16, graph optimization, pruning, ORT format."""
+
+from mx.optimize.transforms import TRANSFORMS, Transform, TransformContext, TransformFailed
+
+__all__ = ["TRANSFORMS", "Transform", "TransformContext", "TransformFailed"]
