@@ -28,6 +28,7 @@ COMMANDS = {
     "verify": ("mx.cli.verify_cmd", "verify"),
     "convert": ("mx.cli.convert_cmd", "convert"),
     "optimize": ("mx.cli.optimize_cmd", "optimize"),
+    "check": ("mx.cli.check_cmd", "check"),
 }
 
 

@@ -23,10 +23,45 @@ def check(loaded: LoadedManifest, digests: Digests) -> list[Problem]:
             continue
         line = yamlio.line_of(loaded.doc, ("artifacts", i, "path"))
         where = str(loaded.path)
-        for msg in check_file(model_dir, art.path, m.signature.inputs if m.signature else None,
-                              m.signature.outputs if m.signature else None, art.opset):
+        messages = check_file(model_dir, art.path, m.signature.inputs if m.signature else None,
+                              m.signature.outputs if m.signature else None, art.opset)
+        for msg in messages:
             problems.append(Problem(where, line, f"artifacts[{i}] {art.path}: {msg}"))
+        if not messages:
+            problems += _architecture(loaded, i, line)
     return problems
+
+
+def _architecture(loaded: LoadedManifest, i: int, line: int | None) -> list[Problem]:
+    """IR, opset and operators against the oldest onnxruntime `runtime` admits (else the
+    installed one): a model that says `onnxruntime: ">=1.17"` must run on 1.17."""
+    from mx.check.arch import check_onnx
+    from mx.check.targets import target_for
+
+    art = loaded.manifest.artifacts[i]
+    target = target_for("cpu", _oldest_runtime(loaded, line))
+    report = check_onnx(loaded.path.parent / art.path, [target])
+    return [Problem(str(loaded.path), line, f"artifacts[{i}] {art.path}: {f.target}: "
+                    f"{f.message}", "error" if f.severity == "error" else "warning")
+            for f in report.findings]
+
+
+def _oldest_runtime(loaded: LoadedManifest, line: int | None) -> tuple[int, int]:
+    from mx.check.targets import ORT_COMPAT, installed_version
+    from mx.semver import InvalidVersion, Range, Version
+
+    wanted = loaded.manifest.runtime.get("onnxruntime")
+    if not wanted:
+        return installed_version()
+    try:
+        rng = Range.parse(wanted)
+    except (InvalidVersion, ValueError):
+        return installed_version()
+    for major, minor in sorted(ORT_COMPAT):
+        if rng.contains(Version.parse(f"{major}.{minor}.0")) or \
+                rng.contains(Version.parse(f"{major}.{minor}.99")):
+            return (major, minor)
+    return installed_version()
 
 
 def check_file(model_dir: Path, rel: str, inputs: list[TensorSpec] | None,
@@ -34,6 +69,11 @@ def check_file(model_dir: Path, rel: str, inputs: list[TensorSpec] | None,
     import onnx
 
     path = model_dir / rel
+    from mx.check.arch import PROTOBUF_LIMIT
+
+    if path.stat().st_size > PROTOBUF_LIMIT:
+        return [f"{path.stat().st_size / 1024**3:.2f} GiB in one file; protobuf caps an ONNX "
+                "file at 2 GiB: save the weights as external data"]
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and friends
@@ -53,9 +93,9 @@ def check_file(model_dir: Path, rel: str, inputs: list[TensorSpec] | None,
     initializers = {t.name for t in model.graph.initializer}
     graph_inputs = [v for v in model.graph.input if v.name not in initializers]
     if inputs is not None:
-        out += _compare("input", inputs, graph_inputs)
+        out += compare_io("input", inputs, graph_inputs)
     if outputs is not None:
-        out += _compare("output", outputs, list(model.graph.output))
+        out += compare_io("output", outputs, list(model.graph.output))
     return out
 
 
@@ -95,7 +135,7 @@ def _dims(value_info: Any) -> tuple[int, list[int | str | None]]:
     return int(t.elem_type), dims
 
 
-def _compare(kind: str, specs: list[TensorSpec], actual: list[Any]) -> list[str]:
+def compare_io(kind: str, specs: list[TensorSpec], actual: list[Any]) -> list[str]:
     out: list[str] = []
     by_name = {v.name: v for v in actual}
     wanted = {s.name for s in specs}
