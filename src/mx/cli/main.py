@@ -29,6 +29,7 @@ COMMANDS = {
     "convert": ("mx.cli.convert_cmd", "convert"),
     "optimize": ("mx.cli.optimize_cmd", "optimize"),
     "check": ("mx.cli.check_cmd", "check"),
+    "bench": ("mx.cli.bench_cmd", "bench"),
 }
 
 
