@@ -61,9 +61,18 @@ def describe(model: Any) -> GraphInfo:
     opsets = {("ai.onnx" if o.domain in DEFAULT_DOMAIN else o.domain): int(o.version)
               for o in model.opset_import}
     counts: Counter[tuple[str, str]] = Counter()
+    params = 0
     for node in _nodes(model.graph):
         counts[("ai.onnx" if node.domain in DEFAULT_DOMAIN else node.domain, node.op_type)] += 1
-    params = 0
+        # Weights can live in attributes: Constant tensors, ai.onnx.ml coefficient lists.
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                n = 1
+                for d in attr.t.dims:
+                    n *= int(d)
+                params += n
+            elif attr.type == onnx.AttributeProto.FLOATS:
+                params += len(attr.floats)
     external = False
     for t in model.graph.initializer:
         n = 1
@@ -127,3 +136,28 @@ def rename_values(model: Any, mapping: dict[str, str]) -> None:
             node.input[i] = mapping.get(name, name)
         for i, name in enumerate(node.output):
             node.output[i] = mapping.get(name, name)
+
+
+def toposort(graph: Any) -> None:
+    """Reorder a graph's nodes so each comes after the nodes that produce its inputs
+    (onnxruntime's fp16 converter appends Cast nodes at the end; the checker refuses)."""
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered = []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(name in available for name in node.input):
+                ordered.append(node)
+                available.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):  # a cycle or an outer-scope name: keep what is left
+            ordered.extend(rest)
+            break
+        pending = rest
+    copies = [type(n)() for n in ordered]
+    for c, n in zip(copies, ordered, strict=True):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)

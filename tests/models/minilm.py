@@ -63,10 +63,10 @@ def build():  # type: ignore[no-untyped-def]
     feeds = tokenize(SENTENCES[:4], 32)
     return (SentenceEmbedder(encoder),
             {k: torch.from_numpy(v) for k, v in feeds.items()},
-            {"output_names": ["embedding"],
+            {"output_names": ["sentence_embedding"],
              "dynamic_axes": {"input_ids": {0: "batch", 1: "seq"},
                               "attention_mask": {0: "batch", 1: "seq"},
-                              "embedding": {0: "batch"}}})
+                              "sentence_embedding": {0: "batch"}}})
 
 
 def save_sentences(path: Path, length: int = 128) -> Path:

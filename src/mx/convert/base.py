@@ -114,14 +114,15 @@ def _on_path(directory: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def quiet() -> Iterator[io.StringIO]:
-    """Exporters print progress to stdout; a library must not. Keep it for error messages."""
+    """Exporters and model loaders print progress; a library must not. Keep it in a buffer."""
     import logging
     import warnings
 
     buf = io.StringIO()
     logging.disable(logging.WARNING)  # exporters log "torchvision is not installed" and such
     try:
-        with contextlib.redirect_stdout(buf), warnings.catch_warnings():
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf), \
+                warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield buf
     finally:

@@ -72,12 +72,15 @@ class DynamicInt8:
 
         with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".mx-q-") as tmp:
             try:
+                # Per-channel scales: per-tensor ones cost MiniLM's embeddings 0.96 cosine
+                # similarity against 0.99 (measured on real sentences), for the same size.
                 quantize_dynamic(str(_preprocessed(src, Path(tmp))), str(dst),
-                                 weight_type=QuantType.QInt8)
+                                 weight_type=QuantType.QInt8, per_channel=True)
             except Exception as exc:
                 raise TransformFailed(f"int8 dynamic quantization failed: {_line(exc)}") \
                     from None
-        return {"kind": "quantize", "method": "dynamic", "weight_type": "int8"}
+        return {"kind": "quantize", "method": "dynamic", "weight_type": "int8",
+                "per_channel": True}
 
 
 class StaticInt8:
@@ -130,7 +133,10 @@ class Float16:
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
         try:
+            from mx.onnxinfo import toposort
+
             model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+            toposort(model.graph)
             onnx.save(model, str(dst))
         except Exception as exc:
             raise TransformFailed(f"fp16 conversion failed: {_line(exc)}") from None
