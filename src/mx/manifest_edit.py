@@ -62,9 +62,9 @@ class ManifestChange:
             self.add_file(temp, rel)
             digest, size = sha256_file(temp)
             entry = {**entry, "sha256": digest, "size": size}
-        for key in ("transform", "quality"):
-            if isinstance(entry.get(key), dict):
-                entry[key] = _flow(entry[key])
+        for name in ("transform", "quality"):
+            if isinstance(entry.get(name), dict):
+                entry[name] = _flow(entry[name])
         arts = self.doc["artifacts"]
         key = (entry.get("format"), entry.get("variant", "fp32"))
         for i, art in enumerate(arts):

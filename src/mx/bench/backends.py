@@ -40,7 +40,7 @@ class BenchBackend(Protocol):
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
-    formats = ("onnx", "ort")
+    formats: tuple[str, ...] = ("onnx", "ort")
 
     def load(self, path: Path, device: str, threads: int) -> Loaded:
         import onnxruntime as ort
@@ -69,7 +69,7 @@ class OnnxRuntimeBackend:
 
 class TorchBackend:
     name = "pytorch"
-    formats = ("torchscript",)
+    formats: tuple[str, ...] = ("torchscript",)
 
     def load(self, path: Path, device: str, threads: int) -> Loaded:
         torch = require("torch")

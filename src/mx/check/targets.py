@@ -91,7 +91,7 @@ def cpu_kernels() -> dict[tuple[str, str], list[tuple[int, int]]]:
         if k.provider != "CPUExecutionProvider":
             continue
         domain = "ai.onnx" if k.domain in ("", "ai.onnx") else k.domain
-        out.setdefault((domain, k.op_name), []).append(tuple(k.version_range))  # type: ignore[arg-type]
+        out.setdefault((domain, k.op_name), []).append(tuple(k.version_range))
     return out
 
 

@@ -21,7 +21,7 @@ from mx.sampling import Feeds
 
 class JaxConverter:
     framework = "jax"
-    targets = ("onnx",)
+    targets: tuple[str, ...] = ("onnx",)
 
     def convert(self, job: ConvertJob) -> Converted:
         jax = require("jax")

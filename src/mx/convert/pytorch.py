@@ -25,7 +25,7 @@ LARGE_MODEL_BYTES = 1_800_000_000  # protobuf's 2 GiB limit, with room for the g
 
 class TorchConverter:
     framework = "pytorch"
-    targets = ("onnx", "torchscript")
+    targets: tuple[str, ...] = ("onnx", "torchscript")
 
     def convert(self, job: ConvertJob) -> Converted:
         torch = require("torch")

@@ -28,7 +28,7 @@ from mx.sampling import Feeds
 
 class SklearnConverter:
     framework = "sklearn"
-    targets = ("onnx",)
+    targets: tuple[str, ...] = ("onnx",)
 
     def convert(self, job: ConvertJob) -> Converted:
         require("sklearn")

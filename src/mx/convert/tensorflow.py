@@ -33,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 class TensorFlowConverter:
     framework = "tensorflow"
-    targets = ("onnx", "savedmodel", "tflite")
+    targets: tuple[str, ...] = ("onnx", "savedmodel", "tflite")
 
     def convert(self, job: ConvertJob) -> Converted:
         tf = require("tensorflow")

@@ -13,7 +13,6 @@ from mx.validate import Problem
 from mx.validate.files import Digests
 
 
-
 def check(loaded: LoadedManifest, digests: Digests) -> list[Problem]:
     problems: list[Problem] = []
     m = loaded.manifest
