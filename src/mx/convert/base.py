@@ -129,6 +129,12 @@ def quiet() -> Iterator[io.StringIO]:
         logging.disable(logging.NOTSET)
 
 
+def first_line(exc: BaseException) -> str:
+    """An exporter's error, cut to its first line: the rest is usually a stack of frames."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
 def pickle_kind(path: Path) -> str | None:
     """Say why a file is pickle-based (so loading it could run code), or None.
 

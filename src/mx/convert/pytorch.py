@@ -10,12 +10,18 @@ By default axis 0 of every input and output is the symbolic dim `batch`.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mx.convert.base import ConversionFailed, Converted, ConvertJob, call_entry_point, quiet
+from mx.convert.base import (
+    ConversionFailed,
+    Converted,
+    ConvertJob,
+    call_entry_point,
+    first_line,
+    quiet,
+)
 from mx.errors import ConfigError
 from mx.frameworks import require, version_of
 from mx.sampling import Feeds, generate
@@ -50,7 +56,7 @@ class TorchConverter:
                 try:
                     traced = torch.jit.trace(model, args)
                 except Exception as exc:
-                    raise ConversionFailed(f"torch.jit.trace failed: {_first_line(exc)}") \
+                    raise ConversionFailed(f"torch.jit.trace failed: {first_line(exc)}") \
                         from None
             traced.save(str(job.out_path))
             tool = f"torch.jit.trace {version}"
@@ -79,7 +85,7 @@ def _load_source(job: ConvertJob) -> tuple[Any, Feeds, dict[str, Any]]:
         try:
             model = torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:
-            raise ConfigError(f"{path}: not a TorchScript archive ({_first_line(exc)})") \
+            raise ConfigError(f"{path}: not a TorchScript archive ({first_line(exc)})") \
                 from None
         if job.data is not None:
             return model, dict(job.data), {}
@@ -131,7 +137,7 @@ def _export_onnx(torch: Any, model: Any, args: tuple[Any, ...], job: ConvertJob,
             return "torch.onnx (dynamo)"
         except Exception as exc:
             dynamo_error = exc
-            notes.append(f"the dynamo exporter failed ({_first_line(exc)}); "
+            notes.append(f"the dynamo exporter failed ({first_line(exc)}); "
                          "used the legacy TorchScript-based exporter")
     try:
         with quiet():
@@ -143,7 +149,7 @@ def _export_onnx(torch: Any, model: Any, args: tuple[Any, ...], job: ConvertJob,
     except Exception as exc:
         op = _operator(exc) or (_operator(dynamo_error) if dynamo_error else None)
         what = f"operator {op} is not supported by the ONNX exporters" if op else \
-            _first_line(exc)
+            first_line(exc)
         raise ConversionFailed(f"PyTorch -> ONNX export failed: {what}",
                                hint="replace the operator, or register a custom ONNX "
                                     "translation for it") from None
@@ -177,11 +183,3 @@ def _to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    return line[:300]
-
-
-def torchscript_source(path: Path) -> bool:
-    return path.suffix in {".pt", ".pth", ".ts", ".torchscript"}

@@ -22,7 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from mx.convert.base import ConversionFailed, Converted, ConvertJob, call_entry_point, quiet
+from mx.convert.base import (
+    ConversionFailed,
+    Converted,
+    ConvertJob,
+    call_entry_point,
+    first_line,
+    quiet,
+)
 from mx.errors import ConfigError
 from mx.frameworks import require, version_of
 from mx.onnxinfo import rename_values
@@ -47,7 +54,7 @@ class TensorFlowConverter:
                         proto, _ = tf2onnx.convert.from_function(
                             source.function, input_signature=source.specs, opset=job.opset)
                     except Exception as exc:
-                        raise ConversionFailed(f"tf2onnx failed: {_first_line(exc)}") from None
+                        raise ConversionFailed(f"tf2onnx failed: {first_line(exc)}") from None
                 rename_values(proto, dict(zip([o.name for o in proto.graph.output],
                                               source.output_names, strict=False)))
                 import onnx
@@ -65,7 +72,7 @@ class TensorFlowConverter:
                             data = tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert()
                         except Exception as exc:
                             raise ConversionFailed(f"TFLite conversion failed: "
-                                                   f"{_first_line(exc)}") from None
+                                                   f"{first_line(exc)}") from None
                     job.out_path.write_bytes(data)
                     tool = f"tf.lite.TFLiteConverter {version}"
         return Converted(source.reference, source.example, tool, version)
@@ -82,7 +89,6 @@ class _Source:
 
 
 def _load_source(job: ConvertJob) -> _Source:
-    tf = require("tensorflow")
     path = job.model_dir / job.source
     if ":" in job.source and not path.exists():
         result = call_entry_point(job.source, job.model_dir)
@@ -98,7 +104,7 @@ def _load_source(job: ConvertJob) -> _Source:
             with quiet():
                 model = keras.models.load_model(str(path), safe_mode=True, compile=False)
         except Exception as exc:
-            raise ConfigError(f"{path}: cannot load the Keras model ({_first_line(exc)})",
+            raise ConfigError(f"{path}: cannot load the Keras model ({first_line(exc)})",
                               hint="mx loads Keras files in safe mode: lambda layers with "
                                    "Python code are refused") from None
         return _from_keras(model, None, job)
@@ -107,7 +113,6 @@ def _load_source(job: ConvertJob) -> _Source:
     refuse_pickle(path)
     raise ConfigError(f"{path}: not a SavedModel directory, .keras/.h5 file or entry point",
                       hint="e.g. mx convert . saved_model/ --from tensorflow")
-    del tf
 
 
 def _from_keras(model: Any, example_in: Any, job: ConvertJob) -> _Source:
@@ -184,7 +189,7 @@ def _export_saved_model(source: _Source, tmp: Path) -> Path:
             else:
                 require("tensorflow").saved_model.save(source.function, str(out))
         except Exception as exc:
-            raise ConversionFailed(f"SavedModel export failed: {_first_line(exc)}") from None
+            raise ConversionFailed(f"SavedModel export failed: {first_line(exc)}") from None
     return out
 
 
@@ -209,7 +214,3 @@ def extract_tar(archive: Path, dest: Path) -> Path:
         tar.extractall(dest, filter="data")
     return dest
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]

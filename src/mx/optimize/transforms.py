@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from mx.convert.base import first_line
 from mx.errors import ConfigError, MxError
 from mx.sampling import Feeds
 
@@ -77,7 +78,7 @@ class DynamicInt8:
                 quantize_dynamic(str(_preprocessed(src, Path(tmp))), str(dst),
                                  weight_type=QuantType.QInt8, per_channel=True)
             except Exception as exc:
-                raise TransformFailed(f"int8 dynamic quantization failed: {_line(exc)}") \
+                raise TransformFailed(f"int8 dynamic quantization failed: {first_line(exc)}") \
                     from None
         return {"kind": "quantize", "method": "dynamic", "weight_type": "int8",
                 "per_channel": True}
@@ -113,7 +114,7 @@ class StaticInt8:
                                 quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
                                 weight_type=QuantType.QInt8, per_channel=True)
             except Exception as exc:
-                raise TransformFailed(f"int8 static quantization failed: {_line(exc)}") \
+                raise TransformFailed(f"int8 static quantization failed: {first_line(exc)}") \
                     from None
         return {"kind": "quantize", "method": "static", "weight_type": "int8",
                 "activation_type": "int8", "format": "qdq",
@@ -139,7 +140,7 @@ class Float16:
             toposort(model.graph)
             onnx.save(model, str(dst))
         except Exception as exc:
-            raise TransformFailed(f"fp16 conversion failed: {_line(exc)}") from None
+            raise TransformFailed(f"fp16 conversion failed: {first_line(exc)}") from None
         return {"kind": "cast", "dtype": "float16", "keep_io_types": True}
 
 
@@ -162,7 +163,7 @@ class GraphOptimize:
         try:
             ort.InferenceSession(str(src), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise TransformFailed(f"graph optimization failed: {_line(exc)}") from None
+            raise TransformFailed(f"graph optimization failed: {first_line(exc)}") from None
         return {"kind": "graph-optimize", "level": "extended",
                 "provider": "CPUExecutionProvider", "onnxruntime": ort.__version__}
 
@@ -229,7 +230,7 @@ class OrtFormat:
         try:
             ort.InferenceSession(str(src), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise TransformFailed(f"ORT format conversion failed: {_line(exc)}") from None
+            raise TransformFailed(f"ORT format conversion failed: {first_line(exc)}") from None
         return {"kind": "ort-format", "optimization": "basic", "onnxruntime": ort.__version__}
 
 
@@ -238,7 +239,3 @@ TRANSFORMS: dict[str, Transform] = {
                         MagnitudePrune(), OrtFormat())
 }
 
-
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
