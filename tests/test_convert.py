@@ -77,6 +77,11 @@ def test_keras_to_onnx_savedmodel_and_tflite(tmp_path, mx):  # type: ignore[no-u
 
     with tarfile.open(d / "model.savedmodel.tar") as tar:
         assert "saved_model.pb" in tar.getnames()
+        tar.extractall(d / "saved", filter="data")
+    # A SavedModel directory is a source too (its serving_default signature).
+    r = mx("convert", d, "saved", "-o", "from_saved.onnx", "--variant", "saved")
+    assert r.code == 0, r.err
+    assert "tf2onnx" in (load_manifest(d).manifest.source.converter or "")  # type: ignore[union-attr]
 
 
 def test_jax_function_to_onnx(tmp_path, mx):  # type: ignore[no-untyped-def]

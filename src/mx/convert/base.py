@@ -131,8 +131,11 @@ def quiet() -> Iterator[io.StringIO]:
 
 def first_line(exc: BaseException) -> str:
     """An exporter's error, cut to its first line: the rest is usually a stack of frames."""
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    # TensorFlow opens with "in user code:" and a stack; the error itself is last.
+    return (lines[-1] if lines[0].endswith(":") else lines[0])[:300]
 
 
 def pickle_kind(path: Path) -> str | None:

@@ -153,7 +153,9 @@ def _from_saved_model(path: Path, job: ConvertJob) -> _Source:
     outputs = sorted(serving.structured_outputs)
 
     def call(*args: Any) -> Any:
-        out = serving(**dict(zip(names, args, strict=True)))
+        # Through `loaded`, not `serving` alone: the closure must keep the loaded object
+        # (and so its variables) alive, or TensorFlow deletes them under the function.
+        out = loaded.signatures["serving_default"](**dict(zip(names, args, strict=True)))
         return tuple(out[k] for k in outputs)
 
     function = tf.function(call, input_signature=specs)
