@@ -9,7 +9,7 @@ from typing import Any
 from mx.convert import CONVERTERS, SUFFIXES
 from mx.convert.base import ConvertJob, ParityFailed
 from mx.convert.parity import ParityReport, compare
-from mx.errors import ConfigError
+from mx.errors import ConfigError, MxError
 from mx.manifest import load_manifest
 from mx.manifest_edit import ManifestChange, temp_path
 from mx.runtimes import runner_for
@@ -113,7 +113,17 @@ def convert(model_dir: Path, source: str, opts: ConvertOptions) -> ConvertResult
 
 
 def _parity(opts: ConvertOptions, tmp: Path, reference: Any, example: Feeds) -> ParityReport:
-    candidate = runner_for(opts.target, tmp)
+    try:
+        candidate = runner_for(opts.target, tmp)
+    except MxError:
+        raise
+    except Exception as exc:
+        from mx.convert.base import ConversionFailed, first_line
+
+        raise ConversionFailed(f"the exported {opts.target} artifact does not load: "
+                               f"{first_line(exc)}",
+                               hint="an output name that clashes with an inner value is a "
+                                    "common cause: try other --output-names") from None
     sets = [example, *like(example, count=opts.random_sets)]
     names: list[str] = []
     if opts.target == "onnx":
