@@ -45,6 +45,11 @@ class GraphInfo:
     def opset(self) -> int | None:
         return self.opsets.get("ai.onnx")
 
+    def signature(self) -> dict[str, Any]:
+        """The manifest `signature` block (symbolic dims kept as names)."""
+        return {"inputs": [t.as_spec() for t in self.inputs],
+                "outputs": [t.as_spec() for t in self.outputs]}
+
 
 def load(path: Path, with_data: bool = False) -> Any:
     import onnx
@@ -114,12 +119,6 @@ def _tensor(value_info: Any) -> TensorInfo:
     dtype = ONNX_DTYPES.get(int(t.elem_type), f"onnx-type-{t.elem_type}")
     return TensorInfo(value_info.name, dtype, shape)
 
-
-def signature_of(path: Path) -> dict[str, Any]:
-    """The manifest `signature` block for an ONNX file (symbolic dims kept as names)."""
-    info = describe(load(path))
-    return {"inputs": [t.as_spec() for t in info.inputs],
-            "outputs": [t.as_spec() for t in info.outputs]}
 
 
 def rename_values(model: Any, mapping: dict[str, str]) -> None:

@@ -73,13 +73,9 @@ def check_onnx(path: Path, targets: list[Target], inputs: list[Any] | None = Non
             "error", f"{inline / 1024**3:.2f} GiB of weights inside the graph; near the 2 GiB "
                      "protobuf limit: use external data"))
     if inputs is not None and outputs is not None:
-        from mx.validate.onnx_check import compare_io
+        from mx.validate.onnx_check import io_problems
 
-        initializers = {t.name for t in model.graph.initializer}
-        problems = compare_io("input", inputs, [v for v in model.graph.input
-                                                if v.name not in initializers])
-        problems += compare_io("output", outputs, list(model.graph.output))
-        report.findings += [Finding("error", p) for p in problems]
+        report.findings += [Finding("error", p) for p in io_problems(model, inputs, outputs)]
     for target in targets:
         report.findings += _versions(info, target)
         report.findings += _operators(path, info, target)

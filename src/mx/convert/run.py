@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mx import onnxinfo
 from mx.convert import CONVERTERS, SUFFIXES
 from mx.convert.base import ConvertJob, ParityFailed
 from mx.convert.parity import ParityReport, compare
@@ -81,7 +82,11 @@ def convert(model_dir: Path, source: str, opts: ConvertOptions) -> ConvertResult
         job = ConvertJob(source, model_dir, opts.target, tmp, opts.opset, opts.input_names,
                          opts.output_names, specs, data)
         converted = converter.convert(job)
-        report = _parity(opts, tmp, converted.reference, converted.example)
+        # Read an ONNX graph once: its output names (parity), opset and signature.
+        graph = onnxinfo.load(tmp) if opts.target == "onnx" else None
+        info = onnxinfo.describe(graph) if graph is not None else None
+        report = _parity(opts, tmp, converted.reference, converted.example,
+                         [o.name for o in info.outputs] if info else [])
         if not report.ok:
             worst = report.worst()
             detail = worst.problem or (f"max abs error {worst.max_abs:.3g} (atol "
@@ -92,13 +97,10 @@ def convert(model_dir: Path, source: str, opts: ConvertOptions) -> ConvertResult
                 f"{report.input_sets} input sets; nothing was written",
                 hint="loosen with --atol/--rtol only if the difference is expected")
         entry: dict[str, Any] = {"path": rel, "format": opts.target, "variant": opts.variant}
-        if opts.target == "onnx":
-            from mx import onnxinfo
-
-            info = onnxinfo.describe(onnxinfo.load(tmp))
+        if info is not None:
             if info.opset:
                 entry["opset"] = info.opset
-            _update_signature(change, model_dir, tmp, manifest.signature is not None)
+            _update_signature(change, graph, info)
         change.upsert_artifact(entry, tmp)
         change.set_source({"framework": framework,
                            "framework_version": converted.framework_version or None,
@@ -112,7 +114,8 @@ def convert(model_dir: Path, source: str, opts: ConvertOptions) -> ConvertResult
     return ConvertResult(dict(final), report, converted.tool, converted.notes + change.messages)
 
 
-def _parity(opts: ConvertOptions, tmp: Path, reference: Any, example: Feeds) -> ParityReport:
+def _parity(opts: ConvertOptions, tmp: Path, reference: Any, example: Feeds,
+            names: list[str]) -> ParityReport:
     try:
         candidate = runner_for(opts.target, tmp)
     except MxError:
@@ -125,28 +128,20 @@ def _parity(opts: ConvertOptions, tmp: Path, reference: Any, example: Feeds) -> 
                                hint="an output name that clashes with an inner value is a "
                                     "common cause: try other --output-names") from None
     sets = [example, *like(example, count=opts.random_sets)]
-    names: list[str] = []
-    if opts.target == "onnx":
-        from mx import onnxinfo
-
-        names = [o.name for o in onnxinfo.describe(onnxinfo.load(tmp)).outputs]
     return compare(reference, candidate, sets, names, opts.atol, opts.rtol)
 
 
-def _update_signature(change: ManifestChange, model_dir: Path, tmp: Path, has: bool) -> None:
-    from mx import onnxinfo
-    from mx.validate.onnx_check import check_file
+def _update_signature(change: ManifestChange, graph: Any, info: onnxinfo.GraphInfo) -> None:
+    """Write the graph's signature, unless mx.yaml has one the graph agrees with."""
+    from mx.validate.onnx_check import io_problems
 
-    if has:
-        m = change.loaded.manifest
-        assert m.signature is not None
-        problems = check_file(model_dir, str(tmp.relative_to(model_dir)), m.signature.inputs,
-                              m.signature.outputs, None)
+    sig = change.loaded.manifest.signature
+    if sig is not None:
+        problems = io_problems(graph, sig.inputs, sig.outputs)
         if not problems:
             return
-        change.messages.append("signature replaced by the converted graph's: "
-                               + problems[0])
-    change.set_signature(onnxinfo.signature_of(tmp))
+        change.messages.append("signature replaced by the converted graph's: " + problems[0])
+    change.set_signature(info.signature())
 
 
 def _plain_npz(path: Path) -> Feeds:

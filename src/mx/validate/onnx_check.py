@@ -89,10 +89,17 @@ def check_file(model_dir: Path, rel: str, inputs: list[TensorSpec] | None,
         actual = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
         if actual is not None and actual != opset:
             out.append(f"opset is {actual} but mx.yaml says {opset}")
-    initializers = {t.name for t in model.graph.initializer}
-    graph_inputs = [v for v in model.graph.input if v.name not in initializers]
+    return out + io_problems(model, inputs, outputs)
+
+
+def io_problems(model: Any, inputs: list[TensorSpec] | None,
+                outputs: list[TensorSpec] | None) -> list[str]:
+    """A loaded graph's inputs (initializers aside) and outputs against the signature."""
+    out: list[str] = []
     if inputs is not None:
-        out += compare_io("input", inputs, graph_inputs)
+        initializers = {t.name for t in model.graph.initializer}
+        out += compare_io("input", inputs, [v for v in model.graph.input
+                                            if v.name not in initializers])
     if outputs is not None:
         out += compare_io("output", outputs, list(model.graph.output))
     return out
