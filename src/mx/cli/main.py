@@ -30,6 +30,7 @@ COMMANDS = {
     "optimize": ("mx.cli.optimize_cmd", "optimize"),
     "check": ("mx.cli.check_cmd", "check"),
     "bench": ("mx.cli.bench_cmd", "bench"),
+    "hook": ("mx.cli.hook_cmd", "hook"),
 }
 
 
