@@ -31,6 +31,8 @@ COMMANDS = {
     "check": ("mx.cli.check_cmd", "check"),
     "bench": ("mx.cli.bench_cmd", "bench"),
     "hook": ("mx.cli.hook_cmd", "hook"),
+    "report": ("mx.cli.report_cmd", "report"),
+    "registry": ("mx.cli.registry_cmd", "registry"),
 }
 
 
