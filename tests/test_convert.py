@@ -172,3 +172,18 @@ def test_missing_framework_names_the_extra(monkeypatch: pytest.MonkeyPatch):  # 
     with pytest.raises(MissingFramework) as err:
         require("jax2onnx")
     assert "mx[jax]" in (err.value.hint or "")
+
+
+def test_convert_without_source_uses_source_export(tmp_path, mx):  # type: ignore[no-untyped-def]
+    d = model_repo(tmp_path, mx, "sklearn_iris.py", task="tabular-classification")
+    r = mx("convert", d)
+    assert r.code == 0 and "sets no source.export: nothing to convert" in r.err
+    text = (d / "mx.yaml").read_text()
+    (d / "mx.yaml").write_text(text.replace("card: README.md",
+                                            "card: README.md\nsource:\n  framework: sklearn\n"
+                                            "  export: sklearn_iris.py:build"))
+    r = mx("convert", d)
+    assert r.code == 0, r.err
+    m = load_manifest(d).manifest
+    assert m.source is not None and m.source.entry == "sklearn_iris.py:build"
+    assert (d / "model.onnx").stat().st_size > 0

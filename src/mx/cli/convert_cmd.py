@@ -13,7 +13,7 @@ def _names(value: str | None) -> list[str] | None:
 
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.argument("source")
+@click.argument("source", required=False)
 @click.option("--from", "framework", type=click.Choice(["pytorch", "tensorflow", "jax",
                                                          "sklearn"]),
               help="The source framework (guessed from files and mx.yaml's source).")
@@ -29,13 +29,26 @@ def _names(value: str | None) -> list[str] | None:
 @click.option("--input-names", help="Comma-separated input names.")
 @click.option("--output-names", help="Comma-separated output names.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def convert(directory: Path, source: str, framework: str | None, target: str,
+def convert(directory: Path, source: str | None, framework: str | None, target: str,
             output: str | None, variant: str, opset: int, atol: float | None,
             rtol: float | None, data: Path | None, input_names: str | None,
             output_names: str | None, as_json: bool) -> None:
     """Convert SOURCE (module:function, a TorchScript file, a SavedModel or Keras file)
-    into an artifact of the model in DIR, check parity, and record it in mx.yaml."""
+    into an artifact of the model in DIR, check parity, and record it in mx.yaml.
+
+    Without SOURCE, converts what mx.yaml's `source.export` names (as CI does), and
+    does nothing, successfully, when it names nothing."""
     from mx.cli.output import emit_json, note
+    from mx.manifest import load_manifest
+
+    if source is None:
+        declared = load_manifest(directory).manifest.source
+        source = declared.export if declared else None
+        if source is None:
+            note(f"{directory / 'mx.yaml'} sets no source.export: nothing to convert")
+            if as_json:
+                emit_json({"converted": False, "reason": "no source.export"})
+            return
     from mx.convert.run import ConvertOptions
     from mx.convert.run import convert as run
 

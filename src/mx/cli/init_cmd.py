@@ -18,12 +18,20 @@ import click
 @click.option("--force", is_flag=True, help="Overwrite existing scaffold files.")
 def init(directory: Path, name: str, summary: str, license_: str, task: str,
          force: bool) -> None:
-    """Scaffold a model directory: mx.yaml, a model card, .gitattributes for Git LFS."""
+    """Scaffold a model directory: mx.yaml, a model card, .gitattributes for Git LFS,
+    .pre-commit-config.yaml and a CI workflow (.github/workflows/mx.yml)."""
     from mx.init import InitOptions, init_model
 
     directory.mkdir(parents=True, exist_ok=True)
     written = init_model(directory, InitOptions(name, summary, license_, task, force))
     for path in written:
         click.echo(f"wrote {path}")
+    import subprocess
+
+    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=directory,
+                         capture_output=True, text=True)
+    if top.returncode == 0 and Path(top.stdout.strip()).resolve() != directory.resolve():
+        click.echo(f"note: pre-commit and GitHub read .pre-commit-config.yaml and .github/ at "
+                   f"the repository root ({top.stdout.strip()}); move them there", err=True)
     click.echo("next: add your model file, then `mx validate --write` to record its hash",
                err=True)

@@ -14,7 +14,7 @@ from mx.cli.shapes import parse_shapes
                 default=".")
 @click.option("-t", "--transform", "transforms", multiple=True, required=True,
               help="int8-dynamic, int8-static, fp16, graph, prune[:SPARSITY], ort "
-                   "(repeatable).")
+                   "(repeatable, or comma-separated).")
 @click.option("--from", "parent", help="The parent artifact (default the fp32 ONNX one).")
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
               help=".npz of real inputs for the quality measurement (and calibration).")
@@ -37,7 +37,8 @@ def optimize(directory: Path, transforms: tuple[str, ...], parent: str | None,
     from mx.optimize.run import OptimizeOptions
     from mx.optimize.run import optimize as run
 
-    opts = OptimizeOptions(list(transforms), parent, data, calibration, metric, min_quality,
+    wanted = [t.strip() for group in transforms for t in group.split(",") if t.strip()]
+    opts = OptimizeOptions(wanted, parent, data, calibration, metric, min_quality,
                            max_error, parse_shapes(shapes))
     results, warnings = run(directory, opts)
     for w in warnings:
