@@ -33,6 +33,7 @@ COMMANDS = {
     "hook": ("mx.cli.hook_cmd", "hook"),
     "report": ("mx.cli.report_cmd", "report"),
     "registry": ("mx.cli.registry_cmd", "registry"),
+    "serve": ("mx.cli.serve_cmd", "serve"),
 }
 
 

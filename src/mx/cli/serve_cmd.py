@@ -1,0 +1,78 @@
+"""`mx serve SPEC... [--host] [--port] [--max-batch-size] [--max-queue-delay-ms] [--canary]`"""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+
+def _canary(value: str) -> tuple[str, float]:
+    m = re.fullmatch(r"(.+)=(\d+(?:\.\d+)?)%?", value)
+    if not m or not 0 < float(m.group(2)) <= 100:
+        raise click.BadParameter(f"{value!r}: write SPEC=PERCENT, e.g. acme/iris@1.5.0-rc.1=10%",
+                                 param_hint="--canary")
+    return m.group(1), float(m.group(2))
+
+
+@click.command()
+@click.argument("specs", nargs=-1, required=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--registry", help="Registry URL or name [default: the configured one].")
+@click.option("--variant", help="Artifact variant to serve (e.g. int8) [default: fp32].")
+@click.option("--max-batch-size", default=32, show_default=True, type=click.IntRange(1),
+              help="Rows per onnxruntime run (1: no dynamic batching).")
+@click.option("--max-queue-delay-ms", default=2.0, show_default=True,
+              type=click.FloatRange(0), help="How long a request may wait to share a batch.")
+@click.option("--canary", "canaries", multiple=True, metavar="SPEC=PERCENT",
+              help="Send PERCENT of unversioned requests to this version (repeatable).")
+@click.option("--max-body-mb", default=64.0, show_default=True, type=click.FloatRange(0.001))
+@click.option("--threads", default=0, type=click.IntRange(0),
+              help="onnxruntime intra-op threads per model (0: its default).")
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(1),
+              help="Threads running onnxruntime.")
+def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
+          variant: str | None, max_batch_size: int, max_queue_delay_ms: float,
+          canaries: tuple[str, ...], max_body_mb: float, threads: int, workers: int) -> None:
+    """Serve models over the Open Inference Protocol (KServe V2 REST): ns/name@RANGE or a
+    model directory. A model that fails to load is reported by /v2/health/ready; the rest
+    are served."""
+    import logging
+    import socket
+    import sys
+
+    import uvicorn
+
+    from mx.serve.app import ServeLimits, Server, build_app
+    from mx.serve.batcher import BatchPolicy
+    from mx.serve.model import resolve_model
+
+    parsed = [_canary(c) for c in canaries]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))  # each record is one JSON object
+    log = logging.getLogger("mx.serve")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+    limits = ServeLimits(int(max_body_mb * (1 << 20)),
+                         BatchPolicy(max_batch_size, max_queue_delay_ms / 1000), workers)
+    server = Server(limits, lambda spec: resolve_model(spec, registry, variant, threads))
+    for spec in specs:
+        server.load(spec)
+    for spec, percent in parsed:
+        model = server.load(spec, make_default=False)
+        if model is not None:
+            route = server.models.routes[model.name]
+            route.canary, route.canary_percent = model.version, percent
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    actual = sock.getsockname()[1]
+    click.echo(f"serving {', '.join(sorted(server.models.versions)) or 'no models'} on "
+               f"http://{host}:{actual}/v2 (metrics: /metrics)", err=True)
+    config = uvicorn.Config(build_app(server), log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=30, lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])
+    server.executor.shutdown(wait=True)
