@@ -69,6 +69,7 @@ def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(2048)  # connections queue from here on, before uvicorn takes over
     actual = sock.getsockname()[1]
     click.echo(f"serving {', '.join(sorted(server.models.versions)) or 'no models'} on "
                f"http://{host}:{actual}/v2 (metrics: /metrics)", err=True)
