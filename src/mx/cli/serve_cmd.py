@@ -66,6 +66,12 @@ def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
         if model is not None:
             route = server.models.routes[model.name]
             route.canary, route.canary_percent = model.version, percent
+    if not server.models.versions:
+        from mx.errors import ConfigError
+
+        first = next(iter(server.models.failed.values()), "nothing to serve")
+        raise ConfigError(f"no model could be loaded: {first}",
+                          hint="check the specs (ns/name@RANGE or a model directory)")
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
