@@ -9,7 +9,7 @@ from typing import Any
 from mx import yamlio
 from mx.errors import ConfigError
 from mx.fsutil import atomic_write_bytes
-from mx.index_builder.registry import load_registry
+from mx.index_builder.registry import validate_registry
 from mx.names import check_model_name
 from mx.semver import Version
 
@@ -51,21 +51,15 @@ def _check(name: str, version: str, known: set[str] | None) -> str:
 
 
 def _save(path: Path, doc: Any, text: str) -> None:
-    new = yamlio.dump_text(doc, like=text)
-    # Refuse to write a file the builder would reject (and keep the old one).
-    tmp = path.with_name(f".{path.name}.mx-check")
-    try:
-        tmp.write_text(new, encoding="utf-8")
-        load_registry(tmp)
-    finally:
-        tmp.unlink(missing_ok=True)
-    atomic_write_bytes(path, new.encode("utf-8"))
+    validate_registry(doc, path)  # never write a file the builder would reject
+    atomic_write_bytes(path, yamlio.dump_text(doc, like=text).encode("utf-8"))
 
 
 def _load(path: Path) -> tuple[Any, str]:
-    load_registry(path)  # validates, with file:line errors
     text = path.read_text(encoding="utf-8")
-    return yamlio.load_text(text, str(path)), text
+    doc = yamlio.load_text(text, str(path))
+    validate_registry(doc, path)  # with file:line errors
+    return doc, text
 
 
 def promote(path: Path, name: str, version: str, channel: str,

@@ -47,7 +47,8 @@ def check_lfs(root: Path, files: list[str],
                 f"no Git LFS pattern covers the artifact {path}; run "
                 f"`git lfs track \"*{PurePosixPath(path).suffix or path}\"` and `git add "
                 f".gitattributes {path}`"))
-    staged = {b.path: b for b in staged_blobs(root, [p for p in candidates if p in tracked])}
+    in_index = set(tracked)
+    staged = {b.path: b for b in staged_blobs(root, [p for p in candidates if p in in_index])}
     contents = read_small_blobs(root, [b for b in staged.values() if b.size <= lfs.POINTER_MAX])
     for path, blob in sorted(staged.items()):
         out.checked.append(path)
@@ -117,11 +118,19 @@ def _blob_sizes(root: Path, oids: list[str]) -> dict[str, int]:
 
 
 def read_small_blobs(root: Path, blobs: list[StagedBlob]) -> dict[str, bytes]:
+    """Contents of (pointer-sized) blobs, through one `git cat-file --batch`."""
+    oids = sorted({b.oid for b in blobs})
+    if not oids:
+        return {}
+    proc = subprocess.run(["git", "cat-file", "--batch"], cwd=root,
+                          input="\n".join(oids).encode() + b"\n", capture_output=True, check=True)
     out: dict[str, bytes] = {}
-    for blob in blobs:
-        proc = subprocess.run(["git", "cat-file", "blob", blob.oid], cwd=root,
-                              capture_output=True, check=True)
-        out[blob.oid] = proc.stdout
+    data, pos = proc.stdout, 0
+    for oid in oids:  # each answer: "<oid> <type> <size>\n<content>\n"
+        end = data.index(b"\n", pos)
+        size = int(data[pos:end].split()[2])
+        out[oid] = data[end + 1:end + 1 + size]
+        pos = end + 1 + size + 1
     return out
 
 

@@ -25,10 +25,14 @@ def tracked_files(root: Path) -> list[str]:
     return [p for p in proc.stdout.decode("utf-8", "replace").split("\0") if p]
 
 
+def manifest_dirs(paths: list[str]) -> set[str]:
+    """Directories ('.' = root) of the mx.yaml files among repository paths."""
+    return {str(PurePosixPath(p).parent) for p in paths if PurePosixPath(p).name == MANIFEST_FILE}
+
+
 def model_dirs(root: Path, tracked: list[str]) -> list[str]:
     """Directories holding an mx.yaml, from the index and the work tree ('.' = root)."""
-    dirs = {str(PurePosixPath(p).parent) for p in tracked
-            if PurePosixPath(p).name == MANIFEST_FILE}
+    dirs = manifest_dirs(tracked)
     if (root / MANIFEST_FILE).is_file():
         dirs.add(".")
     return sorted(dirs)

@@ -63,7 +63,11 @@ class Registry(BaseModel):
 
 
 def load_registry(path: Path) -> Registry:
-    doc = yamlio.load_file(path)
+    return validate_registry(yamlio.load_file(path), path)
+
+
+def validate_registry(doc: Any, path: Path) -> Registry:
+    """A parsed (round-trip) registry.yaml as a Registry; errors say file:line."""
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}:1: registry.yaml is a YAML mapping (registry: 1, ...)")
     try:

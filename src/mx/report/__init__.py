@@ -63,6 +63,7 @@ def build_report(root: Path, base: str, head: str | None = None) -> dict[str, An
 
 def _model(tree: Path, d: str, before: Any, after: Any) -> dict[str, Any]:
     ref = after or before
+    validation = _validate(tree, d, after) if after is not None else None
     entry: dict[str, Any] = {
         "model_dir": d, "name": ref.name,
         "status": "added" if before is None else "removed" if after is None else "modified",
@@ -74,15 +75,18 @@ def _model(tree: Path, d: str, before: Any, after: Any) -> dict[str, Any]:
         "quality": compare.quality_changes(before, after),
         "benchmarks": compare.bench_changes(before, after),
         "card": compare.card_changes(before, after),
-        "validation": None,
+        "validation": validation,
     }
-    if after is not None:
-        from mx.validate import validate_model
+    return entry
 
-        report = validate_model(tree / d)
-        entry["validation"] = {
-            "ok": report.ok,
+
+def _validate(tree: Path, d: str, after: Any) -> dict[str, Any]:
+    from mx.validate import validate_model
+
+    report = validate_model(tree / d)
+    for path, digest in report.digests.items():  # hashed once, by validation
+        after.digests.setdefault(path, digest)
+    return {"ok": report.ok,
             "problems": [{"path": os.path.relpath(p.path, tree) if os.path.isabs(p.path)
                           else p.path, "line": p.line, "message": p.message,
                           "severity": p.severity} for p in report.problems]}
-    return entry

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from mx import lfs, yamlio
 from mx.errors import GitError
-from mx.fsutil import sha256_file
 from mx.gitrepo import join
+from mx.hooks.targets import manifest_dirs
 from mx.names import MANIFEST_FILE
 
 CARD_FILE = "README.md"
@@ -59,9 +59,7 @@ def model_dirs(root: Path, rev: str | None) -> list[str]:
     else:
         proc = subprocess.run(["git", "ls-tree", "-r", "-z", "--name-only", rev], cwd=root,
                               capture_output=True, check=True)
-    paths = [p for p in proc.stdout.decode("utf-8", "replace").split("\0") if p]
-    return sorted({str(PurePosixPath(p).parent) for p in paths
-                   if PurePosixPath(p).name == MANIFEST_FILE})
+    return sorted(manifest_dirs(proc.stdout.decode("utf-8", "replace").split("\0")))
 
 
 def load_state(root: Path, rev: str | None, model_dir: str) -> ModelState | None:
@@ -95,17 +93,18 @@ def load_state(root: Path, rev: str | None, model_dir: str) -> ModelState | None
 
 
 def _digest(root: Path, rev: str | None, path: str) -> tuple[str, int] | None:
-    """sha256 and size of a file's content: from its LFS pointer when git holds one."""
+    """sha256 and size of a file's content: from its LFS pointer when git holds one.
+
+    A work-tree file that is not a pointer is left to validation, which hashes it anyway
+    (the report takes its digests), so no artifact is read twice."""
     import hashlib
 
     if rev is None:
         target = root / path
-        if not target.is_file():
+        if not lfs.looks_like_pointer(target):
             return None
-        if lfs.looks_like_pointer(target):
-            pointer = lfs.parse_pointer(target.read_bytes())
-            return (pointer.oid, pointer.size) if pointer else None
-        return sha256_file(target)
+        pointer = lfs.parse_pointer(target.read_bytes())
+        return (pointer.oid, pointer.size) if pointer else None
     data = read(root, rev, path)
     if data is None:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -174,8 +175,6 @@ def build_app(server: Server) -> Starlette:
         name = request.path_params["name"]
         route = models.routes.get(name)
         spec = route.spec if route else name
-        import asyncio
-
         loaded = await asyncio.get_running_loop().run_in_executor(None, server.load, spec)
         if loaded is None:
             return _error(400, f"{spec}: {models.failed.get(spec.split('@')[0], 'failed')}")

@@ -41,25 +41,20 @@ class Batcher:
         self.on_batch = on_batch
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self.worker: asyncio.Task[None] | None = None
-        self.in_flight = 0
 
     async def infer(self, feeds: Feeds) -> dict[str, np.ndarray]:
         loop = asyncio.get_running_loop()
-        self.in_flight += 1
-        try:
-            rows = next(iter(feeds.values())).shape[0] if feeds else 1
-            if not self.model.batchable or self.policy.max_batch <= 1 \
-                    or rows >= self.policy.max_batch:
-                self.on_batch(rows)
-                return await loop.run_in_executor(self.executor, self.model.run, feeds)
-            if self.worker is None or self.worker.done():
-                self.worker = asyncio.create_task(self._work())
-            key = tuple(sorted((n, a.shape[1:], str(a.dtype)) for n, a in feeds.items()))
-            pending = _Pending(feeds, rows, key, loop.create_future())
-            await self.queue.put(pending)
-            return await pending.future
-        finally:
-            self.in_flight -= 1
+        rows = next(iter(feeds.values())).shape[0] if feeds else 1
+        if not self.model.batchable or self.policy.max_batch <= 1 \
+                or rows >= self.policy.max_batch:
+            self.on_batch(rows)
+            return await loop.run_in_executor(self.executor, self.model.run, feeds)
+        if self.worker is None or self.worker.done():
+            self.worker = asyncio.create_task(self._work())
+        key = tuple(sorted((n, a.shape[1:], str(a.dtype)) for n, a in feeds.items()))
+        pending = _Pending(feeds, rows, key, loop.create_future())
+        await self.queue.put(pending)
+        return await pending.future
 
     async def _work(self) -> None:
         held: list[_Pending] = []  # taken from the queue but not stackable with the last batch
@@ -102,7 +97,3 @@ class Batcher:
             start += p.rows
             if not p.future.done():
                 p.future.set_result(part)
-
-    async def close(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from mx.errors import ConfigError
-from mx.serve.tensors import Tensor, check_feeds
+from mx.serve.tensors import Tensor
 
 
 @dataclass
@@ -93,7 +93,3 @@ def resolve_model(spec: str, registry: str | None, variant: str | None,
 
     installed = install(spec, variant=variant, format="onnx", registry=registry)
     return open_model(installed.name, installed.version, installed.artifact("onnx"), threads)
-
-
-def run_checked(model: ServedModel, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
-    return model.run(check_feeds(model.inputs, feeds))

@@ -34,6 +34,7 @@ class Report:
     model_dir: Path
     problems: list[Problem] = field(default_factory=list)
     written: bool = False  # --write changed mx.yaml
+    digests: dict[str, tuple[str, int]] = field(default_factory=dict)  # artifact -> sha, size
 
     @property
     def errors(self) -> list[Problem]:
@@ -67,6 +68,7 @@ def validate_model(model_dir: Path, write: bool = False) -> Report:
     report.problems += card_check.check(loaded)
     file_problems, digests = files.check(loaded, write=write)
     report.problems += file_problems
+    report.digests = dict(digests)
     report.problems += onnx_check.check(loaded, digests)
     if write and files.fill_hashes(loaded, digests):
         loaded.write()
