@@ -235,6 +235,21 @@ def test_python_api_install_and_load(host: Host, tmp_path: Path) -> None:
     session = mxapi.load("acme/resnet@^0.1", registry=host.url)
     out = session.run(None, {"input": np.ones((3, 8), np.float32)})[0]
     assert out.shape == (3, 5) and np.allclose(out.sum(axis=1), 1.0, atol=1e-5)
+    # the wrapper checks inputs against the signature before onnxruntime sees them
+    assert session.name == "acme/resnet" and session.version == "0.1.0"
+    assert [i.name for i in session.get_inputs()] == ["input"]  # the session's own API
+    assert np.array_equal(session(input=np.ones((3, 8), np.float32))[session.outputs[0].name],
+                          out)
+    bad = [({"input": np.ones((3, 8), np.float64)}, "input 'input': dtype float64, the model "
+                                                   "takes float32"),
+           ({"input": np.ones((3, 7), np.float32)}, "input 'input': dim 1 is 7, the model "
+                                                    "takes 8 (shape [-1, 8])"),
+           ({"x": np.ones((3, 8), np.float32)}, "unknown input 'x'; the model takes 'input'"),
+           ({}, "missing input 'input'")]
+    for feeds, message in bad:
+        with pytest.raises(mxapi.MxError) as info:
+            session.run(None, feeds)
+        assert str(info.value) == message
 
 
 def test_info(mx, host: Host) -> None:  # type: ignore[no-untyped-def]

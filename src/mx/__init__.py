@@ -4,7 +4,7 @@ The public API is small and imported lazily, so `import mx` stays cheap:
 
     import mx
     paths = mx.install("acme/sentiment@^1.4")      # verified, cached files
-    session = mx.load("acme/sentiment@^1.4")       # an onnxruntime.InferenceSession
+    session = mx.load("acme/sentiment@^1.4")       # onnxruntime, inputs checked
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["InstalledModel", "Manifest", "MxError", "install", "load", "load_manifest",
-           "validate"]
+__all__ = ["InstalledModel", "Manifest", "MxError", "Session", "install", "load",
+           "load_manifest", "validate"]
 
 if TYPE_CHECKING:
     from mx.client.install import InstalledModel, install
-    from mx.client.load import load
+    from mx.client.load import Session, load
     from mx.errors import MxError
     from mx.manifest import Manifest, load_manifest
     from mx.validate import validate_model as validate
@@ -26,6 +26,7 @@ _LAZY = {
     "install": ("mx.client.install", "install"),
     "InstalledModel": ("mx.client.install", "InstalledModel"),
     "load": ("mx.client.load", "load"),
+    "Session": ("mx.client.load", "Session"),
     "Manifest": ("mx.manifest", "Manifest"),
     "load_manifest": ("mx.manifest", "load_manifest"),
     "validate": ("mx.validate", "validate_model"),

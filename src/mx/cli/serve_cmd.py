@@ -44,9 +44,9 @@ def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
 
     import uvicorn
 
+    from mx.infer.model import resolve_model
     from mx.serve.app import ServeLimits, Server, build_app
     from mx.serve.batcher import BatchPolicy
-    from mx.serve.model import resolve_model
 
     parsed = [_canary(c) for c in canaries]
     handler = logging.StreamHandler(sys.stderr)

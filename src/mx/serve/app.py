@@ -18,11 +18,12 @@ from starlette.routing import Route
 
 from mx import __version__
 from mx.errors import MxError
+from mx.infer.model import LoadedModel
+from mx.infer.signature import BadInput
 from mx.serve.batcher import Batcher, BatchPolicy
 from mx.serve.metrics import Metrics
-from mx.serve.model import ServedModel
 from mx.serve.registry import ModelSet, Served
-from mx.serve.tensors import BadInput, decode_request, encode_outputs
+from mx.serve.tensors import decode_request, encode_outputs, model_metadata
 
 log = logging.getLogger("mx.serve")
 
@@ -41,13 +42,13 @@ class TooLarge(Exception):
 class Server:
     """State shared by the routes; `load` adds a model version without stopping traffic."""
 
-    def __init__(self, limits: ServeLimits, loader: Callable[[str], ServedModel]) -> None:
+    def __init__(self, limits: ServeLimits, loader: Callable[[str], LoadedModel]) -> None:
         self.limits, self.loader = limits, loader
         self.models = ModelSet()
         self.metrics = Metrics()
         self.executor = ThreadPoolExecutor(limits.workers, thread_name_prefix="mx-ort")
 
-    def attach(self, model: ServedModel, spec: str, make_default: bool = True) -> None:
+    def attach(self, model: LoadedModel, spec: str, make_default: bool = True) -> None:
         labels = (model.name, model.version)
         batcher = Batcher(model, self.limits.policy, self.executor,
                           on_batch=lambda rows: self.metrics.batch_size.labels(*labels)
@@ -57,7 +58,7 @@ class Server:
         log.info(json.dumps({"event": "loaded", "model": model.name, "version": model.version,
                              "load_seconds": round(model.load_seconds, 4)}))
 
-    def load(self, spec: str, make_default: bool = True) -> ServedModel | None:
+    def load(self, spec: str, make_default: bool = True) -> LoadedModel | None:
         try:
             model = self.loader(spec)
         except MxError as exc:
@@ -120,7 +121,7 @@ def build_app(server: Server) -> Starlette:
         found = _find(request)
         if isinstance(found, Response):
             return found
-        meta = found.model.metadata()
+        meta = model_metadata(found.model)
         if request.path_params.get("version") is None:
             meta["versions"] = sorted(models.versions[found.model.name])
         return JSONResponse(meta)

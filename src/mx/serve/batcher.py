@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mx.serve.model import ServedModel
+from mx.infer.model import LoadedModel
 
 Feeds = dict[str, np.ndarray]
 
@@ -35,7 +35,7 @@ class _Pending:
 
 
 class Batcher:
-    def __init__(self, model: ServedModel, policy: BatchPolicy, executor: ThreadPoolExecutor,
+    def __init__(self, model: LoadedModel, policy: BatchPolicy, executor: ThreadPoolExecutor,
                  on_batch: Callable[[int], None] = lambda rows: None) -> None:
         self.model, self.policy, self.executor = model, policy, executor
         self.on_batch = on_batch

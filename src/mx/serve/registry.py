@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mx.infer.model import LoadedModel
 from mx.serve.batcher import Batcher
-from mx.serve.model import ServedModel
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Route:
 
 @dataclass
 class Served:
-    model: ServedModel
+    model: LoadedModel
     batcher: Batcher
 
 

@@ -1,0 +1,77 @@
+"""A model's signature as onnxruntime reports it, and the checks feeds must pass.
+
+Every check names the input, the field and the value, so the caller knows what to fix.
+No I/O here: `mx serve` (400s), `mx run` and `mx.load` share these checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mx.errors import MxError
+
+# manifest / ONNX dtype names -> V2 datatypes
+DATATYPES: dict[str, str] = {
+    "bool": "BOOL", "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32",
+    "uint64": "UINT64", "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64",
+    "float16": "FP16", "float32": "FP32", "float64": "FP64", "string": "BYTES",
+}
+NUMPY_OF = {v: ("object" if k == "string" else k) for k, v in DATATYPES.items()}
+
+
+class BadInput(MxError):
+    """A request that does not fit the model's signature (HTTP 400)."""
+
+
+@dataclass(frozen=True)
+class Tensor:
+    name: str
+    dtype: str  # numpy / manifest name
+    shape: tuple[int | str, ...]  # str: a symbolic dim
+
+    @property
+    def datatype(self) -> str:
+        return DATATYPES.get(self.dtype, self.dtype.upper())
+
+    @property
+    def v2_shape(self) -> list[int]:
+        return [d if isinstance(d, int) else -1 for d in self.shape]
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": self.v2_shape}
+
+
+def check_array(spec: Tensor, arr: np.ndarray) -> None:
+    """Raise BadInput unless `arr` has the spec's dtype, rank and fixed dims."""
+    if str(arr.dtype) != spec.dtype and not (spec.dtype == "string" and arr.dtype == object):
+        raise BadInput(f"input {spec.name!r}: dtype {arr.dtype}, the model takes {spec.dtype}",
+                       hint=f"send {spec.datatype} data")
+    if arr.ndim != len(spec.shape):
+        raise BadInput(f"input {spec.name!r}: shape {list(arr.shape)} has {arr.ndim} dims, "
+                       f"the model takes {len(spec.shape)} ({spec.v2_shape})")
+    for axis, (got, want) in enumerate(zip(arr.shape, spec.shape, strict=True)):
+        if isinstance(want, int) and got != want:
+            raise BadInput(f"input {spec.name!r}: dim {axis} is {got}, the model takes {want} "
+                           f"(shape {spec.v2_shape})")
+
+
+def check_feeds(specs: Sequence[Tensor], feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Names, dtypes and shapes of a whole request, as arrays."""
+    by_name = {s.name: s for s in specs}
+    unknown = [n for n in feeds if n not in by_name]
+    if unknown:
+        raise BadInput(f"unknown input {unknown[0]!r}; the model takes "
+                       + ", ".join(repr(s.name) for s in specs))
+    missing = [s.name for s in specs if s.name not in feeds]
+    if missing:
+        raise BadInput(f"missing input {missing[0]!r}")
+    out = {}
+    for name, value in feeds.items():
+        arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+        check_array(by_name[name], arr)
+        out[name] = arr
+    return out
