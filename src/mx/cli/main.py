@@ -34,6 +34,7 @@ COMMANDS = {
     "report": ("mx.cli.report_cmd", "report"),
     "registry": ("mx.cli.registry_cmd", "registry"),
     "serve": ("mx.cli.serve_cmd", "serve"),
+    "run": ("mx.cli.run_cmd", "run"),
 }
 
 

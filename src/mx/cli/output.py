@@ -36,20 +36,25 @@ def human_size(n: float) -> str:
 class RichProgress:
     """The library's Progress hooks drawn as a rich bar (thread-safe)."""
 
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "bytes") -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
             DownloadColumn,
+            MofNCompleteColumn,
             Progress,
+            ProgressColumn,
             TextColumn,
             TimeRemainingColumn,
             TransferSpeedColumn,
         )
 
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                             TransferSpeedColumn(), TimeRemainingColumn(),
-                             console=Console(stderr=True), transient=True)
+        counts: list[ProgressColumn] = (
+            [DownloadColumn(), TransferSpeedColumn()] if unit == "bytes"
+            else [MofNCompleteColumn(), TextColumn(unit)])
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), *counts,
+                             TimeRemainingColumn(), console=Console(stderr=True),
+                             transient=True)
 
     def __enter__(self) -> RichProgress:
         self._bar.start()
@@ -69,9 +74,10 @@ class RichProgress:
 
 
 @contextmanager
-def progress_bar(enabled: bool = True) -> Iterator[Progress]:
+def progress_bar(enabled: bool = True, unit: str = "bytes") -> Iterator[Progress]:
+    """A bar on stderr when it is a TTY; `unit` "bytes" or a word such as "rows"."""
     if not enabled or not sys.stderr.isatty():
         yield NoProgress()
         return
-    with RichProgress() as bar:
+    with RichProgress(unit) as bar:
         yield bar

@@ -1,0 +1,51 @@
+"""`mx run SPEC --input PATH --output PATH [--batch-size N] [--checkpoint-rows N]`"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("run")
+@click.argument("spec")
+@click.option("-i", "--input", "src", required=True,
+              type=click.Path(exists=True, path_type=Path),
+              help="A .npy, .npz or .jsonl file, or a directory of them.")
+@click.option("-o", "--output", "dest", required=True, type=click.Path(path_type=Path),
+              help="The output file (.npy, .npz, .jsonl), or a directory for an input one.")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--checkpoint-rows", default=4096, show_default=True, type=click.IntRange(1),
+              help="Rows between checkpoints an interrupted run resumes from.")
+@click.option("--registry", help="Registry URL or name [default: the configured one].")
+@click.option("--variant", help="Artifact variant (e.g. int8) [default: fp32].")
+@click.option("--threads", default=0, type=click.IntRange(0),
+              help="onnxruntime intra-op threads (0: its default).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def run(spec: str, src: Path, dest: Path, batch_size: int, checkpoint_rows: int,
+        registry: str | None, variant: str | None, threads: int, as_json: bool) -> None:
+    """Batch inference: every row of the input through ns/name@RANGE (or a model directory).
+
+    Rows are the first axis of each array, or the lines of a .jsonl file. An interrupted
+    run resumes from its last checkpoint when run again; outputs appear only when whole.
+    """
+    from mx.batch.runner import RunOptions, run_files
+    from mx.cli.output import emit_json, note, progress_bar, warn
+    from mx.infer.model import resolve_model
+
+    model = resolve_model(spec, registry, variant, threads)
+    with progress_bar(not as_json, unit="rows") as bar:
+        try:
+            result = run_files(model, src, dest, RunOptions(batch_size, checkpoint_rows), bar)
+        except KeyboardInterrupt:
+            note("finished checkpoints are kept: run the same command again to resume")
+            raise
+    for w in result.warnings:
+        warn(w)
+    if as_json:
+        emit_json(result.to_json())
+        return
+    for f in result.files:
+        how = ("already done" if f.skipped else
+               f"resumed after {f.resumed_rows}" if f.resumed_rows else "")
+        click.echo(f"{f.output}: {f.rows} rows" + (f" ({how})" if how else ""))
