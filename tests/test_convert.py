@@ -73,6 +73,12 @@ def test_keras_to_onnx_savedmodel_and_tflite(tmp_path, mx):  # type: ignore[no-u
                                              "model.tflite"}
     assert m.signature is not None and m.signature.inputs[0].name == "features"
     assert m.signature.outputs[0].name == "output"
+    # a TensorFlow-sourced model's edge bundle carries its TFLite file beside the ORT ones
+    r = mx("export", "edge", d, "-o", tmp_path / "edge")
+    assert r.code == 0, r.err
+    assert {p.name for p in (tmp_path / "edge").iterdir()} == {
+        "edge.json", "model.ort", "model.int8.ort", "required_operators.config", "model.tflite"}
+    assert (tmp_path / "edge/model.tflite").read_bytes() == (d / "model.tflite").read_bytes()
     import tarfile
 
     with tarfile.open(d / "model.savedmodel.tar") as tar:

@@ -35,6 +35,7 @@ COMMANDS = {
     "registry": ("mx.cli.registry_cmd", "registry"),
     "serve": ("mx.cli.serve_cmd", "serve"),
     "run": ("mx.cli.run_cmd", "run"),
+    "export": ("mx.cli.export_cmd", "export"),
 }
 
 

@@ -1,0 +1,44 @@
+"""The model an export starts from: `ns/name@range` through the verified cache, or a
+model directory with an mx.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mx.errors import ConfigError
+from mx.export.base import ModelSource
+
+
+def open_source(spec: str, registry: str | None = None,
+                variant: str | None = None) -> ModelSource:
+    local = Path(spec)
+    if (local / "mx.yaml").is_file():
+        return _local(local, variant)
+    from mx.client.install import install
+
+    first = install(spec, variant=variant, format="onnx", registry=registry)
+    exact = f"{first.name}@{first.version}"
+
+    def fetch(fmt: str, var: str) -> Path:
+        return install(exact, variant=var, format=fmt, registry=registry).artifact(fmt)
+
+    return ModelSource(first.name, first.version, first.variant, first.manifest or {},
+                       first.artifact("onnx"), fetch)
+
+
+def _local(model_dir: Path, variant: str | None) -> ModelSource:
+    from mx.infer.model import local_onnx
+    from mx.manifest import load_manifest
+
+    name, version, onnx = local_onnx(model_dir, variant)
+    manifest = load_manifest(model_dir).manifest.model_dump(mode="json", exclude_none=True)
+
+    def fetch(fmt: str, var: str) -> Path:
+        for a in manifest["artifacts"]:
+            if a["format"] == fmt and a.get("variant", "fp32") == var:
+                return model_dir / str(a["path"])
+        raise ConfigError(f"{model_dir}: no {fmt} artifact of variant {var}")
+
+    chosen = next(a.get("variant", "fp32") for a in manifest["artifacts"]
+                  if model_dir / a["path"] == onnx)
+    return ModelSource(name, version, chosen, manifest, onnx, fetch)
