@@ -53,6 +53,48 @@ def test_tritonclient_live_metadata_and_infer(server: Served, host: Host) -> Non
     assert result.get_response()["model_version"] == "1.1.0"
     versioned = client.infer("acme/iris", [inp], model_version="1.1.0")
     assert versioned.as_numpy("probabilities").shape == (3, 3)
+    # Triton's binary tensor extension, both ways (tritonclient's default)
+    binary_in = triton.InferInput("input", [3, 4], "FP32")
+    binary_in.set_data_from_numpy(x, binary_data=True)
+    for outputs in (None, [triton.InferRequestedOutput("probabilities", binary_data=True)]):
+        result = client.infer("acme/iris", [binary_in], outputs=outputs)
+        assert result.get_output("probabilities")["parameters"]["binary_data_size"] == 36
+        assert np.array_equal(result.as_numpy("probabilities"),
+                              _direct("acme/iris", "1.1.0", x, host))
+    mixed = client.infer("acme/iris", [binary_in], outputs=[out])  # binary in, JSON out
+    assert "data" in mixed.get_output("probabilities")
+    assert np.allclose(mixed.as_numpy("probabilities"), _direct("acme/iris", "1.1.0", x, host),
+                       atol=1e-6)
+
+
+def test_binary_tensor_codec() -> None:
+    from mx.infer.signature import BadInput, Tensor
+    from mx.serve.tensors import decode_request, encode_outputs
+
+    specs = [Tensor("text", "string", ("batch",)), Tensor("n", "int64", ("batch",))]
+    raw = b"".join(len(s).to_bytes(4, "little") + s for s in (b"hi", "h\u00e9".encode()))
+    ints = np.array([7, -1], "<i8").tobytes()
+    body = {"inputs": [
+        {"name": "text", "shape": [2], "datatype": "BYTES",
+         "parameters": {"binary_data_size": len(raw)}},
+        {"name": "n", "shape": [2], "datatype": "INT64",
+         "parameters": {"binary_data_size": len(ints)}}],
+        "parameters": {"binary_data_output": True}}
+    feeds, wanted = decode_request(body, specs, raw + ints)
+    assert feeds["text"].tolist() == ["hi", "h\u00e9"] and feeds["n"].tolist() == [7, -1]
+    entries, blobs = encode_outputs(specs, feeds, wanted)
+    assert b"".join(blobs) == raw + ints
+    assert [e["parameters"]["binary_data_size"] for e in entries] == [len(raw), len(ints)]
+    cases = [(raw + ints, len(ints) - 1, "input 'n': shape [2] of INT64 is 16 bytes, "
+                                         "binary_data_size says 15"),
+             (raw + ints + b"x", len(ints), "binary data: 1 bytes left after the inputs"),
+             (raw[:3], len(ints), f"input 'text': binary_data_size {len(raw)} runs past the "
+                                  "3 bytes")]
+    for data, n_size, message in cases:
+        body["inputs"][1]["parameters"]["binary_data_size"] = n_size
+        with pytest.raises(BadInput) as info:
+            decode_request(body, specs, data)
+        assert message in str(info.value)
 
 
 def test_bad_requests(server: Served) -> None:
@@ -70,6 +112,11 @@ def test_bad_requests(server: Served) -> None:
         assert (r.status_code, r.json()["error"]) == (status, message)
     r = httpx.post(url, content=b'{"inputs": [', headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"].startswith("malformed JSON")
+    r = httpx.post(url, content=b'{"inputs": []}',
+                   headers={"Inference-Header-Content-Length": "99"})
+    assert r.status_code == 400
+    assert r.json()["error"] == ("Inference-Header-Content-Length: '99' is not a length within "
+                                 "the 14-byte body")
     big = {"inputs": [{**ok, "shape": [4000, 4], "data": [0.5] * 16000}]}
     r = httpx.post(url, json=big)
     assert r.status_code == 413 and "over 10485 bytes" in r.json()["error"]
@@ -89,7 +136,7 @@ def test_bad_requests(server: Served) -> None:
         {"name": "input", "shape": [1, 8], "datatype": "FP32", "data": [0.1] * 8}]})
     assert r.status_code == 200 and r.json()["outputs"][0]["shape"] == [1, 5]
     metrics = httpx.get(f"{server.url}/metrics").text
-    assert 'mx_requests_total{model="acme/iris",status="400",version="1.1.0"} 5.0' in metrics
+    assert 'mx_requests_total{model="acme/iris",status="400",version="1.1.0"} 6.0' in metrics
     assert 'mx_requests_total{model="acme/iris",status="413",version="1.1.0"} 1.0' in metrics
     assert 'mx_model_load_seconds{model="acme/resnet",version="0.1.0"}' in metrics
     logs = [json.loads(line) for line in server.log_text().splitlines()

@@ -58,7 +58,8 @@ def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
 
     limits = ServeLimits(int(max_body_mb * (1 << 20)),
                          BatchPolicy(max_batch_size, max_queue_delay_ms / 1000), workers)
-    server = Server(limits, lambda spec: resolve_model(spec, registry, variant, threads))
+    server = Server(limits, lambda spec: resolve_model(spec, registry, variant, threads,
+                                                       spin=False))
     for spec in specs:
         server.load(spec)
     for spec, percent in parsed:

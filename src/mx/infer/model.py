@@ -57,13 +57,18 @@ def _tensors(args: Any) -> list[Tensor]:
 
 def open_model(name: str, version: str, path: Path, threads: int = 0,
                providers: list[str] | None = None,
-               session_options: Mapping[str, Any] | None = None) -> LoadedModel:
+               session_options: Mapping[str, Any] | None = None,
+               spin: bool = True) -> LoadedModel:
     import onnxruntime as ort
 
     start = time.perf_counter()
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
+    if not spin:
+        # A server between requests: spinning threads would burn the cores the event
+        # loop needs (measured: 4.6 -> 2.9 ms of server CPU per small-CNN request).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     for key, value in (session_options or {}).items():
         setattr(opts, key, value)
     try:
@@ -93,7 +98,7 @@ def local_onnx(model_dir: Path, variant: str | None) -> tuple[str, str, Path]:
 def resolve_model(spec: str, registry: str | None = None, variant: str | None = None,
                   threads: int = 0, providers: list[str] | None = None,
                   session_options: Mapping[str, Any] | None = None,
-                  offline: bool | None = None) -> LoadedModel:
+                  offline: bool | None = None, spin: bool = True) -> LoadedModel:
     """`ns/name@range` through the cache (installing if needed), or a local model directory."""
     local = Path(spec)
     if (local / "mx.yaml").is_file():
@@ -104,4 +109,4 @@ def resolve_model(spec: str, registry: str | None = None, variant: str | None = 
         installed = install(spec, variant=variant, format="onnx", registry=registry,
                             offline=offline)
         name, version, path = installed.name, installed.version, installed.artifact("onnx")
-    return open_model(name, version, path, threads, providers, session_options)
+    return open_model(name, version, path, threads, providers, session_options, spin)

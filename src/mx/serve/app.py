@@ -75,6 +75,28 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+HEADER_LENGTH = "Inference-Header-Content-Length"  # Triton's binary tensor extension
+
+
+def _split_binary(raw: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+    """(JSON header, binary tensors) of a request body."""
+    if header_length is None:
+        return raw, b""
+    if not header_length.isdigit() or int(header_length) > len(raw):
+        raise BadInput(f"{HEADER_LENGTH}: {header_length!r} is not a length within the "
+                       f"{len(raw)}-byte body")
+    n = int(header_length)
+    return raw[:n], raw[n:]
+
+
+def _respond(payload: dict[str, Any], blobs: list[bytes]) -> Response:
+    if not blobs:
+        return JSONResponse(payload)
+    header = json.dumps(payload, separators=(",", ":")).encode()
+    return Response(header + b"".join(blobs), media_type="application/octet-stream",
+                    headers={HEADER_LENGTH: str(len(header))})
+
+
 async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -101,7 +123,7 @@ def build_app(server: Server) -> Starlette:
 
     async def server_meta(_: Request) -> Response:
         return JSONResponse({"name": "mx", "version": __version__,
-                             "extensions": ["model_repository"]})
+                             "extensions": ["model_repository", "binary_tensor_data"]})
 
     def _find(request: Request) -> Served | Response:
         name = request.path_params["name"]
@@ -142,18 +164,19 @@ def build_app(server: Server) -> Starlette:
         status, message = 200, None
         try:
             raw = await _body(request, server.limits.max_body_bytes)
+            header, binary = _split_binary(raw, request.headers.get(HEADER_LENGTH))
             try:
-                body = json.loads(raw)
+                body = json.loads(header)
             except ValueError as exc:
                 raise BadInput(f"malformed JSON: {exc}") from None
-            feeds, wanted = decode_request(body, model.inputs)
+            feeds, wanted = decode_request(body, model.inputs, binary)
             outputs = await found.batcher.infer(feeds)
+            entries, blobs = encode_outputs(model.outputs, outputs, wanted)
             payload: dict[str, Any] = {"model_name": model.name, "model_version": model.version,
-                                       "outputs": encode_outputs(model.outputs, outputs,
-                                                                 wanted)}
+                                       "outputs": entries}
             if isinstance(body, dict) and "id" in body:
                 payload["id"] = body["id"]
-            response: Response = JSONResponse(payload)
+            response = _respond(payload, blobs)
         except TooLarge:
             status = 413
             message = f"request body over {server.limits.max_body_bytes} bytes"

@@ -1,9 +1,17 @@
-"""Tensors in and out of the V2 protocol's JSON, checked against a model's signature."""
+"""Tensors in and out of V2 requests: JSON `data`, or Triton's binary tensor extension.
+
+With the extension, the body is a JSON header of `Inference-Header-Content-Length` bytes
+followed by raw tensors, each input saying its `binary_data_size`; outputs come back the
+same way when the request asks (`binary_data_output`, or an output's `binary_data`).
+Raw tensors are little-endian, row-major; BYTES elements are a 4-byte length and bytes.
+"""
 
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,13 +20,20 @@ from mx.infer.model import LoadedModel
 from mx.infer.signature import NUMPY_OF, BadInput, Tensor, check_feeds
 
 
-def decode_request(body: Any, specs: Sequence[Tensor]) -> tuple[dict[str, np.ndarray],
-                                                                 list[str] | None]:
-    """A V2 JSON infer request -> (feeds, requested output names or None for all)."""
+@dataclass
+class Wanted:
+    names: list[str] | None  # None: every output
+    binary: set[str]  # outputs to send as raw bytes
+
+
+def decode_request(body: Any, specs: Sequence[Tensor], binary: bytes = b""
+                   ) -> tuple[dict[str, np.ndarray], Wanted]:
+    """A V2 infer request (JSON header and any binary part) -> (feeds, wanted outputs)."""
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
         raise BadInput("request body: an object with an 'inputs' list is required")
     by_name = {s.name: s for s in specs}
     feeds: dict[str, np.ndarray] = {}
+    offset = 0
     for i, item in enumerate(body["inputs"]):
         if not isinstance(item, dict):
             raise BadInput(f"inputs[{i}]: an object with name, shape, datatype, data")
@@ -32,43 +47,106 @@ def decode_request(body: Any, specs: Sequence[Tensor]) -> tuple[dict[str, np.nda
                            f"{spec.datatype}")
         if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
             raise BadInput(f"input {name!r}: shape must be a list of non-negative integers")
-        if "data" not in item:
-            raise BadInput(f"input {name!r}: no 'data' (binary tensors are not supported)")
-        try:
-            arr = np.asarray(item["data"], dtype=NUMPY_OF[datatype])
-        except (ValueError, TypeError) as exc:
-            raise BadInput(f"input {name!r}: data is not {datatype}: {exc}") from None
-        if arr.size != math.prod(shape):
-            raise BadInput(f"input {name!r}: shape {shape} holds {math.prod(shape)} values, "
-                           f"data has {arr.size}")
-        feeds[name] = arr.reshape(shape)
-    feeds = check_feeds(specs, feeds)
+        size = (item.get("parameters") or {}).get("binary_data_size")
+        if size is not None:
+            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+                raise BadInput(f"input {name!r}: binary_data_size {size!r} runs past the "
+                               f"{len(binary)} bytes of binary data")
+            arr = _from_bytes(name, datatype, shape, binary[offset:offset + size])
+            offset += size
+        elif "data" in item:
+            arr = _from_json(name, datatype, shape, item["data"])
+        else:
+            raise BadInput(f"input {name!r}: no 'data' and no binary_data_size")
+        feeds[name] = arr
+    if offset != len(binary):
+        raise BadInput(f"binary data: {len(binary) - offset} bytes left after the inputs")
+    return check_feeds(specs, feeds), _wanted(body)
+
+
+def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarray:
+    try:
+        arr = np.asarray(data, dtype=NUMPY_OF[datatype])
+    except (ValueError, TypeError) as exc:
+        raise BadInput(f"input {name!r}: data is not {datatype}: {exc}") from None
+    if arr.size != math.prod(shape):
+        raise BadInput(f"input {name!r}: shape {shape} holds {math.prod(shape)} values, "
+                       f"data has {arr.size}")
+    return arr.reshape(shape)
+
+
+def _from_bytes(name: str, datatype: str, shape: list[int], raw: bytes) -> np.ndarray:
+    count = math.prod(shape)
+    if datatype == "BYTES":
+        items: list[str] = []
+        pos = 0
+        while pos < len(raw):
+            if pos + 4 > len(raw):
+                raise BadInput(f"input {name!r}: BYTES element {len(items)} has a cut length")
+            (n,) = struct.unpack_from("<I", raw, pos)
+            if pos + 4 + n > len(raw):
+                raise BadInput(f"input {name!r}: BYTES element {len(items)} runs past its data")
+            items.append(raw[pos + 4:pos + 4 + n].decode("utf-8", "replace"))
+            pos += 4 + n
+        if len(items) != count:
+            raise BadInput(f"input {name!r}: shape {shape} holds {count} values, "
+                           f"binary data has {len(items)}")
+        return np.array(items, dtype=object).reshape(shape)
+    dtype = np.dtype(NUMPY_OF[datatype]).newbyteorder("<")
+    if len(raw) != count * dtype.itemsize:
+        raise BadInput(f"input {name!r}: shape {shape} of {datatype} is "
+                       f"{count * dtype.itemsize} bytes, binary_data_size says {len(raw)}")
+    return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="),
+                                                  copy=False).reshape(shape)
+
+
+def _wanted(body: dict[str, Any]) -> Wanted:
+    params = body.get("parameters") or {}
+    default_binary = bool(isinstance(params, dict) and params.get("binary_data_output"))
     wanted = body.get("outputs")
-    names = None
-    if wanted is not None:
-        if not isinstance(wanted, list) or not all(isinstance(o, dict) and "name" in o
-                                                   for o in wanted):
-            raise BadInput("outputs: a list of objects with a name")
-        names = [str(o["name"]) for o in wanted]
-    return feeds, names
+    if wanted is None:
+        return Wanted(None, {"*"} if default_binary else set())
+    if not isinstance(wanted, list) or not all(isinstance(o, dict) and "name" in o
+                                               for o in wanted):
+        raise BadInput("outputs: a list of objects with a name")
+    binary = {str(o["name"]) for o in wanted
+              if (o.get("parameters") or {}).get("binary_data", default_binary)}
+    return Wanted([str(o["name"]) for o in wanted], binary)
 
 
 def encode_outputs(specs: Sequence[Tensor], arrays: Mapping[str, np.ndarray],
-                   names: list[str] | None) -> list[dict[str, Any]]:
+                   wanted: Wanted) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """(JSON output entries, raw bytes of the binary ones in the same order)."""
     known = {s.name: s for s in specs}
-    for n in names or []:
+    for n in wanted.names or []:
         if n not in known:
             raise BadInput(f"unknown output {n!r}; the model gives "
                            + ", ".join(repr(s.name) for s in specs))
-    out = []
+    out, blobs = [], []
     for spec in specs:
-        if names is not None and spec.name not in names:
+        if wanted.names is not None and spec.name not in wanted.names:
             continue
         arr = arrays[spec.name]
-        data = arr.astype(str).ravel().tolist() if arr.dtype == object else arr.ravel().tolist()
-        out.append({"name": spec.name, "datatype": spec.datatype, "shape": list(arr.shape),
-                    "data": data})
-    return out
+        entry: dict[str, Any] = {"name": spec.name, "datatype": spec.datatype,
+                                 "shape": list(arr.shape)}
+        if spec.name in wanted.binary or "*" in wanted.binary:
+            raw = _to_bytes(arr)
+            entry["parameters"] = {"binary_data_size": len(raw)}
+            blobs.append(raw)
+        else:
+            entry["data"] = (arr.astype(str) if arr.dtype == object else arr).ravel().tolist()
+        out.append(entry)
+    return out, blobs
+
+
+def _to_bytes(arr: np.ndarray) -> bytes:
+    if arr.dtype == object:
+        parts = []
+        for item in arr.ravel():
+            data = item if isinstance(item, bytes) else str(item).encode()
+            parts.append(struct.pack("<I", len(data)) + data)
+        return b"".join(parts)
+    return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
 
 
 def model_metadata(model: LoadedModel) -> dict[str, Any]:
