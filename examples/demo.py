@@ -124,6 +124,15 @@ def main() -> None:
         print(f"  input {[round(float(x), 1) for x in row]} -> class {int(p.argmax())} "
               f"(p={float(p.max()):.3f}, sums to {float(p.sum()):.3f})")
 
+    step("8. batch inference over a file of rows, and exports for Triton and the edge")
+    np.save(OUT / "flowers.npy", np.repeat(flowers, 500, axis=0))
+    mx("run", "acme/iris@^1.0", "--registry", url, "-i", str(OUT / "flowers.npy"),
+       "-o", str(OUT / "flowers.probs.npy"), "--batch-size", "256", env=env)
+    mx("export", "triton", "acme/iris@^1.0", "--registry", url, "-o",
+       str(OUT / "model_repository"), "--force", env=env)
+    mx("export", "edge", "acme/iris@^1.0", "--registry", url, "-o", str(OUT / "edge"),
+       "--force", env=env)
+
     server.shutdown()
     step(f"done in {time.monotonic() - started:.1f} s; where everything is")
     print(f"  model repos     {repos}")
@@ -132,6 +141,8 @@ def main() -> None:
     print(f"  website         {OUT / 'site' / 'index.html'} (serve the folder to browse it)")
     print(f"  mirrored files  {OUT / 'site' / 'artifacts' / 'sha256'}")
     print(f"  model cache     {OUT / 'mx-cache'}")
+    print(f"  batch outputs   {OUT / 'flowers.probs.npy'}")
+    print(f"  Triton / edge   {OUT / 'model_repository'}, {OUT / 'edge'}")
     print(f"  signing key     {private} (public: {public})")
     print(f"  serve it again  .venv/bin/mx index serve {OUT / 'site'} --port 8000")
 
