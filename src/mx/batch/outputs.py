@@ -79,16 +79,17 @@ class ArrayFormat:
     def _shapes(self, parts: Sequence[Path]) -> dict[str, tuple[np.dtype[Any], tuple[int, ...]]]:
         seen: dict[str, tuple[np.dtype[Any], tuple[int, ...]]] = {}
         for part in parts:
-            with np.load(part, allow_pickle=False) as z:
+            with zipfile.ZipFile(part) as z:
                 for name in self.names:
-                    a = z[name]
-                    dtype, shape = seen.get(name, (a.dtype, (0, *a.shape[1:])))
-                    if a.shape[1:] != shape[1:]:
+                    with z.open(f"{name}.npy") as member:  # the header only, not the data
+                        part_dtype, part_shape = _npy_header(member)
+                    dtype, shape = seen.get(name, (part_dtype, (0, *part_shape[1:])))
+                    if part_shape[1:] != shape[1:]:
                         raise ConfigError(
-                            f"output {name!r} has shape {list(a.shape[1:])} per row in one "
+                            f"output {name!r} has shape {list(part_shape[1:])} per row in one "
                             f"batch and {list(shape[1:])} in another",
                             hint="write .jsonl output, which keeps each row's own shape")
-                    seen[name] = (dtype, (shape[0] + a.shape[0], *shape[1:]))
+                    seen[name] = (dtype, (shape[0] + part_shape[0], *shape[1:]))
         return seen
 
     def _stream(self, name: str, parts: Sequence[Path],
@@ -100,6 +101,14 @@ class ArrayFormat:
         for part in parts:
             with np.load(part, allow_pickle=False) as z:
                 out.write(np.ascontiguousarray(z[name]).tobytes())
+
+
+def _npy_header(f: IO[bytes]) -> tuple[np.dtype[Any], tuple[int, ...]]:
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, _fortran, dtype = read(f)
+    return dtype, tuple(shape)
 
 
 def _concat(name: str, arrays: list[np.ndarray]) -> np.ndarray:

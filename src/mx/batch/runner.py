@@ -60,10 +60,10 @@ def plan(model: LoadedModel, src: Path, dest: Path) -> list[tuple[Path, Path]]:
         return [(src, dest)]
     if dest.suffix in OUTPUT_SUFFIXES or dest.is_file():
         raise ConfigError(f"--output {dest}: an input directory needs an output directory")
-    single = ".npy" if len(model.outputs) == 1 else ".npz"
-    return [(p, dest / p.relative_to(src).with_suffix(
-        ".jsonl" if p.suffix == ".jsonl" else ".npz" if p.suffix == ".npz" else single))
-        for p in inputs]
+    # the input's format, except that a .npy holds one output
+    suffix = {".jsonl": ".jsonl", ".npz": ".npz",
+              ".npy": ".npy" if len(model.outputs) == 1 else ".npz"}
+    return [(p, dest / p.relative_to(src).with_suffix(suffix[p.suffix])) for p in inputs]
 
 
 def run_files(model: LoadedModel, src: Path, dest: Path, opts: RunOptions,

@@ -36,7 +36,9 @@ def triton_name(source: ModelSource, opts: ExportOptions) -> str:
 
 
 def batch_axis(model: LoadedModel) -> bool:
-    return all(t.shape and isinstance(t.shape[0], str) for t in model.inputs + model.outputs)
+    """Triton's batch dimension must lead every output as well as every input."""
+    return model.batchable and all(t.shape and isinstance(t.shape[0], str)
+                                   for t in model.outputs)
 
 
 def _tensor(t: Tensor, batched: bool) -> str:

@@ -24,6 +24,7 @@ from mx.infer.signature import NUMPY_OF, BadInput, Tensor, check_feeds
 class Wanted:
     names: list[str] | None  # None: every output
     binary: set[str]  # outputs to send as raw bytes
+    all_binary: bool = False  # every output as raw bytes (`binary_data_output`, no list)
 
 
 def decode_request(body: Any, specs: Sequence[Tensor], binary: bytes = b""
@@ -105,7 +106,7 @@ def _wanted(body: dict[str, Any]) -> Wanted:
     default_binary = bool(isinstance(params, dict) and params.get("binary_data_output"))
     wanted = body.get("outputs")
     if wanted is None:
-        return Wanted(None, {"*"} if default_binary else set())
+        return Wanted(None, set(), all_binary=default_binary)
     if not isinstance(wanted, list) or not all(isinstance(o, dict) and "name" in o
                                                for o in wanted):
         raise BadInput("outputs: a list of objects with a name")
@@ -129,7 +130,7 @@ def encode_outputs(specs: Sequence[Tensor], arrays: Mapping[str, np.ndarray],
         arr = arrays[spec.name]
         entry: dict[str, Any] = {"name": spec.name, "datatype": spec.datatype,
                                  "shape": list(arr.shape)}
-        if spec.name in wanted.binary or "*" in wanted.binary:
+        if wanted.all_binary or spec.name in wanted.binary:
             raw = _to_bytes(arr)
             entry["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)
