@@ -36,7 +36,24 @@ class ResolveError(MxError):
 
 
 class FetchError(MxError):
-    """A download failed: network, HTTP status, size cap."""
+    """A download failed: network, HTTP status, size cap.
+
+    `status` is the HTTP status when a server answered with one (404 for a missing
+    `file:` path too), `url` the address that failed."""
+
+    def __init__(self, message: str, hint: str | None = None, *, url: str | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.url = url
+        self.status = status
+
+
+class SizeLimitError(FetchError):
+    """A host sent (or announced) more bytes than the limit for that file."""
+
+
+class TrustError(MxError):
+    """The registry's signed metadata does not verify, or none is published."""
 
 
 class IntegrityError(MxError):

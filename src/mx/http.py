@@ -6,23 +6,47 @@ the caller; this module streams them into a sink and reports how many arrived.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
+import urllib.error
 import urllib.parse
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from mx.config import Limits
-from mx.errors import FetchError, IntegrityError
+from mx.errors import FetchError, IntegrityError, SizeLimitError
 from mx.lfs import LFS_MEDIA_TYPE, Pointer, batch_request
 
 if TYPE_CHECKING:
     import httpx
 
 USER_AGENT = "mx/0.1"
+MAX_REDIRECTS = 10
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in: what credentials are
+    bound to. A redirect to another origin never carries them."""
+    p = urllib.parse.urlsplit(url)
+    port = p.port or {"http": 80, "https": 443}.get(p.scheme)
+    return (p.scheme, (p.hostname or "").lower(), port)
+
+
+def check_redirect(source: str, target: str) -> None:
+    """Refuse a redirect that would downgrade https to plain http (or leave HTTP)."""
+    scheme = urllib.parse.urlsplit(target).scheme
+    if scheme not in ("http", "https"):
+        raise FetchError(f"{source}: redirected to {target!r}, which is not an HTTP URL",
+                         url=source)
+    if urllib.parse.urlsplit(source).scheme == "https" and scheme == "http":
+        raise FetchError(f"{source}: redirected from https to plain http ({target}); refused",
+                         hint="the host tried to downgrade the connection", url=source)
 
 
 class Sink(Protocol):
@@ -63,10 +87,11 @@ class Transport:
     """One connection pool, shared by threads; created lazily (httpx import is not free)."""
 
     def __init__(self, limits: Limits | None = None, token: str | None = None,
-                 token_host: str | None = None) -> None:
+                 token_url: str | None = None) -> None:
         self.limits = limits or Limits()
         self._token = token
-        self._token_host = token_host
+        # MX_TOKEN belongs to the registry's origin: scheme, host and port.
+        self._token_origin = origin(token_url) if token_url else None
         self._client: httpx.Client | None = None
         self.sleep: Callable[[float], None] = time.sleep
 
@@ -84,13 +109,13 @@ class Transport:
                 http11.HTTP11Connection.READ_NUM_BYTES = max(
                     http11.HTTP11Connection.READ_NUM_BYTES, self.limits.chunk_size)
 
-            netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+            # Redirects are followed by hand (`_stream`), so that credentials are
+            # dropped on a change of origin and https never falls back to http.
             self._client = httpx.Client(
                 timeout=httpx.Timeout(self.limits.read_timeout,
                                       connect=self.limits.connect_timeout),
                 headers={"User-Agent": USER_AGENT},
-                follow_redirects=True,
-                auth=httpx.NetRCAuth(str(netrc)) if netrc.is_file() else None,
+                follow_redirects=False,
                 limits=httpx.Limits(max_connections=self.limits.parallel_downloads * 2),
             )
         return self._client
@@ -101,9 +126,12 @@ class Transport:
             self._client = None
 
     def _headers(self, url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """Headers for a first request to `url`: MX_TOKEN on the registry's origin, else
+        ~/.netrc credentials for the host (as curl and pip do)."""
         headers = dict(extra or {})
-        if self._token and urllib.parse.urlparse(url).hostname == self._token_host:
+        if self._token and origin(url) == self._token_origin:
             headers["Authorization"] = f"Bearer {self._token}"
+        headers.update(_netrc_authorization(url, headers))
         return headers
 
     def _backoff(self, attempt: int, url: str, why: str) -> None:
@@ -121,44 +149,49 @@ class Transport:
             try:
                 size = path.stat().st_size
                 if size > max_bytes:
-                    raise FetchError(f"{url}: {size} bytes is over the {max_bytes}-byte limit")
+                    raise SizeLimitError(f"{url}: {size} bytes is over the {max_bytes}-byte "
+                                         "limit", url=url)
                 return Fetched(200, path.read_bytes(), None)
-            except FileNotFoundError:
-                raise FetchError(f"{url}: not found (HTTP 404)") from None
+            except (FileNotFoundError, NotADirectoryError):
+                raise FetchError(f"{url}: not found", url=url, status=404) from None
         # Small documents go through the standard library: `mx install` of a cached model
         # revalidates one index document, and importing httpx would cost more than the
         # request (a third of the 0.3 s budget). Artifacts and LFS calls use httpx.
-        import http.client
-        import urllib.error
-        import urllib.request
-
         attempt = 0
+        opener = urllib.request.build_opener(_RedirectPolicy())
         while True:
             headers = self._headers(url, {"If-None-Match": etag} if etag else None)
             headers["User-Agent"] = USER_AGENT
-            headers.update(_netrc_authorization(url, headers))
             request = urllib.request.Request(url, headers=headers)
             try:
                 try:
-                    response = urllib.request.urlopen(request, timeout=self.limits.read_timeout)
+                    response = opener.open(request, timeout=self.limits.read_timeout)
                 except urllib.error.HTTPError as exc:
                     response = exc  # an HTTP error is a response too
                 with response:
                     status = response.status
+                    if 300 <= status < 400 and status != 304:
+                        raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects, or a "
+                                         f"redirect without a target (HTTP {status})",
+                                         hint="the host redirects in a loop", url=url,
+                                         status=status)
                     cache_control = _max_age(response.headers.get("Cache-Control"))
                     if status == 304:
                         return Fetched(304, b"", etag, cache_control)
                     if status >= 500:
                         raise _Retry(f"HTTP {status}")
                     if status != 200:
-                        raise FetchError(f"{url}: HTTP {status}", hint=_status_hint(status))
-                    declared = int(response.headers.get("Content-Length") or 0)
+                        raise FetchError(f"{url}: HTTP {status}", hint=_status_hint(status),
+                                         url=url, status=status)
+                    declared = _content_length(response.headers.get("Content-Length"))
                     if declared > max_bytes:
-                        raise FetchError(f"{url}: {declared} bytes is over the "
-                                         f"{max_bytes}-byte limit for this document")
+                        raise SizeLimitError(f"{url}: {declared} bytes is over the "
+                                             f"{max_bytes}-byte limit for this document",
+                                             url=url)
                     data = response.read(max_bytes + 1)
                     if len(data) > max_bytes:
-                        raise FetchError(f"{url}: over the {max_bytes}-byte limit")
+                        raise SizeLimitError(f"{url}: over the {max_bytes}-byte limit",
+                                             url=url)
                     if declared and len(data) < declared:
                         raise _Retry(f"truncated body ({len(data)} of {declared} bytes)")
                     return Fetched(200, data, response.headers.get("ETag"), cache_control)
@@ -184,7 +217,7 @@ class Transport:
             if got:
                 h["Range"] = f"bytes={got}-"
             try:
-                with self._http().stream("GET", url, headers=h) as r:
+                with self._stream(url, h) as r:
                     if r.status_code >= 500 or r.status_code == 429:
                         raise _Retry(f"HTTP {r.status_code}")
                     if got and r.status_code == 416:
@@ -198,7 +231,8 @@ class Transport:
                         got = 0
                     elif r.status_code not in (200, 206):
                         raise FetchError(f"{url}: HTTP {r.status_code}",
-                                         hint=_status_hint(r.status_code))
+                                         hint=_status_hint(r.status_code), url=url,
+                                         status=r.status_code)
                     # No chunk_size: httpx would hold back a partial chunk when the
                     # connection drops, and those bytes are what a resume starts after.
                     for chunk in r.iter_raw():
@@ -218,12 +252,38 @@ class Transport:
                 attempt += 1
                 self._backoff(attempt, url, _why(exc))
 
+    @contextmanager
+    def _stream(self, url: str, headers: dict[str, str]) -> Iterator[httpx.Response]:
+        """GET `url`, following redirects by hand: at most MAX_REDIRECTS, never from https
+        to http, and without credentials (or any header given for `url`) once the origin
+        changes."""
+        current, sent = url, headers
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._http().send(
+                self._http().build_request("GET", current, headers=sent), stream=True)
+            location = response.headers.get("Location")
+            if response.status_code not in (301, 302, 303, 307, 308) or not location:
+                try:
+                    yield response
+                finally:
+                    response.close()
+                return
+            response.close()
+            target = urllib.parse.urljoin(current, location)
+            check_redirect(current, target)
+            if origin(target) != origin(url):
+                sent = {k: v for k, v in headers.items()
+                        if k.lower() in ("accept-encoding", "range")}
+            current = target
+        raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects", url=url,
+                         hint="the host redirects in a loop")
+
     def _copy_local(self, path: Path, url: str, sink: Sink, size: int,
                     progress: Callable[[int], None] | None) -> None:
         try:
             f: BinaryIO = path.open("rb")
-        except FileNotFoundError:
-            raise FetchError(f"{url}: not found") from None
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise FetchError(f"{url}: not found", url=url, status=404) from None
         got = 0
         with f:
             for chunk in iter(lambda: f.read(self.limits.chunk_size), b""):
@@ -248,6 +308,9 @@ class Transport:
             try:
                 headers = {"Accept": LFS_MEDIA_TYPE, "Content-Type": LFS_MEDIA_TYPE}
                 r = self._http().post(url, content=body, headers=self._headers(url, headers))
+                if r.is_redirect:
+                    raise FetchError(f"{url}: the Git LFS batch API answered with a redirect "
+                                     f"(HTTP {r.status_code}); refused", url=url)
                 if r.status_code >= 500:
                     raise _Retry(f"HTTP {r.status_code}")
                 break
@@ -276,6 +339,30 @@ class Transport:
             return out
         except (ValueError, AttributeError, KeyError, TypeError):
             raise FetchError(f"{url}: malformed Git LFS batch answer") from None
+
+
+class _RedirectPolicy(urllib.request.HTTPRedirectHandler):
+    """urllib copies every header, Authorization included, onto a redirect to any host:
+    here a redirect is checked (no https -> http) and loses credentials with the origin."""
+
+    max_redirections = MAX_REDIRECTS
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> urllib.request.Request | None:
+        check_redirect(req.full_url, newurl)
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and origin(newurl) != origin(req.full_url):
+            for name in list(new.headers):
+                if name.lower() in ("authorization", "cookie", "proxy-authorization"):
+                    del new.headers[name]
+        return new
+
+
+def _content_length(value: str | None) -> int:
+    try:
+        return max(int(value or 0), 0)
+    except ValueError:
+        return 0
 
 
 def _netrc_authorization(url: str, headers: dict[str, str]) -> dict[str, str]:
