@@ -8,10 +8,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from mx.client.install import InstalledModel, Session, install_requirement, materialize
 from mx.client.spec import Requirement, parse_requirement
 from mx.errors import ConfigError
 from mx.fsutil import write_if_changed
+from mx.indexdoc import (
+    MAX_ARTIFACTS,
+    MAX_URLS,
+    Format,
+    ModelName,
+    RelPath,
+    Sha256,
+    Size,
+    Url,
+    Variant,
+    VersionStr,
+    describe,
+)
 from mx.semver import Range, Version
 
 LOCK_VERSION = 1
@@ -59,7 +74,37 @@ def read_lock(path: Path) -> dict[str, dict[str, Any]]:
     if data.get("version") != LOCK_VERSION:
         raise ConfigError(f"{path}: lock format version {data.get('version')!r} is not "
                           f"{LOCK_VERSION}", hint="delete it and run mx install")
-    return {m["name"]: m for m in data.get("model", [])}
+    try:
+        parsed = LockDocument.model_validate({"model": data.get("model", [])})
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {describe(exc)}",
+                          hint="delete it and run mx install") from None
+    return {m.name: m.model_dump(mode="json") for m in parsed.model}
+
+
+class LockedFile(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    path: RelPath
+    format: Format | None = None
+    sha256: Sha256
+    size: Size
+    urls: list[Url] = Field(max_length=MAX_URLS)
+
+
+class LockedModel(BaseModel):
+    """One [[model]] of mx.lock: every value that becomes a cache path is checked."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+    name: ModelName
+    version: VersionStr
+    variant: Variant
+    registry: Url
+    requested: str
+    file: list[LockedFile] = Field(max_length=MAX_ARTIFACTS)
+
+
+class LockDocument(BaseModel):
+    model: list[LockedModel] = Field(max_length=10_000)
 
 
 def _lock_satisfies(entry: dict[str, Any], want: Wanted) -> bool:
