@@ -1,9 +1,11 @@
 """Benchmark `mx install` against curl + sha256 on the same 127.0.0.1 server.
 
 Targets: cold install of a 1 GiB artifact at most 1.25x the reference (curl to a file,
-then sha256 of that file with hashlib); signature verification adds at most 10% to a
-cold install of a 500 MB model (signed vs the same bytes unsigned); `mx install` of a
-version already in the cache at most 0.3 s wall for the whole process.
+then sha256 of that file with hashlib); the registry's signed metadata (TUF) adds at most
+5% to that cold install (the same registry built with --unsigned-index, read with
+--allow-unsigned-index); signature verification adds at most 10% to a cold install of a
+500 MB model (signed vs the same bytes unsigned); `mx install` of a version already in
+the cache at most 0.3 s wall for the whole process.
 
     .venv/bin/python bench/install.py [--size-mib 1024] [--signed-mib 500] [--runs 5]
 """
@@ -69,6 +71,8 @@ def make_registry(root: Path, size: int, signed_size: int, env: dict[str, str]) 
         "namespaces:\n  bench:\n    signers: [{public_key: keys/bench.pub}]\n")
     out = root / "site"
     run(mx_cmd("index", "build", str(root / "registry.yaml"), "-o", str(out)), env)
+    run(mx_cmd("index", "build", str(root / "registry.yaml"), "-o", str(root / "unsigned"),
+               "--unsigned-index", "--no-site"), env)
     for repo in repos:
         shutil.rmtree(repo)  # keep disk use down; the mirror holds the bytes now
     return out
@@ -93,6 +97,14 @@ def main() -> None:
                                   stderr=subprocess.PIPE, text=True, env=env)
         assert server.stderr is not None
         url = server.stderr.readline().split(" at ")[1].split()[0]
+        plain = subprocess.Popen(mx_cmd("index", "serve", str(root / "unsigned"), "--port",
+                                        "0"), stderr=subprocess.PIPE, text=True, env=env)
+        assert plain.stderr is not None
+        plain_url = plain.stderr.readline().split(" at ")[1].split()[0]
+        # The unsigned copy has no artifacts of its own: it names the signed host's.
+        for doc in (root / "unsigned/index/models").rglob("*.json"):
+            doc.write_text(doc.read_text().replace('"artifacts/sha256/',
+                                                   f'"{url}artifacts/sha256/'))
         big = json.loads((site / "index/models/bench/big.json").read_text())
         blob_url = url + big["versions"]["1.0.0"]["artifacts"][0]["urls"][0]
         target = root / "curl.out"
@@ -118,6 +130,13 @@ def main() -> None:
             ref_samples.append(median_of(1, reference, fresh_cache)[0])
             mx_samples.append(median_of(1, lambda: run(install, env), fresh_cache)[0])
         ref, cold = statistics.median(ref_samples), statistics.median(mx_samples)
+        untrusted_cmd = mx_cmd("install", "bench/big@^1", "--registry", plain_url,
+                               "--allow-unsigned-index")
+        trusted_s, untrusted_s = [], []
+        for _ in range(args.runs):
+            untrusted_s.append(median_of(1, lambda: run(untrusted_cmd, env), fresh_cache)[0])
+            trusted_s.append(median_of(1, lambda: run(install, env), fresh_cache)[0])
+        trusted, untrusted = statistics.median(trusted_s), statistics.median(untrusted_s)
         signed_cmd = mx_cmd("install", "bench/half@1.0.0", "--registry", url)
         unsigned_cmd = mx_cmd("install", "bench/half-unsigned@1.0.0", "--registry", url)
         signed_s, unsigned_s = [], []
@@ -131,11 +150,19 @@ def main() -> None:
             args.runs, lambda: run([*install, "--refresh"], env))
         server.terminate()
         server.wait()
+        plain.terminate()
+        plain.wait()
         print(f"\nartifact: {args.size_mib} MiB over http://127.0.0.1, {args.runs} runs, medians")
         print(f"reference (curl to file, then hashlib sha256): {ref:.3f} s  [{fmt(ref_samples)}]")
         print(f"mx install, cold cache:                        {cold:.3f} s  [{fmt(mx_samples)}]")
         print(f"  ratio cold/reference: {cold / ref:.2f}x   (target <= 1.25x)"
               f"  {'OK' if cold / ref <= 1.25 else 'MISSED'}")
+        print(f"\ncold install, index verified with TUF metadata: {trusted:.3f} s  "
+              f"[{fmt(trusted_s)}]")
+        print(f"same install, unsigned index (--allow-unsigned-index): {untrusted:.3f} s  "
+              f"[{fmt(untrusted_s)}]")
+        print(f"  metadata overhead: {trusted / untrusted - 1:+.1%}   (target <= +5%)"
+              f"  {'OK' if trusted / untrusted <= 1.05 else 'MISSED'}")
         print(f"\nsigned {args.signed_mib} MiB release, cold, verified:   {signed:.3f} s  "
               f"[{fmt(signed_s)}]")
         print(f"same bytes, unsigned release, cold:           {unsigned:.3f} s  "

@@ -23,9 +23,21 @@ from mx.examples import (
 from tests.support.servers import Host, LfsServer, giftless, static_host
 
 
+@pytest.fixture(scope="session")
+def index_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One set of registry TUF keys for the run, as a publisher keeps one set: every build
+    of a test registry signs with them (MX_INDEX_KEYS), so rebuilds extend one trust chain."""
+    from mx.index_builder.keys import generate
+
+    folder = tmp_path_factory.mktemp("index-keys")
+    generate(folder)
+    return folder
+
+
 @pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, index_keys: Path) -> Path:
     home = tmp_path / "home"
+    monkeypatch.setenv("MX_INDEX_KEYS", str(index_keys))
     for key, value in git_home(home).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("MX_HOME", str(tmp_path / "mxhome"))
@@ -89,7 +101,7 @@ namespaces:
 
 
 @pytest.fixture(scope="session")
-def world_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def world_template(tmp_path_factory: pytest.TempPathFactory, index_keys: Path) -> Path:
     """Built once per run: two model repos, a registry.yaml and its built index.
 
     acme/iris has four releases (one a pre-release, one yanked); acme/resnet lives in a
@@ -100,6 +112,7 @@ def world_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for key, value in git_home(root / "home").items():
             mp.setenv(key, value)
         mp.setenv("MX_HOME", str(root / "mxhome"))
+        mp.setenv("MX_INDEX_KEYS", str(index_keys))
         subprocess.run(["git", "lfs", "install", "--skip-repo"], check=True,
                        capture_output=True)
         make_model_repo(root / "repos" / "iris", "acme/iris",

@@ -16,6 +16,7 @@ import pytest
 
 from mx.examples import git, make_model_repo, make_signing_key, sign_all_releases
 from mx.sign.notes import NOTES_REF
+from tests.support.republish import resign
 from tests.support.servers import Host
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
@@ -266,7 +267,10 @@ def doc_of(host: Host) -> dict:  # type: ignore[type-arg]
 
 
 def save(host: Host, doc: dict) -> None:  # type: ignore[type-arg]
+    """Publish an edited document, re-signed: what a builder whose keys were taken could
+    serve. The release signature is then what stands between it and the user."""
     (host.root / "index/models/acme/iris.json").write_text(json.dumps(doc))
+    resign(host.root)
 
 
 def refused(mx, host: Host, tmp_path: Path, spec: str, *needles: str) -> None:  # type: ignore[no-untyped-def]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import yaml
 from mx.cli.main import cli
 from mx.examples import git, make_model_repo, make_signing_key
 from tests.conftest import push_to
+from tests.support.servers import static_host
 from tests.support.workflows import Run, run_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,15 +161,35 @@ def test_model_ci_on_a_release_tag_signs_and_pushes_the_note(model_repo: Path,
     assert not run.comments
 
 
-def test_registry_publish_builds_the_site(world: Path) -> None:
+def test_registry_publish_builds_the_site(world: Path, index_keys: Path,
+                                          tmp_path: Path) -> None:
     git(world, "init", "-q", "-b", "main")
     git(world, "add", "registry.yaml", "keys")
     git(world, "commit", "-qm", "registry")
-    run = Run(world, {"github": {"event_name": "push", "ref": "refs/heads/main",
-                                 "ref_name": "main"}, "inputs": {}}, _env())
+    secrets = {f"MX_INDEX_{role.upper()}_KEY": (index_keys / f"{role}.pem").read_text()
+               for role in ("root", "targets", "snapshot", "timestamp")}
+    env = {k: v for k, v in _env().items() if k != "MX_INDEX_KEYS"}  # keys come from secrets
+    context = {"github": {"event_name": "push", "ref": "refs/heads/main", "ref_name": "main"},
+               "inputs": {}, "secrets": secrets, "runner": {"temp": str(tmp_path / "r1")}}
+    run = Run(world, context, env)
     run_workflow(WORKFLOWS / "registry-publish.yml", run, lambda a: parse_mx(a, world))
     assert run.jobs == {"build": "success", "deploy": "success"}, run.steps
     assert run.pages == [world / "_site"]
     assert (world / "_site" / "index" / "models" / "acme" / "iris.json").is_file()
+    assert (world / "_site" / "tuf" / "timestamp.json").is_file()
+    # The next publish runs in a fresh checkout, without the root key: it continues the
+    # live registry's metadata instead of starting a chain clients would refuse.
+    live = tmp_path / "live"
+    shutil.move(world / "_site", live)
+    secrets["MX_INDEX_ROOT_KEY"] = ""  # as GitHub expands a secret that is not set
+    with static_host(live) as host:
+        context = {**context, "inputs": {"published-url": host.url},
+                   "runner": {"temp": str(tmp_path / "r2")}}
+        run = Run(world, context, env)
+        run_workflow(WORKFLOWS / "registry-publish.yml", run, lambda a: parse_mx(a, world))
+    assert run.jobs == {"build": "success", "deploy": "success"}, run.steps
+    assert (world / "_site/tuf/root.json").read_bytes() == (live / "tuf/root.json").read_bytes()
+    assert (world / "_site/tuf/timestamp.json").read_bytes() == \
+        (live / "tuf/timestamp.json").read_bytes()  # nothing changed: nothing re-signed
     doc = yaml.safe_load((WORKFLOWS / "registry-publish.yml").read_text())
     assert doc["concurrency"] == {"group": "mx-registry-publish", "cancel-in-progress": False}

@@ -7,6 +7,7 @@ embedding application can tighten them in one place.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -39,6 +40,11 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     trust: dict[str, Any] = field(default_factory=dict)
     require_signatures: bool = False  # the chosen registry's config says so
+    # The chosen registry's root of trust: a root.json file, or its sha256 (else trust
+    # on first use), and whether an index without signed metadata may be read at all.
+    root_file: Path | None = None
+    root_sha256: str | None = None
+    allow_unsigned_index: bool = False
 
 
 def _truthy(value: str | None) -> bool:
@@ -96,14 +102,33 @@ def registry_url(name_or_url: str, config: dict[str, Any]) -> str:
     return name_or_url
 
 
-def _registry_requires(url: str | None, config: dict[str, Any]) -> bool:
-    """`require_signatures = true` on the configured registry that `url` is."""
+def _registry_entry(url: str | None, config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The `[registries.<name>]` table whose url is `url` (name and table), else ("", {})."""
     if url is None:
-        return False
-    for entry in config.get("registries", {}).values():
+        return "", {}
+    registries = config.get("registries", {})
+    if not isinstance(registries, dict):
+        raise ConfigError(f"{config_path()}: [registries] must be a table")
+    for name, entry in registries.items():
         if isinstance(entry, dict) and str(entry.get("url", "")).rstrip("/") == url.rstrip("/"):
-            return bool(entry.get("require_signatures", False))
-    return False
+            return str(name), entry
+    return "", {}
+
+
+SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def _root_pin(name: str, entry: dict[str, Any]) -> tuple[Path | None, str | None]:
+    where = f"{config_path()}: registries.{name}"
+    root, digest = entry.get("root"), entry.get("root_sha256")
+    if root is not None and not isinstance(root, str):
+        raise ConfigError(f"{where}.root must be the path of a root.json file")
+    if digest is not None and (not isinstance(digest, str) or not SHA256_HEX.match(digest)):
+        raise ConfigError(f"{where}.root_sha256 = {digest!r} is not 64 hex digits")
+    root_file = Path(root).expanduser() if root else None
+    if root_file is not None and not root_file.is_absolute():
+        root_file = config_path().parent / root_file
+    return root_file, digest.lower() if isinstance(digest, str) else None
 
 
 def _limits(table: Any) -> Limits:
@@ -125,7 +150,7 @@ def _limits(table: Any) -> Limits:
 
 def load_settings(
     registry: str | None = None, offline: bool | None = None, home: Path | None = None,
-    project_registry: str | None = None,
+    project_registry: str | None = None, allow_unsigned_index: bool | None = None,
 ) -> Settings:
     """Settings from arguments, then the environment, then mx.toml, then the config file."""
     config = read_user_config()
@@ -139,8 +164,14 @@ def load_settings(
             limits = replace(limits, index_max_age=float(ttl))
         except ValueError:
             raise ConfigError(f"MX_INDEX_TTL={ttl!r} is not a number of seconds") from None
+    entry_name, entry = _registry_entry(url, config)
+    root_file, root_sha256 = _root_pin(entry_name, entry)
     return Settings(
-        require_signatures=_registry_requires(url, config),
+        require_signatures=bool(entry.get("require_signatures", False)),
+        root_file=root_file, root_sha256=root_sha256,
+        allow_unsigned_index=(bool(allow_unsigned_index)
+                              or bool(entry.get("allow_unsigned_index", False))
+                              or _truthy(os.environ.get("MX_ALLOW_UNSIGNED_INDEX"))),
         limits=limits,
         home=home or default_home(),
         registry=url,

@@ -24,6 +24,8 @@ class Faults:
     status: dict[str, list[int]] = field(default_factory=dict)  # path -> statuses to answer
     truncate: dict[str, int] = field(default_factory=dict)  # path -> times to drop mid-body
     corrupt: set[str] = field(default_factory=set)  # paths whose bytes get flipped
+    redirect: dict[str, str] = field(default_factory=dict)  # path -> Location (302)
+    endless: set[str] = field(default_factory=set)  # paths answered with bytes without end
     requests: list[tuple[str, str | None, str | None]] = field(default_factory=list)
     authorization: list[str | None] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -43,6 +45,17 @@ class FaultyHandler(StaticHandler):
             truncate = self.faults.truncate.get(path, 0)
             if truncate:
                 self.faults.truncate[path] = truncate - 1
+            location = self.faults.redirect.get(path)
+            endless = path in self.faults.endless
+        if location is not None:
+            self.send_response(302)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if endless:
+            self._send_endless()
+            return
         if status is not None:
             self.send_response(status)
             self.send_header("Content-Length", "0")
@@ -50,6 +63,19 @@ class FaultyHandler(StaticHandler):
             return
         self._truncate = bool(truncate)
         super().serve(head)
+
+    def _send_endless(self) -> None:
+        """200 with no length, then zeros until the client hangs up (bounded: 1 GiB)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.close_connection = True
+        chunk = b"0" * 65536
+        try:
+            for _ in range(16384):
+                self.wfile.write(chunk)
+        except OSError:
+            pass  # the client stopped reading, as it should
 
     def send_body(self, target: Path, start: int, length: int) -> None:
         path = self.path.split("?")[0]

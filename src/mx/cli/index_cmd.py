@@ -24,18 +24,49 @@ def index() -> None:
 @click.option("--trust-config", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Sigstore ClientTrustConfig JSON, for keyless verification offline.")
 @click.option("--no-site", is_flag=True, help="Write the index only, not the website.")
+@click.option("--keys", "keys_dir", envvar="MX_INDEX_KEYS", show_envvar=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the registry's TUF keys (root.pem, targets.pem, snapshot.pem, "
+                   "timestamp.pem) [default: <cache-dir>/keys, created when missing].")
+@click.option("--published", metavar="URL",
+              help="The live registry: when OUT has no tuf/ yet, fetch the metadata it "
+                   "serves first, so versions and the root chain continue (CI builds).")
+@click.option("--unsigned-index", is_flag=True,
+              help="Write no TUF metadata (clients then need allow_unsigned_index).")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON.")
 def build(registry_file: Path, out: Path, strict: bool, cache_dir: Path | None,
           allow_unsigned: bool, trust_config: Path | None, no_site: bool,
+          keys_dir: Path | None, published: str | None, unsigned_index: bool,
           as_json: bool) -> None:
-    """Build index/ (and mirrored artifacts) from registry.yaml and its model repos."""
+    """Build index/ (and mirrored artifacts) from registry.yaml and its model repos,
+    signed with TUF metadata under tuf/."""
     from mx.cli.output import emit_json, warn
     from mx.config import default_home
     from mx.index_builder.build import build_index
+    from mx.index_builder.keys import KeyRing, generate
 
-    result = build_index(registry_file, out, cache_dir or default_home() / "build", strict,
+    cache = (cache_dir or default_home() / "build").absolute()
+    keys = None
+    if not unsigned_index:
+        if keys_dir is None:
+            keys_dir = cache / "keys"
+            made = generate(keys_dir)
+            if made:
+                warn(f"generated new index signing keys ({', '.join(made)}) in {keys_dir}: "
+                     "keep root.pem offline and back the folder up; pass --keys to use them")
+        keys = KeyRing(keys_dir)
+        if published:
+            from mx.http import Transport
+            from mx.index_builder.trustmeta import seed_from_published
+
+            transport = Transport()
+            try:
+                seed_from_published(published, out, transport)
+            finally:
+                transport.close()
+    result = build_index(registry_file, out, cache, strict,
                          allow_unsigned=allow_unsigned, trust_config=trust_config,
-                         site=not no_site)
+                         site=not no_site, keys=keys)
     for w in result.warnings:
         warn(w)
     if as_json:
@@ -45,6 +76,41 @@ def build(registry_file: Path, out: Path, strict: bool, cache_dir: Path | None,
                    f"{result.documents_written} documents and {result.artifacts_written} "
                    f"artifacts written; site: {result.pages_rendered} model pages rendered, "
                    f"{result.site_files_written} files updated")
+
+
+@index.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--from-env", is_flag=True,
+              help="Write the keys given as PEM in MX_INDEX_ROOT_KEY, MX_INDEX_TARGETS_KEY, "
+                   "MX_INDEX_SNAPSHOT_KEY and MX_INDEX_TIMESTAMP_KEY (CI secrets); create none.")
+def keys(directory: Path, from_env: bool) -> None:
+    """Create a registry's TUF keys (Ed25519, one per role) in DIRECTORY."""
+    from mx.index_builder.keys import from_environment, generate
+
+    if from_env:
+        written = from_environment(directory)
+        click.echo(f"{directory}: wrote {', '.join(written) or 'no keys'} from the environment")
+        return
+    made = generate(directory)
+    if made:
+        click.echo(f"{directory}: created {', '.join(k + '.pem' for k in made)}; keep root.pem "
+                   "offline, and timestamp.pem where the scheduled refresh runs")
+    else:
+        click.echo(f"{directory}: every key exists already; nothing created")
+
+
+@index.command()
+@click.argument("out", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--keys", "keys_dir", envvar="MX_INDEX_KEYS", show_envvar=True, required=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Folder holding timestamp.pem.")
+def timestamp(out: Path, keys_dir: Path) -> None:
+    """Re-sign OUT's TUF timestamp (a scheduled job keeps clients from seeing it expire)."""
+    from mx.index_builder.keys import KeyRing
+    from mx.index_builder.trustmeta import refresh_timestamp
+
+    version = refresh_timestamp(out, KeyRing(keys_dir))
+    click.echo(f"{out}: timestamp version {version}")
 
 
 @index.command()

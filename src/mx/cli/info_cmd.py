@@ -8,11 +8,14 @@ import click
 @click.command()
 @click.argument("name")
 @click.option("--registry", help="Registry base URL, local folder, or configured name.")
+@click.option("--allow-unsigned-index", is_flag=True,
+              help="Read a registry that publishes no signed (TUF) metadata.")
 @click.option("--offline", is_flag=True, default=None, help="Use only the cached index.")
 @click.option("--json", "as_json", is_flag=True, help="Print the index document as JSON.")
-def info(name: str, registry: str | None, offline: bool | None, as_json: bool) -> None:
+def info(name: str, registry: str | None, allow_unsigned_index: bool, offline: bool | None,
+         as_json: bool) -> None:
     """Show a model's versions, channels, yanks and variants."""
-    from mx.cli.output import emit_json, human_size
+    from mx.cli.output import emit_json, human_size, warn
     from mx.client.install import Session
     from mx.client.spec import parse_requirement
     from mx.config import load_settings
@@ -20,9 +23,12 @@ def info(name: str, registry: str | None, offline: bool | None, as_json: bool) -
     from mx.semver import Version
 
     req = parse_requirement(name)
-    session = Session(load_settings(registry, offline), refresh=True)
+    settings = load_settings(registry, offline, allow_unsigned_index=allow_unsigned_index or None)
+    session = Session(settings, refresh=True)
     try:
         doc = session.index().model(req.name)
+        for notice in session.take_notices():
+            warn(notice)
     finally:
         session.close()
     if as_json:

@@ -18,13 +18,15 @@ import click
 @click.option("--refresh", is_flag=True, help="Ask the registry even if the cached index is fresh.")
 @click.option("--allow-unsigned", is_flag=True,
               help="Install a release even if signatures are required and it has none.")
+@click.option("--allow-unsigned-index", is_flag=True,
+              help="Read a registry that publishes no signed (TUF) metadata.")
 @click.option("--locked", is_flag=True, help="Install exactly mx.lock; never read the index.")
 @click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=".",
               help="Folder holding mx.toml (when no model is named).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was installed as JSON.")
 def install(specs: tuple[str, ...], variant: str | None, fmt: str | None, to: Path | None,
             registry: str | None, offline: bool | None, refresh: bool, allow_unsigned: bool,
-            locked: bool,
+            allow_unsigned_index: bool, locked: bool,
             project: Path,
             as_json: bool) -> None:
     """Install models into the verified cache (with no argument: those in mx.toml)."""
@@ -40,7 +42,8 @@ def install(specs: tuple[str, ...], variant: str | None, fmt: str | None, to: Pa
         from mx.client.project import read_project
 
         project_registry, _ = read_project(project / "mx.toml")
-    settings = load_settings(registry, offline, project_registry=project_registry)
+    settings = load_settings(registry, offline, project_registry=project_registry,
+                             allow_unsigned_index=allow_unsigned_index or None)
     with progress_bar(not as_json) as bar:
         session = Session(settings, bar, refresh, allow_unsigned)
         try:

@@ -94,3 +94,28 @@ def history(name: str, registry_file: Path, as_json: bool) -> None:
                 "yank": f"yanked {e.version}: {e.reason}",
                 "unyank": f"unyanked {e.version}"}[e.action]
         click.echo(f"{e.date}  {e.commit[:12]}  {e.author} <{e.email}>  {what}")
+
+
+@registry.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option("--root", "root_file", type=click.Path(dir_okay=False, exists=True,
+                                                     path_type=Path),
+              help="Pin this root.json (from the registry's keepers) as the root of trust.")
+@click.option("--root-sha256", help="Pin the root whose file has this sha256.")
+@click.option("--allow-unsigned-index", is_flag=True,
+              help="Read this registry even though it publishes no signed metadata.")
+@click.option("--require-signatures", is_flag=True,
+              help="Refuse releases of this registry that are not signed.")
+@click.option("--default", "make_default", is_flag=True,
+              help="Make it the default registry.")
+def add(name: str, url: str, root_file: Path | None, root_sha256: str | None,
+        allow_unsigned_index: bool, require_signatures: bool, make_default: bool) -> None:
+    """Add (or replace) registry NAME at URL in the user's config.toml."""
+    from mx.client.config_edit import add_registry
+
+    path = add_registry(name, url, root_file, root_sha256, allow_unsigned_index,
+                        require_signatures, make_default)
+    pinned = ("root pinned" if root_file or root_sha256 else
+              "root trusted on first use" if not allow_unsigned_index else "unsigned index")
+    click.echo(f"{path}: registry {name} = {url} ({pinned})")

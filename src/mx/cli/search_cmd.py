@@ -10,19 +10,24 @@ import click
 @click.option("--task", help="Only models for this task (e.g. text-classification).")
 @click.option("--tag", help="Only models with this tag.")
 @click.option("--registry", help="Registry base URL, local folder, or configured name.")
+@click.option("--allow-unsigned-index", is_flag=True,
+              help="Read a registry that publishes no signed (TUF) metadata.")
 @click.option("--offline", is_flag=True, default=None, help="Use only the cached listing.")
 @click.option("--json", "as_json", is_flag=True)
 def search(query: str, task: str | None, tag: str | None, registry: str | None,
-           offline: bool | None, as_json: bool) -> None:
+           allow_unsigned_index: bool, offline: bool | None, as_json: bool) -> None:
     """Find models by name, summary, task and tags."""
-    from mx.cli.output import emit_json
+    from mx.cli.output import emit_json, warn
     from mx.client.install import Session
     from mx.client.search import search as run_search
     from mx.config import load_settings
 
-    session = Session(load_settings(registry, offline))
+    session = Session(load_settings(registry, offline,
+                                     allow_unsigned_index=allow_unsigned_index or None))
     try:
         found = run_search(session.index().search_listing(), query, task, tag)
+        for notice in session.take_notices():
+            warn(notice)
     finally:
         session.close()
     if as_json:

@@ -84,7 +84,8 @@ def _verify_published(spec: str, signers: list[Any], trust_config: Path | None,
     req = parse_requirement(spec)
     session = Session(load_settings(registry), refresh=True)
     try:
-        res = resolve(session.index().model(req.name), req)
+        document = session.index().model_document(req.name)
+        res = resolve(document.data, req)
         files = res.record["artifacts"] + card_entry(res.record) + manifest_entry(res.record)
         policy = session.trust
         if signers:
@@ -94,7 +95,8 @@ def _verify_published(spec: str, signers: list[Any], trust_config: Path | None,
         policy.require_signatures = True
         entry = signature_entry(res.record)
         bundle = fetch_blob(session, entry, spec) if entry else None
-        signed, _ = check_release(req.name, res.version, res.record, files, policy, bundle)
+        signed, _ = check_release(req.name, res.version, res.record, files, policy, bundle,
+                                  document.signers())
         assert signed is not None
         for rec in session.cache.installed():
             if rec["name"] == req.name and rec["version"] == res.version:

@@ -1,4 +1,12 @@
-"""Fetch index documents: one small GET per model, revalidated with ETags, cached for offline."""
+"""Fetch index documents: one small GET per model, checked against the registry's signed
+metadata and the typed index model, cached for offline use.
+
+A document is used only after it (1) matches the length and sha256 that the signed TUF
+targets give it, unless the registry is unsigned and the user allowed that, and (2) passes
+`mx.indexdoc`'s typed model. The cache keeps the document with the sha256 it was verified
+at: within its max-age it is used with no request; after that, a metadata refresh says
+whether it changed, and it is fetched again only if it did.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +15,15 @@ import json
 import re
 import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mx.errors import FetchError, IndexFormatError, OfflineError
+from mx.client.metadata import RegistryMetadata, RootPin, SignedTarget
+from mx.errors import FetchError, IndexFormatError, IntegrityError, OfflineError, SizeLimitError
 from mx.fsutil import atomic_write_bytes
 from mx.http import Transport
-
-SUPPORTED_MAJOR = 1
+from mx.indexdoc import ModelDocument, SearchListing, parse
 
 
 def registry_key(base_url: str) -> str:
@@ -29,30 +37,21 @@ def normalise_base(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def check_format(doc: Any, origin: str) -> dict[str, Any]:
-    if not isinstance(doc, dict):
-        raise IndexFormatError(f"{origin}: not an index document (expected a JSON object)")
-    fmt = str(doc.get("mx_index", "1.0"))
-    major = fmt.split(".", 1)[0]
-    if not major.isdigit() or int(major) > SUPPORTED_MAJOR:
-        raise IndexFormatError(
-            f"{origin}: index format mx_index {fmt} is newer than this mx understands "
-            f"({SUPPORTED_MAJOR}.x)", hint="upgrade mx (pip install -U mx)")
-    return doc
+@dataclass
+class Document:
+    """A verified, validated index document and what the signed metadata says of it."""
 
+    data: dict[str, Any]  # the document, normalised by the typed model
+    custom: dict[str, Any] = field(default_factory=dict)  # the target's signed custom data
+    signed: bool = False  # False only for an unsigned registry the user allowed
 
-def check_model_doc(raw: Any, origin: str, name: str) -> dict[str, Any]:
-    doc = check_format(raw, origin)
-    if doc.get("name") != name or not isinstance(doc.get("versions"), dict):
-        raise IndexFormatError(f"{origin}: not the index document of {name}")
-    for version, record in doc["versions"].items():
-        arts = record.get("artifacts") if isinstance(record, dict) else None
-        if not isinstance(arts, list) or not all(
-            isinstance(a, dict) and isinstance(a.get("sha256"), str)
-            and isinstance(a.get("size"), int) and isinstance(a.get("path"), str)
-            and isinstance(a.get("urls"), list) for a in arts):
-            raise IndexFormatError(f"{origin}: version {version} has malformed artifacts")
-    return doc
+    def signers(self) -> list[dict[str, Any]] | None:
+        """The namespace's release signers named by signed metadata (None: unsigned index)."""
+        if not self.signed:
+            return None
+        mx = self.custom.get("mx")
+        found = mx.get("signers") if isinstance(mx, dict) else None
+        return [s for s in found if isinstance(s, dict)] if isinstance(found, list) else []
 
 
 @dataclass
@@ -62,68 +61,111 @@ class IndexClient:
     transport: Transport
     offline: bool = False
     refresh: bool = False  # revalidate even a fresh cached document
+    pin: RootPin = field(default_factory=RootPin)
 
     def __post_init__(self) -> None:
         self.base_url = normalise_base(self.base_url)
-        self.cache_dir = self.home / "index" / registry_key(self.base_url)
+        key = registry_key(self.base_url)
+        self.cache_dir = self.home / "index" / key
+        self.metadata = RegistryMetadata(self.base_url, self.home / "tuf" / key,
+                                         self.transport, self.pin)
+
+    @property
+    def notices(self) -> list[str]:
+        return self.metadata.notices
 
     def url(self, rel: str) -> str:
         return urllib.parse.urljoin(self.base_url, rel)
 
-    def model(self, name: str) -> dict[str, Any]:
+    def model_document(self, name: str) -> Document:
         ns, short = name.split("/")
         rel = f"index/models/{ns}/{short}.json"
-        raw = self._get(rel, f"model {name}")
-        return check_model_doc(raw, self.url(rel), name)
+        doc = self._get(rel, f"model {name}", ModelDocument)
+        if doc.data["name"] != name:
+            raise IndexFormatError(f"{self.url(rel)}: names {doc.data['name']!r}, not {name}",
+                                   hint="the registry's index is malformed")
+        return doc
+
+    def model(self, name: str) -> dict[str, Any]:
+        return self.model_document(name).data
 
     def search_listing(self) -> list[dict[str, Any]]:
-        raw = check_format(self._get("index/search.json", "search listing"),
-                           self.url("index/search.json"))
-        models = raw.get("models")
-        if not isinstance(models, list):
-            raise IndexFormatError(f"{self.url('index/search.json')}: no models list")
-        return [m for m in models if isinstance(m, dict) and isinstance(m.get("name"), str)]
+        doc = self._get("index/search.json", "search listing", SearchListing)
+        models: list[dict[str, Any]] = doc.data["models"]
+        return models
 
-    def _get(self, rel: str, what: str) -> Any:
+    def _get(self, rel: str, what: str, model: type[Any]) -> Document:
         cached_path = self.cache_dir / (rel + ".cache.json")
         cached = _read_cached(cached_path)
         if self.offline:
             if cached is None:
                 raise OfflineError(f"{what}: not in the offline cache ({self.url(rel)})",
                                    hint="run once online, or unset MX_OFFLINE / --offline")
-            return cached["doc"]
+            return _document(cached)
         now = time.time()
         if cached is not None and not self.refresh and now < cached.get("fresh_until", 0):
-            return cached["doc"]  # fetched moments ago: no request at all
-        try:
-            got = self.transport.get(self.url(rel), self.transport.limits.max_index_bytes,
-                                     etag=cached["etag"] if cached else None)
-        except FetchError as exc:
-            if "HTTP 404" in str(exc):
-                raise FetchError(f"{what}: not in the registry at {self.base_url} (HTTP 404)",
-                                 hint="check the name with `mx search`, or the registry URL"
-                                 ) from None
-            raise
-        max_age = got.max_age if got.max_age is not None else \
-            self.transport.limits.index_max_age
-        if got.status == 304 and cached is not None:
+            return _document(cached)  # verified moments ago: no request at all
+        target = self.metadata.target(rel)
+        max_age = self.transport.limits.index_max_age
+        if target is not None and cached is not None and cached.get("sha256") == target.sha256:
+            cached.update(fresh_until=now + max_age, custom=target.custom, signed=True)
+            atomic_write_bytes(cached_path, json.dumps(cached).encode())
+            return _document(cached)
+        got = self._fetch(rel, what, target, cached)
+        if got is None:  # 304 from an unsigned registry
+            assert cached is not None
             cached["fresh_until"] = now + max_age
             atomic_write_bytes(cached_path, json.dumps(cached).encode())
-            return cached["doc"]
+            return _document(cached)
+        data, etag, server_max_age = got
+        if target is not None:
+            target.check(data, self.url(rel))
+        else:
+            max_age = server_max_age if server_max_age is not None else max_age
         try:
-            doc = json.loads(got.data)
+            raw = json.loads(data)
         except ValueError:
             raise IndexFormatError(f"{self.url(rel)}: not valid JSON",
                                    hint="the index on the server is damaged") from None
-        wrapper = {"url": self.url(rel), "etag": got.etag, "fresh_until": now + max_age,
-                   "doc": doc}
+        doc = parse(model, raw, self.url(rel)).model_dump(mode="json")
+        wrapper = {"url": self.url(rel), "etag": etag, "fresh_until": now + max_age,
+                   "sha256": hashlib.sha256(data).hexdigest(), "doc": doc,
+                   "custom": target.custom if target else {}, "signed": target is not None}
         atomic_write_bytes(cached_path, json.dumps(wrapper).encode())
-        return doc
+        return _document(wrapper)
+
+    def _fetch(self, rel: str, what: str, target: SignedTarget | None,
+               cached: dict[str, Any] | None) -> tuple[bytes, str | None, float | None] | None:
+        limit = target.length if target is not None else self.transport.limits.max_index_bytes
+        etag = cached.get("etag") if cached is not None and target is None else None
+        try:
+            got = self.transport.get(self.url(rel), limit, etag=etag)
+        except SizeLimitError:
+            if target is None:
+                raise
+            raise IntegrityError(
+                f"{self.url(rel)}: does not match the registry's signed metadata (longer "
+                f"than the signed {target.length} bytes)",
+                hint="the host serves a document the registry did not publish") from None
+        except FetchError as exc:
+            if exc.status == 404:
+                raise FetchError(f"{what}: not in the registry at {self.base_url} (HTTP 404)",
+                                 hint="check the name with `mx search`, or the registry URL",
+                                 url=self.url(rel), status=404) from None
+            raise
+        if got.status == 304:
+            return None
+        return got.data, got.etag, got.max_age
+
+
+def _document(wrapper: dict[str, Any]) -> Document:
+    return Document(wrapper["doc"], wrapper.get("custom") or {}, bool(wrapper.get("signed")))
 
 
 def _read_cached(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_bytes())
-        return data if isinstance(data, dict) and "doc" in data else None
     except (FileNotFoundError, ValueError):
         return None
+    # Only what this version wrote (validated, with its digest) is reused.
+    return data if isinstance(data, dict) and "doc" in data and "sha256" in data else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 from mx.client.cache import Cache, link_file
 from mx.client.download import Downloader
 from mx.client.index import IndexClient, normalise_base, registry_key
+from mx.client.metadata import RootPin
 from mx.client.resolve import resolve, select_artifacts
 from mx.client.spec import Requirement, parse_requirement
 from mx.client.trust import TrustPolicy, check_manifest_identity, check_release
@@ -65,8 +65,9 @@ class Session:
         self.cache = Cache(self.settings.home)
         self.trust = TrustPolicy.from_config(self.settings.trust, self.allow_unsigned)
         self.trust.require_signatures |= self.settings.require_signatures
-        host = urllib.parse.urlparse(self.settings.registry or "").hostname
-        self.transport = Transport(self.settings.limits, self.settings.token, host)
+        self.transport = Transport(self.settings.limits, self.settings.token,
+                                   self.settings.registry)
+        self._index: IndexClient | None = None
 
     @property
     def registry(self) -> str:
@@ -77,8 +78,22 @@ class Session:
         return normalise_base(self.settings.registry)
 
     def index(self) -> IndexClient:
-        return IndexClient(self.registry, self.settings.home, self.transport,
-                           self.settings.offline, self.refresh)
+        """The registry's index client: one per session, so metadata is refreshed once."""
+        if self._index is None:
+            s = self.settings
+            self._index = IndexClient(self.registry, s.home, self.transport, s.offline,
+                                      self.refresh,
+                                      RootPin(s.root_file, s.root_sha256,
+                                              s.allow_unsigned_index))
+        return self._index
+
+    def take_notices(self) -> list[str]:
+        """What the index client has to announce (trust on first use, an unsigned index)."""
+        if self._index is None:
+            return []
+        notices = list(self._index.notices)
+        self._index.notices.clear()
+        return notices
 
     def close(self) -> None:
         self.transport.close()
@@ -86,8 +101,9 @@ class Session:
 
 def install_requirement(session: Session, req: Requirement, variant: str | None = None,
                         fmt: str | None = None, to: Path | None = None) -> InstalledModel:
-    doc = session.index().model(req.name)
-    res = resolve(doc, req)
+    document = session.index().model_document(req.name)
+    res = resolve(document.data, req)
+    namespace_signers = document.signers()
     variant, arts = select_artifacts(res, variant, fmt)
     arts = arts + card_entry(res.record) + manifest_entry(res.record)
     signed: dict[str, str] | None = None
@@ -99,7 +115,7 @@ def install_requirement(session: Session, req: Requirement, variant: str | None 
         bundle_file = (fetch_blob(session, bundle, f"{req.name}@{res.version}")
                        if bundle else None)
         signed, warnings = check_release(req.name, res.version, res.record, arts,
-                                         session.trust, bundle_file)
+                                         session.trust, bundle_file, namespace_signers)
 
     def before_link(blobs: dict[str, Path]) -> None:
         if signed is not None and MANIFEST_FILE in blobs:
@@ -108,7 +124,8 @@ def install_requirement(session: Session, req: Requirement, variant: str | None 
     installed = materialize(session, session.registry, req.name, res.version, variant, arts,
                             res.record.get("manifest"), to, before_fetch, before_link,
                             {"signature": res.record.get("signature")})
-    installed.warnings = res.warnings + warnings + installed.warnings
+    installed.warnings = (session.take_notices() + res.warnings + warnings
+                          + installed.warnings)
     installed.signed = signed is not None
     return installed
 

@@ -35,23 +35,36 @@ class TrustPolicy:
         return cls(bool(table.get("require_signatures", False)), pinned,
                    Path(tc).expanduser() if isinstance(tc, str) else None, allow_unsigned)
 
-    def signers_for(self, namespace: str, recorded: dict[str, Any] | None) -> list[Signer]:
+    def signers_for(self, namespace: str, signed: list[dict[str, Any]] | None,
+                    recorded: dict[str, Any] | None) -> list[Signer]:
+        """Who may sign releases of `namespace`: the user's pin, else the signers the
+        registry's signed metadata names (`signed`), else, only for an unsigned index the
+        user chose to read, the signer the document records."""
         specs = self.pinned.get(namespace)
         if specs:
             return [signer_from_spec(s, None, f"config.toml: trust.namespaces.{namespace}")
                     for s in specs]
+        if signed is not None:
+            return [signer_from_spec(_spec(s), None, "the registry's signed metadata")
+                    for s in signed]
         if recorded is None:
             return []
-        # No pin: the signer the index records (its key, or its identity pattern).
-        spec = {k: v for k, v in recorded.items() if k in ("public_key", "issuer", "identity")}
-        return [signer_from_spec(spec, None, "the index's signer record")]
+        return [signer_from_spec(_spec(recorded), None, "the index's signer record")]
+
+
+def _spec(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k in ("public_key", "issuer", "identity")}
 
 
 def check_release(name: str, version: str, record: dict[str, Any],
                   files: list[dict[str, Any]], policy: TrustPolicy,
-                  bundle_file: Path | None) -> tuple[dict[str, str] | None, list[str]]:
+                  bundle_file: Path | None, signed_signers: list[dict[str, Any]] | None = None
+                  ) -> tuple[dict[str, str] | None, list[str]]:
     """Verify the release's signature (`bundle_file`, already fetched and checked against
     the index's sha256) and that it covers `files` as the index lists them.
+
+    `signed_signers` are the namespace's signers from the registry's signed metadata
+    (None when the index is unsigned); a pinned policy wins over them.
 
     Returns the signed digests (None when unsigned and allowed) and warnings.
     """
@@ -65,7 +78,7 @@ def check_release(name: str, version: str, record: dict[str, Any],
                                  hint="pass --allow-unsigned to install it anyway")
         return None, [f"{what} is not signed"] if policy.require_signatures else []
     bundle = load_bundle(bundle_file.read_bytes(), f"{what} signature")
-    signers = policy.signers_for(ns, sig.get("signer"))
+    signers = policy.signers_for(ns, signed_signers, sig.get("signer"))
     verified = verify_bundle(bundle, signers, what, policy.trust_config)
     compare(verified.files.files, {f["path"]: f["sha256"] for f in files}, what, exact=False)
     return verified.files.files, []

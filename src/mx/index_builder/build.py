@@ -18,10 +18,13 @@ from mx.errors import BuildError
 from mx.fsutil import write_if_changed
 from mx.http import Transport
 from mx.index_builder.collect import Collected, ManifestCache, Release, collect_source
+from mx.index_builder.keys import KeyRing
 from mx.index_builder.mirror import ObjectLocator
 from mx.index_builder.registry import Registry, load_registry
 from mx.index_builder.signatures import SignatureChecker
 from mx.index_builder.sources import open_source
+from mx.index_builder.trustmeta import write_metadata
+from mx.indexdoc import ModelDocument, SearchListing, parse
 from mx.semver import Version
 
 INDEX_FORMAT = "1.0"
@@ -36,6 +39,7 @@ class BuildResult:
     documents_written: int = 0
     pages_rendered: int = 0
     site_files_written: int = 0
+    metadata_written: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -43,7 +47,8 @@ class BuildResult:
                 "artifacts_written": self.artifacts_written,
                 "documents_written": self.documents_written,
                 "pages_rendered": self.pages_rendered,
-                "site_files_written": self.site_files_written, "warnings": self.warnings}
+                "site_files_written": self.site_files_written,
+                "metadata_written": self.metadata_written, "warnings": self.warnings}
 
 
 def dumps(obj: Any) -> bytes:
@@ -54,7 +59,9 @@ def dumps(obj: Any) -> bytes:
 
 def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = False,
                 transport: Transport | None = None, allow_unsigned: bool = False,
-                trust_config: Path | None = None, site: bool = True) -> BuildResult:
+                trust_config: Path | None = None, site: bool = True,
+                keys: KeyRing | None = None) -> BuildResult:
+    """Build the index (signed with TUF metadata when `keys` is given) and its site."""
     registry = load_registry(registry_file)
     registry_dir = registry_file.resolve().parent
     transport = transport or Transport()
@@ -84,6 +91,8 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
     for name in sorted(collected.releases):
         doc, card_files = model_document(name, collected.releases[name], registry)
         ns, short = name.split("/")
+        # What clients will refuse is never written: the one typed model decides for both.
+        parse(ModelDocument, doc, f"index/models/{ns}/{short}.json")
         docs[out / "index" / "models" / ns / f"{short}.json"] = dumps(doc)
         docs.update({out / p: data for p, data in card_files.items()})
         shown = latest_version(doc) or max(doc["versions"], key=Version.parse)
@@ -93,13 +102,19 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
         result.models += 1
         result.versions += len(doc["versions"])
     _trim_keywords(search)
-    docs[out / "index" / "search.json"] = dumps({"mx_index": INDEX_FORMAT, "models": search})
+    listing = {"mx_index": INDEX_FORMAT, "models": search}
+    parse(SearchListing, listing, "index/search.json")
+    docs[out / "index" / "search.json"] = dumps(listing)
     docs[out / "index" / "config.json"] = dumps({
         "mx_index": INDEX_FORMAT, "name": registry.name, "base_url": registry.base_url,
         "generated_from": gitrepo.head_commit(registry_dir)})
     for path, data in sorted(docs.items()):
         result.documents_written += write_if_changed(path, data)
     _remove_stale(out, set(docs))
+    if keys is not None:
+        signers = {ns: [s.to_json() for s in checker.signers(ns)]
+                   for ns in sorted({n.split("/")[0] for n in collected.releases})}
+        result.metadata_written = write_metadata(out, keys, signers).written
     if site:
         from mx.site.build import build_site
 

@@ -1,0 +1,278 @@
+"""TUF metadata over the built index: root, targets, snapshot and timestamp under `<out>/tuf/`.
+
+Targets name every file a client reads from the host (everything under index/, cards/,
+manifests/ and signatures/) with its length and sha256. A model document's target also
+carries, in `custom.mx.signers`, the release signers of its namespace: the client learns
+whom to trust for a release from signed metadata, never from a document the host could edit.
+
+Metadata is rewritten only when what it says changes (or it nears expiry), so a rebuild
+of an unchanged registry leaves every file as it was; `refresh_timestamp` re-signs the
+timestamp alone, for a scheduled job that holds only the timestamp key.
+
+Consistent snapshots: snapshot and targets are written as `<version>.<role>.json` and
+older versions are kept a while, so a client that read the previous timestamp still finds
+the files it names while a host or CDN updates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mx.errors import BuildError
+from mx.fsutil import write_if_changed
+from mx.index_builder.keys import ROLES, KeyRing
+
+if TYPE_CHECKING:
+    from tuf.api.metadata import Metadata, Root
+
+TUF_DIR = "tuf"
+SIGNED_DIRS = ("index", "cards", "manifests", "signatures")
+LIFETIME = {"root": timedelta(days=365), "targets": timedelta(days=365),
+            "snapshot": timedelta(days=365), "timestamp": timedelta(days=7)}
+# Re-sign a role this long before it would expire, on any build or timestamp refresh.
+RENEW = {"root": timedelta(days=60), "targets": timedelta(days=30),
+         "snapshot": timedelta(days=30), "timestamp": timedelta(days=1)}
+KEEP_VERSIONS = 5  # of snapshot and targets, for clients mid-update
+
+
+@dataclass
+class MetadataResult:
+    written: list[str] = field(default_factory=list)  # roles re-signed by this run
+    versions: dict[str, int] = field(default_factory=dict)
+
+
+def model_doc_path(name: str) -> str:
+    ns, short = name.split("/")
+    return f"index/models/{ns}/{short}.json"
+
+
+def _day(now: datetime) -> datetime:
+    """Expiry is counted from the start of the UTC day, so two builds of the same state on
+    one day write the same bytes (Ed25519 signatures are deterministic too)."""
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def write_metadata(out: Path, keys: KeyRing, signers: dict[str, list[dict[str, Any]]],
+                   now: datetime | None = None) -> MetadataResult:
+    """Sign what `out` holds now. `signers` maps a namespace to its release signers."""
+    from tuf.api.metadata import Metadata, MetaFile, Snapshot, Targets, Timestamp
+
+    now = now or datetime.now(UTC)
+    day = _day(now)
+    tuf = out / TUF_DIR
+    current = load_current(tuf)
+    result = MetadataResult()
+
+    root, root_changed = _root(current.get("root"), keys, now)
+    if root_changed:
+        data = root.to_bytes()
+        write_if_changed(tuf / f"{root.signed.version}.root.json", data)
+        write_if_changed(tuf / "root.json", data)
+        result.written.append("root")
+
+    wanted = _targets(out, signers)
+    old_targets = current.get("targets")
+    if (old_targets is None or root_changed or old_targets.signed.targets != wanted
+            or _renew(old_targets, now)):
+        version = old_targets.signed.version + 1 if old_targets else 1
+        targets = Metadata(Targets(version=version, expires=day + LIFETIME["targets"],
+                                   targets=wanted))
+        targets.sign(keys.signer("targets"))
+        write_if_changed(tuf / f"{version}.targets.json", targets.to_bytes())
+        result.written.append("targets")
+    else:
+        targets = old_targets
+
+    old_snapshot = current.get("snapshot")
+    meta = {"targets.json": MetaFile(version=targets.signed.version)}
+    if (old_snapshot is None or root_changed or old_snapshot.signed.meta != meta
+            or _renew(old_snapshot, now)):
+        version = old_snapshot.signed.version + 1 if old_snapshot else 1
+        snapshot = Metadata(Snapshot(version=version, expires=day + LIFETIME["snapshot"],
+                                     meta=meta))
+        snapshot.sign(keys.signer("snapshot"))
+        write_if_changed(tuf / f"{version}.snapshot.json", snapshot.to_bytes())
+        result.written.append("snapshot")
+    else:
+        snapshot = old_snapshot
+
+    old_ts = current.get("timestamp")
+    ts_meta = MetaFile(version=snapshot.signed.version)
+    if (old_ts is None or root_changed or old_ts.signed.snapshot_meta != ts_meta
+            or _renew(old_ts, now)):
+        version = old_ts.signed.version + 1 if old_ts else 1
+        ts = Metadata(Timestamp(version=version, expires=day + LIFETIME["timestamp"],
+                                snapshot_meta=ts_meta))
+        ts.sign(keys.signer("timestamp"))
+        write_if_changed(tuf / "timestamp.json", ts.to_bytes())  # last: it publishes the rest
+        result.written.append("timestamp")
+    else:
+        ts = old_ts
+    _prune(tuf, "targets", targets.signed.version)
+    _prune(tuf, "snapshot", snapshot.signed.version)
+    result.versions = {"root": root.signed.version, "targets": targets.signed.version,
+                       "snapshot": snapshot.signed.version, "timestamp": ts.signed.version}
+    return result
+
+
+def refresh_timestamp(out: Path, keys: KeyRing, now: datetime | None = None) -> int:
+    """A new timestamp (next version, fresh expiry) over the current snapshot."""
+    from tuf.api.metadata import Metadata, Timestamp
+
+    now = (now or datetime.now(UTC)).replace(microsecond=0)  # a refresh is always new
+    current = load_current(out / TUF_DIR)
+    old = current.get("timestamp")
+    if old is None:
+        raise BuildError(f"{out / TUF_DIR}: no timestamp.json to refresh",
+                         hint="build the index with `mx index build` first")
+    ts = Metadata(Timestamp(version=old.signed.version + 1,
+                            expires=now + LIFETIME["timestamp"],
+                            snapshot_meta=old.signed.snapshot_meta))
+    ts.sign(keys.signer("timestamp"))
+    write_if_changed(out / TUF_DIR / "timestamp.json", ts.to_bytes())
+    return int(ts.signed.version)
+
+
+def load_current(tuf: Path) -> dict[str, Metadata[Any]]:
+    """The metadata the output serves now, followed from timestamp.json (what a client sees)."""
+    from tuf.api.metadata import Metadata
+
+    found: dict[str, Metadata[Any]] = {}
+
+    def read(name: str) -> Metadata[Any] | None:
+        path = tuf / name
+        if not path.is_file():
+            return None  # a first build, or a partial one: what is missing is written anew
+        try:
+            return Metadata.from_bytes(path.read_bytes())
+        except Exception as exc:  # tuf raises its own family for unreadable metadata
+            raise BuildError(f"{path}: existing metadata is unreadable ({exc})",
+                             hint="restore it from the published copy") from None
+
+    for role, name in (("root", "root.json"), ("timestamp", "timestamp.json")):
+        md = read(name)
+        if md is None:
+            return found
+        found[role] = md
+    snap = read(f"{found['timestamp'].signed.snapshot_meta.version}.snapshot.json")
+    if snap is None:
+        return found
+    found["snapshot"] = snap
+    meta = snap.signed.meta.get("targets.json")
+    targets = read(f"{meta.version}.targets.json") if meta is not None else None
+    if targets is not None:
+        found["targets"] = targets
+    return found
+
+
+def _renew(md: Metadata[Any], now: datetime) -> bool:
+    return bool(md.signed.expires - now < RENEW[md.signed.type])
+
+
+def _root(old: Metadata[Root] | None, keys: KeyRing, now: datetime
+          ) -> tuple[Metadata[Root], bool]:
+    """The root to publish, and whether it is new (first build, a key rotated, expiry)."""
+    from tuf.api.metadata import Metadata, Root
+
+    # The root key is read only when root.pem is present (it may be kept offline).
+    roles = [r for r in ROLES if r != "root" or keys.has("root") or old is None]
+    wanted = {role: keys.signer(role).public_key for role in roles}
+    if old is not None:
+        same = all(old.signed.roles[r].keyids == [wanted[r].keyid] for r in roles)
+        if same and not _renew(old, now):
+            return old, False
+    trusted_before = set(old.signed.roles["root"].keyids) if old is not None else set()
+    signed = Root(expires=_day(now) + LIFETIME["root"], consistent_snapshot=True) \
+        if old is None else old.signed
+    if old is not None:
+        signed.version += 1
+        signed.expires = _day(now) + LIFETIME["root"]
+    for role, key in wanted.items():
+        for keyid in list(signed.roles[role].keyids):
+            signed.revoke_key(keyid, role)
+        signed.add_key(key, role)
+    new = Metadata(signed)
+    # Signed by the new root key, and by the keys the previous root trusted, so a client
+    # holding the previous root can follow the rotation.
+    new.sign(keys.signer("root"))
+    for extra in keys.extra_signers():
+        if extra.public_key.keyid in trusted_before:
+            new.sign(extra, append=True)
+    if old is not None and not trusted_before & set(new.signatures):
+        raise BuildError(
+            f"{keys.path('root')}: the root key changed, and no key the published root "
+            "trusts is in the key folder to countersign the new root",
+            hint=f"put the previous root key in {keys.folder}/root.old.pem")
+    return new, True
+
+
+def _targets(out: Path, signers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    from tuf.api.metadata import TargetFile
+
+    found: dict[str, Any] = {}
+    for top in SIGNED_DIRS:
+        base = out / top
+        if not base.is_dir():
+            continue
+        for path in sorted(base.rglob("*")):
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            rel = path.relative_to(out).as_posix()
+            data = path.read_bytes()
+            extra: dict[str, Any] = {}
+            parts = rel.split("/")
+            if len(parts) == 4 and parts[:2] == ["index", "models"] and signers.get(parts[2]):
+                extra = {"custom": {"mx": {"signers": signers[parts[2]]}}}
+            found[rel] = TargetFile(len(data), {"sha256": hashlib.sha256(data).hexdigest()},
+                                    rel, extra)
+    return found
+
+
+def _prune(tuf: Path, role: str, current: int) -> None:
+    for path in tuf.glob(f"*.{role}.json"):
+        version = path.name.split(".", 1)[0]
+        if version.isdigit() and int(version) <= current - KEEP_VERSIONS:
+            path.unlink()
+
+
+def seed_from_published(base_url: str, out: Path, transport: Any) -> int:
+    """Copy the metadata a live registry serves into `out/tuf/` (when `out` has none), so a
+    build in a fresh checkout (a CI job) continues its versions and its root chain instead
+    of starting a new one. Returns the number of files fetched."""
+    import json
+
+    from mx.errors import FetchError
+
+    tuf = out / TUF_DIR
+    if (tuf / "root.json").exists():
+        return 0
+    base = base_url.rstrip("/") + f"/{TUF_DIR}/"
+    try:
+        root = transport.get(base + "root.json", 512_000).data
+    except FetchError as exc:
+        if exc.status == 404:
+            return 0  # nothing published yet: this build starts the chain
+        raise
+    files = {"root.json": root}
+    try:
+        newest = int(json.loads(root)["signed"]["version"])
+        for version in range(1, newest + 1):
+            files[f"{version}.root.json"] = transport.get(
+                f"{base}{version}.root.json", 512_000).data
+        ts = transport.get(base + "timestamp.json", 65_536).data
+        files["timestamp.json"] = ts
+        snap_v = int(json.loads(ts)["signed"]["meta"]["snapshot.json"]["version"])
+        snap = transport.get(f"{base}{snap_v}.snapshot.json", 2 << 20).data
+        files[f"{snap_v}.snapshot.json"] = snap
+        targets_v = int(json.loads(snap)["signed"]["meta"]["targets.json"]["version"])
+        files[f"{targets_v}.targets.json"] = transport.get(
+            f"{base}{targets_v}.targets.json", 64 << 20).data
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BuildError(f"{base}: the published metadata is malformed ({exc})") from None
+    for name, data in files.items():
+        write_if_changed(tuf / name, data)
+    return len(files)
