@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+# The one place the version is written: pyproject.toml reads it (statically, so keep it a
+# string literal); the CLI, `mx serve`, `mx init` and exports import it.
 __version__ = "0.1.0"
 __all__ = ["InstalledModel", "Manifest", "MxError", "Session", "install", "load",
            "load_manifest", "validate"]
