@@ -18,7 +18,7 @@ from mx.examples import git, make_model_repo, make_signing_key, sign_all_release
 from mx.sign.notes import NOTES_REF
 from tests.support.servers import Host
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # in the repo: a clone has all it needs
 OMS = FIXTURES / "oms-sigstore-v1.1.0"
 TRUST = FIXTURES / "sigstore-prod-trust-config.json"
 IBM = ("stefanb@us.ibm.com", "https://sigstore.verify.ibm.com/oauth2")
