@@ -11,6 +11,7 @@ aliases expand to, checked on the composed node graph before anything is built f
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 from pathlib import Path
@@ -86,6 +87,27 @@ def load_file(path: Path, limit: int = MAX_YAML_BYTES) -> Any:
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a directory, not a YAML file") from None
     return load_text(text, str(path), limit)
+
+
+def string(text: str) -> Any:
+    """`text` as a string scalar that YAML 1.1 readers also read as a string.
+
+    ruamel writes YAML 1.2, which quotes what 1.2 would misread ('1.0', 'VAD v6: x') but
+    leaves `yes`, `on` or `1:20` plain; PyYAML and the Hugging Face Hub (YAML 1.1) read
+    those as a bool or an int. Quoting them costs nothing either way."""
+    from ruamel.yaml.nodes import ScalarNode
+    from ruamel.yaml.scalarstring import SingleQuotedScalarString
+
+    if str(_yaml11().resolve(ScalarNode, text, (True, False))) != "tag:yaml.org,2002:str":
+        return SingleQuotedScalarString(text)
+    return text
+
+
+@functools.cache
+def _yaml11() -> Any:
+    from ruamel.yaml.resolver import VersionedResolver
+
+    return VersionedResolver(version=(1, 1))
 
 
 def dump_text(doc: Any, like: str | None = None) -> str:
