@@ -1,6 +1,6 @@
 """Hostile or broken input, run as the user would (a separate `mx` process): YAML alias
-bombs and files that are not UTF-8. Each is refused with exit 1 and one line that names
-the file."""
+bombs, files that are not UTF-8, and registry.yaml sources that try to reach git's
+command line. Each is refused with exit 1 and one line that names the file."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mx.examples import card_text, git, make_model_repo, manifest_text
+from mx.index_builder.giturl import check_repo
 from tests.conftest import mx_subprocess
 
 
@@ -123,3 +124,41 @@ def test_index_build_skips_a_latin1_release(mx, tmp_path: Path) -> None:  # type
     assert res.code == 0, res.err  # without --strict: 1.0.0 published, 1.1.0 skipped
     assert "v1.1.0" in res.err and "not UTF-8" in res.err
     assert (tmp_path / "site" / "index" / "models" / "acme" / "iris.json").is_file()
+
+
+@pytest.mark.parametrize("repo", ["--upload-pack=touch {marker}", "ext::sh -c touch% {marker}"])
+def test_index_build_keeps_sources_off_git_command_line(tmp_path: Path, repo: str) -> None:
+    marker = tmp_path / "pwned"
+    value = repo.format(marker=marker)
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(f"registry: 1\nname: t\nsources:\n  - repo: '{value}'\n")
+    res = mx_subprocess("index", "build", registry, "-o", tmp_path / "site")
+    assert res.returncode == 1, res.stderr
+    [line] = error_lines(res.stderr)
+    assert line.startswith(f"error: {registry}:4: sources.0.repo: {value!r}")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("value", [
+    "https://github.com/acme/iris.git", "http://127.0.0.1:8080/iris.git",
+    "ssh://git@example.com/acme/iris.git", "git://example.com/iris", "file:///srv/iris.git",
+    "git@github.com:acme/iris.git", "repos/iris", "../models/iris", "/srv/git/iris.git",
+])
+def test_allowed_source_repos(value: str) -> None:
+    assert check_repo(value) == value
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    ("-oProxyCommand=x", "starts with '-'"),
+    ("--upload-pack=touch /tmp/x;://h/r", "starts with '-'"),
+    ("ext::sh -c touch% /tmp/pwned", "remote helper"),
+    ("fd::3", "remote helper"),
+    ("ftp://example.com/iris.git", "scheme 'ftp'"),
+    ("ssh://-oProxyCommand=touch%20x/r", "host that starts with '-'"),
+    ("ssh://git@-oProxyCommand=x/r", "host that starts with '-'"),
+    ("git@-oProxyCommand=x:r", "user or host"),
+    ("https://example.com/a\nb", "control character"),
+])
+def test_refused_source_repos(value: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        check_repo(value)
