@@ -19,7 +19,7 @@ from mx.sign.notes import NOTES_REF
 from tests.support.republish import resign
 from tests.support.servers import Host
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # in the repo: a clone has all it needs
 OMS = FIXTURES / "oms-sigstore-v1.1.0"
 TRUST = FIXTURES / "sigstore-prod-trust-config.json"
 IBM = ("stefanb@us.ibm.com", "https://sigstore.verify.ibm.com/oauth2")

@@ -184,9 +184,30 @@ def test_init_scaffold(mx, tmp_path: Path) -> None:  # type: ignore[no-untyped-d
 
 
 def test_init_rejects_bad_name(mx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    res = mx("init", tmp_path / "x", "--name", "Acme/Bad")
+    res = mx("init", tmp_path / "x" / "y", "--name", "Acme/Bad")
     assert res.code == 1 and "--name" in res.err and "not a model name" in res.err
-    assert not (tmp_path / "x" / "mx.yaml").exists()
+    assert not (tmp_path / "x").exists()  # neither x/ nor x/y/ is left behind
+
+
+@pytest.mark.parametrize("summary", ["VAD v6: speech", "Says hi # note", "yes", "1.0",
+                                     "'quoted' and \"double\"", "- starts like a list",
+                                     "1:20"])
+def test_init_summary_round_trips(mx, tmp_path: Path, summary: str) -> None:  # type: ignore[no-untyped-def]
+    import yaml  # PyYAML: a second parser, not the one mx writes with
+
+    from mx.card import parse_card
+    from mx.manifest import load_manifest
+
+    d = tmp_path / "m"
+    res = mx("init", d, "--name", "acme/vad", "--summary", summary, "--license", "mit")
+    assert res.code == 0, res.err
+    doc = yaml.safe_load((d / "mx.yaml").read_text())
+    assert doc["summary"] == summary and doc["name"] == "acme/vad" and doc["license"] == "mit"
+    assert load_manifest(d).manifest.summary == summary
+    text = (d / "mx.yaml").read_text()
+    assert "# The I/O contract" in text  # the skeleton's comments survive
+    card = parse_card((d / "README.md").read_text(), "README.md")
+    assert card.meta.license == "mit" and summary in card.body
 
 
 def test_onnx_model_is_real(model: Path) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
-from mx import __version__
+from mx import __version__, yamlio
 from mx.errors import ConfigError
 from mx.fsutil import atomic_write_bytes
 from mx.lfs import DEFAULT_PATTERNS
@@ -33,20 +34,41 @@ def render(template: str, **values: object) -> str:
     return env.get_template(template).render(**values)
 
 
+def manifest_text(opts: InitOptions) -> str:
+    """mx.yaml from the commented skeleton, values set through the YAML library.
+
+    A summary such as `VAD v6: speech` or `Says hi # note` is quoted as YAML needs; text
+    pasted into a template would change meaning (a mapping, a comment) or not parse."""
+    skeleton = (resources.files("mx") / "templates" / MANIFEST_FILE).read_text("utf-8")
+    doc = yamlio.load_text(skeleton, "mx.yaml skeleton")
+    for key in ("name", "summary", "license", "task"):
+        doc[key] = yamlio.string(getattr(opts, key))
+    return yamlio.dump_text(doc, like=skeleton)
+
+
+def card_front_matter(opts: InitOptions) -> str:
+    """The card's front matter (Hugging Face keys), as YAML written by the YAML library."""
+    return yamlio.dump_text({"license": yamlio.string(opts.license),
+                             "pipeline_tag": yamlio.string(opts.task),
+                             "library_name": "onnx", "tags": []})
+
+
 def init_model(target: Path, opts: InitOptions) -> list[Path]:
     """Write the scaffold; refuse to overwrite existing files unless `force`.
 
-    Files are written in a monorepo's model directory too; hooks and workflows only take
-    effect at a repository's root, so move them up there (the CLI says so)."""
+    Everything is checked and rendered before the directory is created, so a refused
+    init leaves nothing behind. Files are written in a monorepo's model directory too;
+    hooks and workflows only take effect at a repository's root, so move them up there
+    (the CLI says so)."""
     try:
         check_model_name(opts.name)
     except ValueError as exc:
         raise ConfigError(f"--name: {exc}") from None
-    values = {"name": opts.name, "summary": opts.summary, "license": opts.license,
-              "task": opts.task, "patterns": DEFAULT_PATTERNS, "github_repo": GITHUB_REPO,
+    values = {"name": opts.name, "summary": opts.summary, "patterns": DEFAULT_PATTERNS,
+              "front_matter": card_front_matter(opts), "github_repo": GITHUB_REPO,
               "mx_rev": MX_REV}
     files = {
-        MANIFEST_FILE: render("mx.yaml.j2", **values),
+        MANIFEST_FILE: manifest_text(opts),
         "README.md": render("README.md.j2", **values),
         ".gitattributes": render("gitattributes.j2", **values),
         ".pre-commit-config.yaml": render("pre-commit-config.yaml.j2", **values),
@@ -58,6 +80,6 @@ def init_model(target: Path, opts: InitOptions) -> list[Path]:
                           hint="pass --force to overwrite the scaffold files")
     written = []
     for name, text in files.items():
-        atomic_write_bytes(target / name, text.encode("utf-8"))
+        atomic_write_bytes(target / name, text.encode("utf-8"))  # creates target as needed
         written.append(target / name)
     return written

@@ -302,7 +302,7 @@ def parse_manifest(text: str, origin: str) -> tuple[Manifest, Any, list[str]]:
 def load_manifest(model_dir: Path) -> LoadedManifest:
     path = model_dir / MANIFEST_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        text = yamlio.read_text(path)
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: no manifest here", hint="create one with `mx init --name ns/name`"

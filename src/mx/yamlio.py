@@ -3,10 +3,15 @@
 ruamel.yaml's round-trip loader keeps each key's line, so a schema error on
 `artifacts[1].sha256` can be reported as `mx.yaml:14: ...`, and a file that is
 read then written again stays byte-stable.
+
+Every read is bounded (mx.yaml, registry.yaml and cards come from other people's
+repositories): a size cap, strict UTF-8, and caps on nesting and on what anchors and
+aliases expand to, checked on the composed node graph before anything is built from it.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 from pathlib import Path
@@ -14,6 +19,7 @@ from typing import Any
 
 from mx.errors import ConfigError
 from mx.fsutil import atomic_write_bytes
+from mx.yamlbounds import MAX_YAML_BYTES, YamlTooBig, bounded_composer
 
 
 def _yaml() -> Any:
@@ -22,15 +28,45 @@ def _yaml() -> Any:
     y = YAML(typ="rt")
     y.preserve_quotes = True
     y.width = 4096  # never fold long lines on write
+    y.Composer = bounded_composer()
     return y
 
 
-def load_text(text: str, origin: str) -> Any:
+def decode(data: bytes, origin: str, limit: int = MAX_YAML_BYTES) -> str:
+    """Bytes of a YAML file as text: at most `limit` bytes, strict UTF-8 (say where not)."""
+    _check_size(len(data), origin, limit)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{origin}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x})",
+                          hint="save the file as UTF-8") from None
+
+
+def read_text(path: Path, limit: int = MAX_YAML_BYTES) -> str:
+    """A YAML file's text, bounded like `decode`; FileNotFoundError is the caller's to word."""
+    with path.open("rb") as f:
+        data = f.read(limit + 1)  # never more than the cap, whatever the file's size
+    return decode(data, str(path), limit)
+
+
+def _check_size(size: int, origin: str, limit: int) -> None:
+    if size > limit:
+        cap = f"{limit >> 20} MiB" if limit % (1 << 20) == 0 else f"{limit:,} bytes"
+        raise ConfigError(f"{origin}: over {cap}, the most mx reads of this file",
+                          hint="mx.yaml, registry.yaml and card front matter are small "
+                          "metadata; keep data in separate files")
+
+
+def load_text(text: str, origin: str, limit: int = MAX_YAML_BYTES) -> Any:
     """Parse YAML text (round-trip types); raise ConfigError with the line on bad syntax."""
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    _check_size(len(text), origin, limit)  # in characters here: the text is decoded already
     try:
         return _yaml().load(text)
+    except YamlTooBig as exc:
+        raise ConfigError(f"{origin}: {exc}", hint=exc.hint) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -43,14 +79,35 @@ def load_text(text: str, origin: str) -> Any:
         raise ConfigError(f"{origin}: invalid YAML: {exc}") from None
 
 
-def load_file(path: Path) -> Any:
+def load_file(path: Path, limit: int = MAX_YAML_BYTES) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, limit)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    return load_text(text, str(path))
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a YAML file") from None
+    return load_text(text, str(path), limit)
+
+
+def string(text: str) -> Any:
+    """`text` as a string scalar that YAML 1.1 readers also read as a string.
+
+    ruamel writes YAML 1.2, which quotes what 1.2 would misread ('1.0', 'VAD v6: x') but
+    leaves `yes`, `on` or `1:20` plain; PyYAML and the Hugging Face Hub (YAML 1.1) read
+    those as a bool or an int. Quoting them costs nothing either way."""
+    from ruamel.yaml.nodes import ScalarNode
+    from ruamel.yaml.scalarstring import SingleQuotedScalarString
+
+    if str(_yaml11().resolve(ScalarNode, text, (True, False))) != "tag:yaml.org,2002:str":
+        return SingleQuotedScalarString(text)
+    return text
+
+
+@functools.cache
+def _yaml11() -> Any:
+    from ruamel.yaml.resolver import VersionedResolver
+
+    return VersionedResolver(version=(1, 1))
 
 
 def dump_text(doc: Any, like: str | None = None) -> str:

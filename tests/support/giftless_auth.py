@@ -1,7 +1,7 @@
 """A test-only giftless auth provider: one identity, allowed everything.
 
 giftless 0.6.2's stock allow_anon provider fails (per-object authorization bug and
-a null JWT subject that PyJWT >= 2.10 rejects); see shared/ENVIRONMENT.md.
+a null JWT subject that PyJWT >= 2.10 rejects).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def init(directory: Path, name: str, summary: str, license_: str, task: str,
     .pre-commit-config.yaml and a CI workflow (.github/workflows/mx.yml)."""
     from mx.init import InitOptions, init_model
 
-    directory.mkdir(parents=True, exist_ok=True)
+    # init_model creates the directory only once the name and files are known good
     written = init_model(directory, InitOptions(name, summary, license_, task, force))
     for path in written:
         click.echo(f"wrote {path}")

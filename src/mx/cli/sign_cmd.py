@@ -39,7 +39,8 @@ def sign(directory: Path, key: Path | None, password: str | None, sigstore: bool
     click.echo(f"signed {where.tag.tag} ({where.model_dir}) at {where.tag.commit[:12]}; "
                f"bundle in {NOTES_REF}")
     if remote:
-        proc = subprocess.run(["git", "push", remote, f"refs/tags/{where.tag.tag}",
+        # `--`: a remote spelled like an option (--receive-pack=...) is not read as one
+        proc = subprocess.run(["git", "push", "--", remote, f"refs/tags/{where.tag.tag}",
                                f"{NOTES_REF}:{NOTES_REF}"], cwd=directory,
                               capture_output=True, text=True)
         if proc.returncode != 0:

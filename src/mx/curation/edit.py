@@ -56,7 +56,10 @@ def _save(path: Path, doc: Any, text: str) -> None:
 
 
 def _load(path: Path) -> tuple[Any, str]:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = yamlio.read_text(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file", hint="name it with -r PATH") from None
     doc = yamlio.load_text(text, str(path))
     validate_registry(doc, path)  # with file:line errors
     return doc, text

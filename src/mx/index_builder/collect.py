@@ -84,7 +84,8 @@ class ManifestCache:
             except ValidationError:
                 pass  # written by another mx version: parse again
         try:
-            manifest, doc, _ = parse_manifest(data.decode("utf-8", "replace"), origin)
+            # strict: a release must not publish a name or summary garbled by U+FFFD
+            manifest, doc, _ = parse_manifest(yamlio.decode(data, origin), origin)
         except ConfigError as exc:
             raise Skip(str(exc)) from None
         self.entries[blob_id] = yamlio.to_plain(doc)

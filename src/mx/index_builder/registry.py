@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mx import yamlio
 from mx.errors import ConfigError
+from mx.index_builder.giturl import check_repo
 from mx.names import check_model_name
 
 REGISTRY_MAJOR = 1
@@ -32,6 +33,11 @@ class SourceSpec(BaseModel):
     models: list[str] | None = None  # monorepo: model directories to take ("." = root)
     web: str | None = None  # browsable URL of the repo, for links
     lfs: str | None = None  # Git LFS endpoint, when neither .lfsconfig nor the URL gives it
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, v: str) -> str:
+        return check_repo(v)  # before any git command line sees it
 
 
 class Registry(BaseModel):

@@ -10,6 +10,7 @@ from typing import Any
 
 from mx import gitrepo, lfs
 from mx.errors import GitError
+from mx.index_builder.giturl import SCHEMES, check_repo, is_url
 from mx.index_builder.registry import SourceSpec
 
 
@@ -38,12 +39,8 @@ class Source:
         return None
 
 
-def _is_url(text: str) -> bool:
-    return "://" in text or (text.count(":") == 1 and "@" in text.split(":")[0])
-
-
 def open_source(spec: SourceSpec, registry_dir: Path, cache_dir: Path) -> Source:
-    if not _is_url(spec.repo) or spec.repo.startswith("file://"):
+    if not is_url(spec.repo) or spec.repo.startswith("file://"):
         raw = spec.repo.removeprefix("file://")
         path = (registry_dir / raw).resolve()
         if not path.exists():
@@ -61,6 +58,10 @@ def open_source(spec: SourceSpec, registry_dir: Path, cache_dir: Path) -> Source
 
 def _mirror(url: str, dest: Path) -> None:
     """Clone (or refresh) a bare mirror of every ref, notes included. No LFS objects."""
+    try:
+        check_repo(url)  # registry.yaml was checked on load; this is git's command line
+    except ValueError as exc:
+        raise GitError(f"registry.yaml: sources[].repo: {exc}") from None
     env_quiet = ["-c", "credential.interactive=never"]
     if dest.exists():
         cmd = ["git", *env_quiet, "-C", str(dest), "fetch", "--prune", "--quiet", "origin"]
@@ -68,10 +69,12 @@ def _mirror(url: str, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + ".tmp")
         subprocess.run(["rm", "-rf", str(tmp)], check=False)
-        cmd = ["git", *env_quiet, "clone", "--mirror", "--quiet", url, str(tmp)]
+        cmd = ["git", *env_quiet, "clone", "--mirror", "--quiet", "--", url, str(tmp)]
+    # GIT_ALLOW_PROTOCOL also binds what the remote may redirect to, and the user's
+    # environment cannot widen it (so it comes last)
     proc = subprocess.run(cmd, capture_output=True, text=True,
                           env={"GIT_TERMINAL_PROMPT": "0", "GIT_LFS_SKIP_SMUDGE": "1",
-                               **_base_env()})
+                               **_base_env(), "GIT_ALLOW_PROTOCOL": ":".join(SCHEMES)})
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["git failed"])[-1]
         raise GitError(f"registry.yaml: source {url!r}: cannot fetch: {last}",

@@ -33,6 +33,9 @@ class ModelState:
 
 
 def resolve(root: Path, rev: str, what: str) -> str:
+    if rev.startswith("-"):  # never an option on the git command lines below
+        raise GitError(f"{what} {rev}: not a commit (starts with '-')",
+                       hint="pass a branch, tag or sha")
     proc = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
                           cwd=root, capture_output=True, text=True)
     if proc.returncode != 0:
