@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
+from mx import __version__
 from mx.config import Limits
 from mx.errors import FetchError, IntegrityError, SizeLimitError
 from mx.lfs import LFS_MEDIA_TYPE, Pointer, batch_request
@@ -26,7 +27,7 @@ from mx.lfs import LFS_MEDIA_TYPE, Pointer, batch_request
 if TYPE_CHECKING:
     import httpx
 
-USER_AGENT = "mx/0.1"
+USER_AGENT = f"mx/{__version__}"
 MAX_REDIRECTS = 10
 
 
