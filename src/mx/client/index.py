@@ -23,7 +23,6 @@ from mx.client.metadata import RegistryMetadata, RootPin, SignedTarget
 from mx.errors import FetchError, IndexFormatError, IntegrityError, OfflineError, SizeLimitError
 from mx.fsutil import atomic_write_bytes
 from mx.http import Transport
-from mx.indexdoc import ModelDocument, SearchListing, parse
 
 
 def registry_key(base_url: str) -> str:
@@ -80,7 +79,7 @@ class IndexClient:
     def model_document(self, name: str) -> Document:
         ns, short = name.split("/")
         rel = f"index/models/{ns}/{short}.json"
-        doc = self._get(rel, f"model {name}", ModelDocument)
+        doc = self._get(rel, f"model {name}", "model")
         if doc.data["name"] != name:
             raise IndexFormatError(f"{self.url(rel)}: names {doc.data['name']!r}, not {name}",
                                    hint="the registry's index is malformed")
@@ -90,11 +89,11 @@ class IndexClient:
         return self.model_document(name).data
 
     def search_listing(self) -> list[dict[str, Any]]:
-        doc = self._get("index/search.json", "search listing", SearchListing)
+        doc = self._get("index/search.json", "search listing", "search")
         models: list[dict[str, Any]] = doc.data["models"]
         return models
 
-    def _get(self, rel: str, what: str, model: type[Any]) -> Document:
+    def _get(self, rel: str, what: str, kind: str) -> Document:
         cached_path = self.cache_dir / (rel + ".cache.json")
         cached = _read_cached(cached_path)
         if self.offline:
@@ -127,6 +126,11 @@ class IndexClient:
         except ValueError:
             raise IndexFormatError(f"{self.url(rel)}: not valid JSON",
                                    hint="the index on the server is damaged") from None
+        # The typed model pulls in pydantic (a fifth of a second to import): only a document
+        # that is new to this cache pays for it, never an install of something cached.
+        from mx.indexdoc import ModelDocument, SearchListing, parse
+
+        model = ModelDocument if kind == "model" else SearchListing
         doc = parse(model, raw, self.url(rel)).model_dump(mode="json")
         wrapper = {"url": self.url(rel), "etag": etag, "fresh_until": now + max_age,
                    "sha256": hashlib.sha256(data).hexdigest(), "doc": doc,
