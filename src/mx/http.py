@@ -6,9 +6,12 @@ the caller; this module streams them into a sink and reports how many arrived.
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import json
 import os
+import random
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -76,7 +79,34 @@ def _max_age(cache_control: str | None) -> float | None:
 
 
 class _Retry(Exception):
-    pass
+    """A failure worth another try: 5xx, 429, a dropped connection. `after` is the
+    server's Retry-After in seconds, when it sent one."""
+
+    def __init__(self, why: str, after: float | None = None) -> None:
+        super().__init__(why)
+        self.after = after
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds (delta-seconds or an HTTP date), capped at 60 s."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), 60.0)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return min(max(when.timestamp() - time.time(), 0.0), 60.0)
+
+
+def trust_store() -> ssl.SSLContext:
+    """One TLS trust store for every request (index documents, artifacts, LFS): the
+    system's CAs, or SSL_CERT_FILE / SSL_CERT_DIR, as curl and git use them. A corporate
+    CA installed system-wide then works for all of mx, not for half of it."""
+    return ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE"),
+                                      capath=os.environ.get("SSL_CERT_DIR"))
 
 
 def _local_path(url: str) -> Path:
@@ -94,6 +124,7 @@ class Transport:
         # MX_TOKEN belongs to the registry's origin: scheme, host and port.
         self._token_origin = origin(token_url) if token_url else None
         self._client: httpx.Client | None = None
+        self._ssl: ssl.SSLContext | None = None
         self.sleep: Callable[[float], None] = time.sleep
 
     def _http(self) -> httpx.Client:
@@ -117,9 +148,15 @@ class Transport:
                                       connect=self.limits.connect_timeout),
                 headers={"User-Agent": USER_AGENT},
                 follow_redirects=False,
+                verify=self._tls(),
                 limits=httpx.Limits(max_connections=self.limits.parallel_downloads * 2),
             )
         return self._client
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = trust_store()
+        return self._ssl
 
     def close(self) -> None:
         if self._client is not None:
@@ -135,11 +172,16 @@ class Transport:
         headers.update(_netrc_authorization(url, headers))
         return headers
 
-    def _backoff(self, attempt: int, url: str, why: str) -> None:
+    def _backoff(self, attempt: int, url: str, exc: BaseException) -> None:
+        """The one retry policy: exponential backoff with full jitter, or the server's
+        Retry-After when it gave one; at most `limits.retries` retries."""
         if attempt > self.limits.retries:
-            raise FetchError(f"{url}: {why} (gave up after {self.limits.retries} retries)",
-                             hint="check the server, or try again later")
-        self.sleep(self.limits.backoff * (2 ** (attempt - 1)))
+            raise FetchError(f"{url}: {_why(getattr(exc, 'reason', exc))} (gave up after "
+                             f"{self.limits.retries} retries)",
+                             hint="check the server, or try again later", url=url)
+        after = exc.after if isinstance(exc, _Retry) else None
+        ceiling = self.limits.backoff * (2 ** (attempt - 1))
+        self.sleep(after if after is not None else random.uniform(ceiling / 2, ceiling))
 
     # -- small documents ------------------------------------------------------
 
@@ -159,7 +201,8 @@ class Transport:
         # revalidates one index document, and importing httpx would cost more than the
         # request (a third of the 0.3 s budget). Artifacts and LFS calls use httpx.
         attempt = 0
-        opener = urllib.request.build_opener(_RedirectPolicy())
+        opener = urllib.request.build_opener(
+            _RedirectPolicy(), urllib.request.HTTPSHandler(context=self._tls()))
         while True:
             headers = self._headers(url, {"If-None-Match": etag} if etag else None)
             headers["User-Agent"] = USER_AGENT
@@ -179,8 +222,9 @@ class Transport:
                     cache_control = _max_age(response.headers.get("Cache-Control"))
                     if status == 304:
                         return Fetched(304, b"", etag, cache_control)
-                    if status >= 500:
-                        raise _Retry(f"HTTP {status}")
+                    if status >= 500 or status == 429:
+                        raise _Retry(f"HTTP {status}",
+                                     _retry_after(response.headers.get("Retry-After")))
                     if status != 200:
                         raise FetchError(f"{url}: HTTP {status}", hint=_status_hint(status),
                                          url=url, status=status)
@@ -198,7 +242,7 @@ class Transport:
                     return Fetched(200, data, response.headers.get("ETag"), cache_control)
             except (_Retry, urllib.error.URLError, http.client.HTTPException, OSError) as exc:
                 attempt += 1
-                self._backoff(attempt, url, _why(getattr(exc, "reason", exc)))
+                self._backoff(attempt, url, exc)
 
     # -- artifacts ------------------------------------------------------------
 
@@ -220,7 +264,8 @@ class Transport:
             try:
                 with self._stream(url, h) as r:
                     if r.status_code >= 500 or r.status_code == 429:
-                        raise _Retry(f"HTTP {r.status_code}")
+                        raise _Retry(f"HTTP {r.status_code}",
+                                     _retry_after(r.headers.get("Retry-After")))
                     if got and r.status_code == 416:
                         raise FetchError(f"{url}: the server's file ends after {got} bytes; "
                                          f"the index promised {size}",
@@ -251,7 +296,7 @@ class Transport:
                 return
             except (_Retry, httpx.TransportError) as exc:
                 attempt += 1
-                self._backoff(attempt, url, _why(exc))
+                self._backoff(attempt, url, exc)
 
     @contextmanager
     def _stream(self, url: str, headers: dict[str, str]) -> Iterator[httpx.Response]:
@@ -312,12 +357,13 @@ class Transport:
                 if r.is_redirect:
                     raise FetchError(f"{url}: the Git LFS batch API answered with a redirect "
                                      f"(HTTP {r.status_code}); refused", url=url)
-                if r.status_code >= 500:
-                    raise _Retry(f"HTTP {r.status_code}")
+                if r.status_code >= 500 or r.status_code == 429:
+                    raise _Retry(f"HTTP {r.status_code}",
+                                 _retry_after(r.headers.get("Retry-After")))
                 break
             except (_Retry, httpx.TransportError) as exc:
                 attempt += 1
-                self._backoff(attempt, url, _why(exc))
+                self._backoff(attempt, url, exc)
         if r.status_code == 404:
             # giftless answers 404 for the whole batch when none of the objects exist.
             return {o.oid: {"error": {"code": 404, "message": "object does not exist"}}

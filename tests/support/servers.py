@@ -58,6 +58,8 @@ class FaultyHandler(StaticHandler):
             return
         if status is not None:
             self.send_response(status)
+            if status in (429, 503):
+                self.send_header("Retry-After", "2")
             self.send_header("Content-Length", "0")
             self.end_headers()
             return

@@ -1,0 +1,86 @@
+"""mx's one transport against a real static host: the retry policy (Retry-After, jitter),
+caps, and the TLS trust store shared by every kind of request."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import pytest
+
+from mx.config import Limits
+from mx.errors import FetchError, SizeLimitError
+from mx.fsutil import HashingWriter
+from mx.http import Transport, _retry_after, trust_store
+from tests.support.servers import static_host
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "doc.json").write_bytes(b'{"a": 1}')
+    (root / "blob").write_bytes(bytes(range(256)) * 64)
+    return root
+
+
+def test_retry_after_is_honoured_for_documents_and_artifacts(files: Path,
+                                                             tmp_path: Path) -> None:
+    with static_host(files) as host:
+        host.faults.status["/doc.json"] = [503, 429]
+        host.faults.status["/blob"] = [503]
+        transport = Transport(Limits(backoff=0.001))
+        slept: list[float] = []
+        transport.sleep = slept.append
+        assert transport.get(host.url + "doc.json", 100).data == b'{"a": 1}'
+        with (tmp_path / "out").open("wb") as f:
+            sink = HashingWriter(f)
+            transport.download(host.url + "blob", sink, 256 * 64)
+            sink.close()
+        transport.close()
+    assert slept == [2.0, 2.0, 2.0]  # the server's Retry-After, not the backoff
+
+
+def test_backoff_has_jitter_and_a_bound(files: Path) -> None:
+    with static_host(files) as host:
+        host.faults.status["/doc.json"] = [500] * 10
+        transport = Transport(Limits(backoff=1.0, retries=3))
+        slept: list[float] = []
+        transport.sleep = slept.append
+        with pytest.raises(FetchError, match="gave up after 3 retries") as caught:
+            transport.get(host.url + "doc.json", 100)
+    assert caught.value.url == host.url + "doc.json"
+    assert len(slept) == 3
+    for attempt, delay in enumerate(slept):
+        assert 2 ** attempt / 2 <= delay <= 2 ** attempt
+
+
+def test_status_and_size_are_fields_not_text(files: Path) -> None:
+    with static_host(files) as host:
+        transport = Transport()
+        with pytest.raises(FetchError) as missing:
+            transport.get(host.url + "nope.json", 100)
+        assert missing.value.status == 404
+        with pytest.raises(SizeLimitError):
+            transport.get(host.url + "doc.json", 3)
+    with pytest.raises(FetchError) as local:
+        Transport().get((files / "nope.json").as_uri(), 100)
+    assert local.value.status == 404
+
+
+def test_retry_after_parsing() -> None:
+    assert _retry_after("7") == 7.0
+    assert _retry_after("100000") == 60.0  # capped
+    assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+    assert _retry_after("soon") is None and _retry_after(None) is None
+
+
+def test_one_trust_store_honours_ssl_cert_file(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    bogus = tmp_path / "ca.pem"
+    bogus.write_text("not a certificate\n")
+    monkeypatch.setenv("SSL_CERT_FILE", str(bogus))
+    with pytest.raises(ssl.SSLError):
+        trust_store()  # the variable is read (a real CA file there would be used)
+    monkeypatch.delenv("SSL_CERT_FILE")
+    assert trust_store().verify_mode == ssl.CERT_REQUIRED
