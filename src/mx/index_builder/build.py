@@ -81,8 +81,10 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
     # Nothing was refused: from here on, write.
     result = BuildResult(out, warnings=collected.warnings)
     out.mkdir(parents=True, exist_ok=True)
-    if registry.mirror_artifacts:
-        result.artifacts_written = locator.mirror(releases, need, out)
+    # Plain-git artifacts have no URL but the mirror: they are written even when
+    # mirror_artifacts is off (LFS objects are then fetched from their LFS server).
+    result.artifacts_written = locator.mirror(releases, need if registry.mirror_artifacts
+                                              else {}, out)
     locator.save()
     manifests.save()
     docs: dict[Path, bytes] = {}

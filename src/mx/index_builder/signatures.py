@@ -13,7 +13,7 @@ from mx.index_builder.registry import Registry
 from mx.sign import notes
 from mx.sign.policy import Signer, signer_from_spec, verify_bundle
 from mx.sign.release import bundle_digest
-from mx.sign.statement import compare
+from mx.sign.statement import MAX_BUNDLE_BYTES, compare
 
 
 @dataclass
@@ -71,4 +71,8 @@ class SignatureChecker:
         except IntegrityError as exc:
             raise BuildError(str(exc), hint=exc.hint) from None
         data, sha = bundle_digest(bundle)
+        if len(data) > MAX_BUNDLE_BYTES:  # the one limit signer, builder and client share
+            raise BuildError(f"{where}: the signature bundle is {len(data):,} bytes, over the "
+                             f"{MAX_BUNDLE_BYTES:,}-byte limit clients accept",
+                             hint="clients would refuse this release; split the model")
         return SignatureRecord(data, sha, verified.signer)

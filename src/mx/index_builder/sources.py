@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mx import gitrepo, lfs
-from mx.errors import GitError
+from mx.errors import BuildError, GitError
 from mx.index_builder.giturl import SCHEMES, check_repo, is_url
 from mx.index_builder.registry import SourceSpec
 
@@ -29,6 +29,7 @@ class Source:
             if data is not None:
                 url = lfs.lfs_url_from_config(data.decode("utf-8", "replace"))
                 if url:
+                    self._check_lfs_url(url, rel, commit)
                     return url
         if self.spec.lfs:
             return self.spec.lfs
@@ -37,6 +38,21 @@ class Source:
         if self.url.startswith("file:"):
             return self.url
         return None
+
+
+    def _check_lfs_url(self, url: str, rel: str, commit: str) -> None:
+        """A model repo's `.lfsconfig` may name an http(s) LFS server, or the repository
+        itself; never another folder on the build machine, whose objects the builder would
+        otherwise copy into the public output."""
+        if url.startswith(("http://", "https://")):
+            return
+        if url.rstrip("/") == self.url.rstrip("/"):
+            return
+        raise BuildError(
+            f"{self.label}: {rel} at {commit[:12]}: lfs.url {url!r} is neither an http(s) LFS "
+            "server nor this repository; refused",
+            hint="the builder reads LFS objects only from the source or an http(s) server; "
+                 "a registry maintainer can name another store with sources[].lfs")
 
 
 def open_source(spec: SourceSpec, registry_dir: Path, cache_dir: Path) -> Source:

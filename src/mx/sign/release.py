@@ -13,7 +13,7 @@ from mx.errors import GitError, MxError
 from mx.sign import notes
 from mx.sign.policy import Signer, Verified, verify_bundle
 from mx.sign.signers import BundleSigner
-from mx.sign.statement import IGNORED, compare, load_bundle
+from mx.sign.statement import IGNORED, MAX_BUNDLE_BYTES, compare, load_bundle
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,13 @@ def sign_release(path: Path, tag: str | None, signer: BundleSigner) -> Located:
         staged = Path(tmp) / short
         notes.materialize(where.repo, where.tag.commit, where.model_dir, staged)
         bundle = signer.sign(staged)
+    data, _ = bundle_digest(bundle)
+    if len(data) > MAX_BUNDLE_BYTES:
+        # Clients refuse bundles over this size: a signature no one can verify is not made.
+        raise MxError(f"{where.tag.tag}: the signature bundle would be {len(data):,} bytes, "
+                      f"over the {MAX_BUNDLE_BYTES:,}-byte limit clients accept",
+                      hint="a release of this many files is too large to sign as one "
+                           "model; split it, or pack small files into an archive")
     notes.write_signature(where.repo, where.tag.commit, where.model_dir, bundle)
     return where
 
