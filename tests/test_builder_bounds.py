@@ -81,3 +81,15 @@ def test_plain_git_artifact_is_published_without_mirroring(mx, tmp_path: Path) -
     with static_host(out) as host:
         res = mx("install", "acme/iris@1.0.0", "--registry", host.url)
     assert res.code == 0, res.err
+
+
+def test_relative_cache_dir(mx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    repo = make_model_repo(tmp_path / "iris", "acme/iris", ["1.0.0"])
+    private, _ = make_signing_key(tmp_path / "keys", "acme")
+    sign_all_releases(repo.path, private)
+    reg = registry(tmp_path, repo.path)
+    monkeypatch.chdir(tmp_path)
+    res = mx("index", "build", "registry.yaml", "-o", "out", "--cache-dir", "build-cache")
+    assert res.code == 0, res.err
+    assert (tmp_path / "out/tuf/timestamp.json").is_file() and reg.is_file()
+    assert (tmp_path / "build-cache").is_dir()
