@@ -382,3 +382,22 @@ def test_https_to_http_redirect_is_refused() -> None:
     with pytest.raises(FetchError, match="not an HTTP URL"):
         check_redirect("https://models.example/a", "file:///etc/passwd")
     check_redirect("http://models.example/a", "https://cdn.example/a")
+
+
+def test_index_keys_and_timestamp_commands(served: tuple[Host, Path], tmp_path: Path,
+                                           index_keys: Path, mx) -> None:  # type: ignore[no-untyped-def]
+    host, root = served
+    res = mx("index", "keys", tmp_path / "k")
+    assert res.code == 0 and "created root.pem, targets.pem" in res.out
+    assert oct((tmp_path / "k/root.pem").stat().st_mode & 0o777) == "0o600"
+    assert "nothing created" in mx("index", "keys", tmp_path / "k").out
+    assert install(host.url)[0] == 0
+    before = json.loads((root / "tuf/timestamp.json").read_text())["signed"]["version"]
+    res = mx("index", "timestamp", root, "--keys", index_keys)
+    assert res.code == 0 and f"timestamp version {before + 1}" in res.out
+    code, _, err = install(host.url, "--refresh", spec="acme/iris@1.0.0")
+    assert code == 0, err
+    # A timestamp signed with a key the root does not name is refused.
+    assert mx("index", "timestamp", root, "--keys", tmp_path / "k").code == 0
+    refused(tmp_path, host.url, "not signed by the registry's keys", args=("--refresh",),
+            spec="acme/iris@1.0.0")
