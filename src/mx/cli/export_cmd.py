@@ -6,13 +6,15 @@ from pathlib import Path
 
 import click
 
+from mx.cli.options import registry_option
+
 
 @click.command("export")
 @click.argument("target", type=click.Choice(["triton", "kserve", "edge"]))
 @click.argument("spec")
 @click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path),
               help="triton: the model repository; kserve, edge: the directory to write.")
-@click.option("--registry", help="Registry URL or name [default: the configured one].")
+@registry_option
 @click.option("--variant", help="Artifact variant to export [default: fp32].")
 @click.option("--model-name", help="Name to serve it under [default: the name part].")
 @click.option("--max-batch-size", default=32, show_default=True, type=click.IntRange(1))

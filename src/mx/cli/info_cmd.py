@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
+from mx.cli.options import allow_unsigned_index_option, registry_option
+
 
 @click.command()
 @click.argument("name")
-@click.option("--registry", help="Registry base URL, local folder, or configured name.")
-@click.option("--allow-unsigned-index", is_flag=True,
-              help="Read a registry that publishes no signed (TUF) metadata.")
+@registry_option
+@allow_unsigned_index_option
 @click.option("--offline", is_flag=True, default=None, help="Use only the cached index.")
 @click.option("--json", "as_json", is_flag=True, help="Print the index document as JSON.")
 def info(name: str, registry: str | None, allow_unsigned_index: bool, offline: bool | None,

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from mx.cli.options import allow_unsigned_index_option, registry_option
+
 
 @click.command()
 @click.argument("specs", nargs=-1)
@@ -13,13 +15,12 @@ import click
 @click.option("--format", "fmt", help="Only this artifact format (onnx, ort, ...).")
 @click.option("--to", "to", type=click.Path(file_okay=False, path_type=Path),
               help="Also place the files in this folder.")
-@click.option("--registry", help="Registry base URL, local folder, or configured name.")
+@registry_option
 @click.option("--offline", is_flag=True, default=None, help="Use only the cache.")
 @click.option("--refresh", is_flag=True, help="Ask the registry even if the cached index is fresh.")
 @click.option("--allow-unsigned", is_flag=True,
               help="Install a release even if signatures are required and it has none.")
-@click.option("--allow-unsigned-index", is_flag=True,
-              help="Read a registry that publishes no signed (TUF) metadata.")
+@allow_unsigned_index_option
 @click.option("--locked", is_flag=True, help="Install exactly mx.lock; never read the index.")
 @click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=".",
               help="Folder holding mx.toml (when no model is named).")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from mx.cli.options import registry_option
+
 
 @click.command("run")
 @click.argument("spec")
@@ -17,7 +19,7 @@ import click
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--checkpoint-rows", default=4096, show_default=True, type=click.IntRange(1),
               help="Rows between checkpoints an interrupted run resumes from.")
-@click.option("--registry", help="Registry URL or name [default: the configured one].")
+@registry_option
 @click.option("--variant", help="Artifact variant (e.g. int8) [default: fp32].")
 @click.option("--threads", default=0, type=click.IntRange(0),
               help="onnxruntime intra-op threads (0: its default).")

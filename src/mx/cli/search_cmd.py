@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import click
 
+from mx.cli.options import allow_unsigned_index_option, registry_option
+
 
 @click.command()
 @click.argument("query", default="")
 @click.option("--task", help="Only models for this task (e.g. text-classification).")
 @click.option("--tag", help="Only models with this tag.")
-@click.option("--registry", help="Registry base URL, local folder, or configured name.")
-@click.option("--allow-unsigned-index", is_flag=True,
-              help="Read a registry that publishes no signed (TUF) metadata.")
+@registry_option
+@allow_unsigned_index_option
 @click.option("--offline", is_flag=True, default=None, help="Use only the cached listing.")
 @click.option("--json", "as_json", is_flag=True)
 def search(query: str, task: str | None, tag: str | None, registry: str | None,

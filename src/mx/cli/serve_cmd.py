@@ -6,6 +6,8 @@ import re
 
 import click
 
+from mx.cli.options import registry_option
+
 
 def _canary(value: str) -> tuple[str, float]:
     m = re.fullmatch(r"(.+)=(\d+(?:\.\d+)?)%?", value)
@@ -19,7 +21,7 @@ def _canary(value: str) -> tuple[str, float]:
 @click.argument("specs", nargs=-1, required=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--registry", help="Registry URL or name [default: the configured one].")
+@registry_option
 @click.option("--variant", help="Artifact variant to serve (e.g. int8) [default: fp32].")
 @click.option("--max-batch-size", default=32, show_default=True, type=click.IntRange(1),
               help="Rows per onnxruntime run (1: no dynamic batching).")
@@ -42,6 +44,9 @@ def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
     import socket
     import sys
 
+    from mx.extras import require
+
+    require("serve", "mx serve")
     import uvicorn
 
     from mx.infer.model import resolve_model

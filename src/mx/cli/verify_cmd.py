@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from mx.cli.options import registry_option
+
 
 @click.command()
 @click.argument("target")
@@ -20,7 +22,7 @@ import click
 @click.option("--signature", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="A standalone bundle to check DIR's files against (no git).")
 @click.option("--ignore", multiple=True, help="Path in DIR the signature left out.")
-@click.option("--registry", help="Registry, for ns/name@RANGE.")
+@registry_option
 @click.option("--json", "as_json", is_flag=True)
 def verify(target: str, key: Path | None, identity: str | None, issuer: str | None,
            trust_config: Path | None, tag: str | None, signature: Path | None,

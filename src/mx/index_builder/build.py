@@ -15,6 +15,7 @@ from typing import Any
 
 from mx import gitrepo
 from mx.errors import BuildError
+from mx.extras import require
 from mx.fsutil import write_if_changed
 from mx.http import Transport
 from mx.index_builder.collect import Collected, ManifestCache, Release, collect_source
@@ -62,6 +63,9 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
                 trust_config: Path | None = None, site: bool = True,
                 keys: KeyRing | None = None) -> BuildResult:
     """Build the index (signed with TUF metadata when `keys` is given) and its site."""
+    if site:  # before anything is read or written: a refused build changes nothing
+        require("site", "the registry website",
+                hint="pip install 'mx[site]', or build the index alone with --no-site")
     registry = load_registry(registry_file)
     registry_dir = registry_file.resolve().parent
     transport = transport or Transport()

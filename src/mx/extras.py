@@ -1,0 +1,24 @@
+"""Optional parts of mx and the extras that install them.
+
+`pip install mx` gives the client and the authoring tools; `mx[serve]` adds the inference
+server and `mx[site]` the registry website. A command that needs a missing extra says
+which one, instead of failing on an import deep inside."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from mx.errors import MxError
+
+EXTRAS = {
+    "serve": ("starlette", "uvicorn", "prometheus_client"),
+    "site": ("mkdocs", "material", "markdown", "nh3"),
+}
+
+
+def require(extra: str, what: str, hint: str | None = None) -> None:
+    """Raise MxError naming `extra` when any of its modules is missing."""
+    missing = [m for m in EXTRAS[extra] if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MxError(f"{what} needs the '{extra}' extra ({', '.join(missing)} not installed)",
+                      hint=hint or f"pip install 'mx[{extra}]'")
