@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -69,6 +70,10 @@ class IndexClient:
         self.cache_dir = self.home / "index" / key
         self.metadata = RegistryMetadata(self.base_url, self.home / "tuf" / key,
                                          self.transport, self.pin)
+        if self.metadata.pin_changed():
+            # Documents verified under a root the user has since replaced by a pin are
+            # not evidence of anything: they are fetched and verified again.
+            shutil.rmtree(self.cache_dir, ignore_errors=True)
 
     @property
     def notices(self) -> list[str]:
@@ -124,7 +129,7 @@ class IndexClient:
             max_age = server_max_age if server_max_age is not None else max_age
         try:
             raw = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise IndexFormatError(f"{self.url(rel)}: not valid JSON",
                                    hint="the index on the server is damaged") from None
         doc = parse(model, raw, self.url(rel)).model_dump(mode="json")
