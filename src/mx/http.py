@@ -338,7 +338,7 @@ class Transport:
                     out[obj["oid"]] = {"href": action.get("href"),
                                        "header": action.get("header") or {}}
             return out
-        except (ValueError, AttributeError, KeyError, TypeError):
+        except (ValueError, AttributeError, KeyError, TypeError, RecursionError):
             raise FetchError(f"{url}: malformed Git LFS batch answer") from None
 
 
