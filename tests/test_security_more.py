@@ -91,6 +91,42 @@ def test_pin_of_the_first_use_root_is_kept_and_any_other_pin_enforced(
     refused(tmp_path, host.url, "pinned sha256", spec="acme/resnet")
 
 
+# -- 304 Not Modified on the signed path ---------------------------------------------------
+
+def test_not_modified_cannot_freeze_a_signed_document(
+        site: tuple[Host, Path], tmp_path: Path, index_keys: Path, world: Path) -> None:
+    # The publisher yanks 1.1.0 and signs the new state; the host answers 304 for the
+    # document, so the client would keep its cached copy, in which 1.1.0 is not yanked.
+    host, root = site
+    code, _, err = install(host.url)
+    assert code == 0, err
+    edit_doc(root, lambda d: v110(d).update(yanked=True, yanked_reason="bad weights"))
+    write_metadata(root, KeyRing(index_keys), release_signers(world))
+    host.faults.status["/" + DOC] = [304] * 8
+    shutil.rmtree(tmp_path / "mxhome" / "models")
+    refused(tmp_path, host.url, DOC, "304", spec="acme/iris@~1.1")
+    proc = mx_subprocess("info", "acme/iris", "--registry", host.url)
+    assert proc.returncode == 1 and "304" in proc.stderr, proc.stderr
+
+
+def test_not_modified_without_a_cached_copy_is_one_line(site: tuple[Host, Path],
+                                                        tmp_path: Path) -> None:
+    host, root = site
+    unsign(root)
+    host.faults.status["/" + DOC] = [304] * 8
+    refused(tmp_path, host.url, DOC, "304", args=UNSIGNED)
+
+
+def test_unsigned_registry_still_revalidates_with_its_etag(site: tuple[Host, Path]) -> None:
+    host, root = site
+    unsign(root)
+    for spec in ("acme/iris@1.1.0", "acme/iris@1.0.0"):
+        code, _, err = install(host.url, *UNSIGNED, spec=spec)
+        assert code == 0, err
+    asked = [etag for path, _, etag in host.faults.requests if path == "/" + DOC]
+    assert len(asked) == 2 and asked[0] is None and asked[1]
+
+
 # -- mx.lock and the shared cache -------------------------------------------------------------
 
 def test_a_lock_file_cannot_poison_the_cache_for_other_installs(

@@ -178,6 +178,11 @@ class Transport:
                                          status=status)
                     cache_control = _max_age(response.headers.get("Cache-Control"))
                     if status == 304:
+                        if etag is None:  # nothing was offered to be "not modified"
+                            raise FetchError(f"{url}: HTTP 304 to a request without "
+                                             "If-None-Match", url=url, status=304,
+                                             hint="the host's answer makes no sense; "
+                                                  "report it to its maintainers")
                         return Fetched(304, b"", etag, cache_control)
                     if status >= 500:
                         raise _Retry(f"HTTP {status}")

@@ -117,8 +117,14 @@ class IndexClient:
             atomic_write_bytes(cached_path, json.dumps(cached).encode())
             return _document(cached)
         got = self._fetch(rel, what, target, cached)
-        if got is None:  # 304 from an unsigned registry
-            assert cached is not None
+        if got is None:  # 304 Not Modified
+            if target is not None or cached is None:
+                # Only the ETag of an unsigned registry's document is ever sent: a 304 on
+                # the signed path would keep a document the signed metadata says changed.
+                raise IntegrityError(
+                    f"{self.url(rel)}: does not match the registry's signed metadata (the "
+                    "host answered 304 Not Modified to a request it could not have matched)",
+                    hint="the host may be holding back a newer document (a freeze attack)")
             cached["fresh_until"] = now + max_age
             atomic_write_bytes(cached_path, json.dumps(cached).encode())
             return _document(cached)
