@@ -127,6 +127,12 @@ def test_unsigned_registry_still_revalidates_with_its_etag(site: tuple[Host, Pat
     assert len(asked) == 2 and asked[0] is None and asked[1]
 
 
+def test_redirect_off_http_names_its_target(site: tuple[Host, Path], tmp_path: Path) -> None:
+    host, _ = site
+    host.faults.redirect["/tuf/root.json"] = "file:///etc/passwd"
+    refused(tmp_path, host.url, "redirect not followed", "file:///etc/passwd")
+
+
 # -- mx.lock and the shared cache -------------------------------------------------------------
 
 def test_a_lock_file_cannot_poison_the_cache_for_other_installs(

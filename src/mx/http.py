@@ -172,10 +172,14 @@ class Transport:
                 with response:
                     status = response.status
                     if 300 <= status < 400 and status != 304:
-                        raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects, or a "
-                                         f"redirect without a target (HTTP {status})",
-                                         hint="the host redirects in a loop", url=url,
-                                         status=status)
+                        # urllib hands back a redirect it would not follow: a loop, one
+                        # without a target, or one to a scheme other than http(s).
+                        location = str(response.headers.get("Location") or "")[:200]
+                        raise FetchError(f"{url}: redirect not followed (HTTP {status} to "
+                                         f"{location!r}: more than {MAX_REDIRECTS} "
+                                         "redirects, no target, or not an HTTP URL)",
+                                         hint="the host redirects in a loop, or off HTTP",
+                                         url=url, status=status)
                     cache_control = _max_age(response.headers.get("Cache-Control"))
                     if status == 304:
                         if etag is None:  # nothing was offered to be "not modified"
