@@ -13,6 +13,9 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 CHUNK = 1 << 20
+# Longest file or folder name (in UTF-8 bytes) a model may use: filesystems stop at 255,
+# and mx writes `.<name>.<8 hex>` temp names beside each file before renaming it.
+MAX_NAME_BYTES = 200
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
@@ -81,8 +84,12 @@ def unsafe_relpath_reason(rel: str) -> str | None:
         return "is absolute"
     if any(part == ".." for part in p.parts):
         return "contains '..'"
-    if ".git" in p.parts:
+    # `.GIT`, `.git.` and `GIT~1` are `.git` on case-insensitive (macOS, Windows)
+    # filesystems: written under `mx install --to .`, they would replace .git/config.
+    if any(part.casefold().rstrip(". ") in (".git", "git~1") for part in p.parts):
         return "points into .git"
+    if any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for part in p.parts):
+        return f"has a name longer than {MAX_NAME_BYTES} bytes"
     return None
 
 

@@ -215,12 +215,21 @@ class Transport:
                 with response:
                     status = response.status
                     if 300 <= status < 400 and status != 304:
-                        raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects, or a "
-                                         f"redirect without a target (HTTP {status})",
-                                         hint="the host redirects in a loop", url=url,
-                                         status=status)
+                        # urllib hands back a redirect it would not follow: a loop, one
+                        # without a target, or one to a scheme other than http(s).
+                        location = str(response.headers.get("Location") or "")[:200]
+                        raise FetchError(f"{url}: redirect not followed (HTTP {status} to "
+                                         f"{location!r}: more than {MAX_REDIRECTS} "
+                                         "redirects, no target, or not an HTTP URL)",
+                                         hint="the host redirects in a loop, or off HTTP",
+                                         url=url, status=status)
                     cache_control = _max_age(response.headers.get("Cache-Control"))
                     if status == 304:
+                        if etag is None:  # nothing was offered to be "not modified"
+                            raise FetchError(f"{url}: HTTP 304 to a request without "
+                                             "If-None-Match", url=url, status=304,
+                                             hint="the host's answer makes no sense; "
+                                                  "report it to its maintainers")
                         return Fetched(304, b"", etag, cache_control)
                     if status >= 500 or status == 429:
                         raise _Retry(f"HTTP {status}",
@@ -384,7 +393,7 @@ class Transport:
                     out[obj["oid"]] = {"href": action.get("href"),
                                        "header": action.get("header") or {}}
             return out
-        except (ValueError, AttributeError, KeyError, TypeError):
+        except (ValueError, AttributeError, KeyError, TypeError, RecursionError):
             raise FetchError(f"{url}: malformed Git LFS batch answer") from None
 
 

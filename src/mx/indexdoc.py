@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from mx.errors import IndexFormatError
-from mx.fsutil import unsafe_relpath_reason
+from mx.fsutil import MAX_NAME_BYTES, unsafe_relpath_reason
 from mx.names import NAME_RE
 from mx.semver import Version
 
@@ -44,6 +44,7 @@ VARIANT_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 FORMAT_RE = r"^[a-z0-9][a-z0-9._-]{0,31}$"
 CHANNEL_RE = r"^[a-z][a-z0-9._-]{0,63}$"
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
+RECORD_SUFFIX = ".record.json"
 
 
 def _relpath(value: str) -> str:
@@ -64,6 +65,16 @@ def _version(value: str) -> str:
         raise ValueError(f"{value!r} is not a SemVer version") from None
     if value != value.strip() or value.startswith("v"):
         raise ValueError(f"{value!r} is not a plain SemVer version")
+    if len(value) > MAX_NAME_BYTES:  # a version is a folder in the cache
+        raise ValueError(f"version is longer than {MAX_NAME_BYTES} characters")
+    return value
+
+
+def _variant(value: str) -> str:
+    # `<variant>.record.json` is the record file beside each variant folder.
+    if value.endswith(RECORD_SUFFIX):
+        raise ValueError(f"variant {value!r} ends in {RECORD_SUFFIX!r}, which names the "
+                         "record file of another variant")
     return value
 
 
@@ -83,7 +94,7 @@ Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 RelPath = Annotated[str, AfterValidator(_relpath)]
 VersionStr = Annotated[str, AfterValidator(_version)]
 ModelName = Annotated[str, AfterValidator(_model_name)]
-Variant = Annotated[str, StringConstraints(pattern=VARIANT_RE)]
+Variant = Annotated[str, StringConstraints(pattern=VARIANT_RE), AfterValidator(_variant)]
 Format = Annotated[str, StringConstraints(pattern=FORMAT_RE)]
 ChannelName = Annotated[str, StringConstraints(pattern=CHANNEL_RE)]
 Url = Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH),
@@ -168,7 +179,32 @@ class VersionRecord(_Doc):
                 raise ValueError(f"artifact {art.path!r} is listed twice for variant "
                                  f"{art.variant!r}")
             seen.add(key)
+        # A variant folder holds its artifacts, the card and mx.yaml: no two may need the
+        # same name for a file and a folder, or differ only in case (one file on macOS).
+        extra = []
+        if self.card is not None:
+            extra.append(self.manifest.get("card") or "README.md")
+        if self.manifest_file is not None:
+            extra.append("mx.yaml")
+        for variant in sorted({a.variant for a in self.artifacts}):
+            problem = _layout_conflict(
+                [a.path for a in self.artifacts if a.variant == variant] + extra)
+            if problem is not None:
+                raise ValueError(f"variant {variant!r}: {problem}")
         return self
+
+
+def _layout_conflict(paths: list[str]) -> str | None:
+    folded: dict[str, str] = {}
+    for path in paths:
+        other = folded.setdefault(path.casefold(), path)
+        if other != path:
+            return f"paths {other!r} and {path!r} differ only in case"
+    folders = {key.rsplit("/", i)[0] for key in folded for i in range(1, key.count("/") + 1)}
+    for key, path in folded.items():
+        if key in folders:
+            return f"{path!r} is a file and also a folder of other paths"
+    return None
 
 
 class RepoRef(_Doc):
@@ -184,6 +220,19 @@ class ModelDocument(_Doc):
     repo: RepoRef = Field(default_factory=RepoRef)
     channels: dict[ChannelName, VersionStr] = Field(default_factory=dict)
     versions: dict[VersionStr, VersionRecord] = Field(max_length=MAX_VERSIONS)
+
+    @model_validator(mode="after")
+    def _distinct_versions(self) -> ModelDocument:
+        # Clients look versions up by precedence, which ignores build metadata: two keys
+        # that differ only there would let one stand in for the other (and its yank).
+        seen: dict[Version, str] = {}
+        for key in self.versions:
+            version = Version.parse(key)
+            if version in seen:
+                raise ValueError(f"versions {seen[version]!r} and {key!r} differ only in "
+                                 "build metadata (one version, two releases)")
+            seen[version] = key
+        return self
 
 
 class SearchEntry(_Doc):
@@ -212,10 +261,11 @@ def check_major(raw: Any, origin: str) -> None:
     if not isinstance(raw, dict):
         raise IndexFormatError(f"{origin}: not an index document (expected a JSON object)")
     fmt = raw.get("mx_index", "1.0")
-    major = str(fmt).split(".", 1)[0]
-    if not isinstance(fmt, str) or not major.isdigit() or int(major) > SUPPORTED_MAJOR:
+    major = fmt.split(".", 1)[0] if isinstance(fmt, str) else ""
+    if not major.isdigit() or len(major) > 6 or int(major) > SUPPORTED_MAJOR:
+        shown = fmt[:40] if isinstance(fmt, str) else f"({type(fmt).__name__})"
         raise IndexFormatError(
-            f"{origin}: index format mx_index {fmt} is newer than this mx understands "
+            f"{origin}: index format mx_index {shown} is newer than this mx understands "
             f"({SUPPORTED_MAJOR}.x)", hint="upgrade mx (pip install -U mx)")
 
 
@@ -234,9 +284,12 @@ def describe(exc: ValidationError) -> str:
     """The first problem of a validation error as `field.path: message (value)`."""
     errors = exc.errors(include_url=False)
     first = errors[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(document)"
-    value = repr(first.get("input"))
-    if len(value) > 80:
-        value = value[:77] + "..."
+    where = ".".join(_clip(str(p), 40) for p in first["loc"]) or "(document)"
+    value = _clip(repr(first.get("input")), 80)
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    return f"{where}: {first['msg']} (got {value}){more}"
+    return f"{where}: {_clip(first['msg'], 300)} (got {value}){more}"
+
+
+def _clip(text: str, limit: int) -> str:
+    """A hostile document's keys and values are quoted in errors: one line, bounded."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -120,6 +120,14 @@ class Artifact(_Open):
             raise ValueError(f"{v!r} is not a lower-case hex sha256 (64 characters)")
         return v
 
+    @field_validator("variant")
+    @classmethod
+    def _not_a_record(cls, v: str) -> str:
+        if v.endswith(".record.json"):
+            raise ValueError(f"variant {v!r} ends in '.record.json', which names the record "
+                             "file of another variant in the cache")
+        return v
+
     @field_validator("path")
     @classmethod
     def _safe(cls, v: str) -> str:

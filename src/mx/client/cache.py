@@ -70,9 +70,20 @@ class Cache:
             return None
 
     def installed_files(self, variant_dir: Path, artifacts: list[dict[str, Any]]) -> bool:
-        """True when every artifact is linked in the variant folder with the right size."""
+        """True when every artifact is linked in the variant folder with the right size and
+        the folder's record says it holds exactly that sha256 at that path.
+
+        The digest matters: the folder is named by registry, model, version and variant,
+        and another install (an `mx.lock` from anywhere) may have filled it with other
+        bytes of the same size; those must be replaced, not handed out as this release."""
+        record = self.read_record(variant_dir)
+        files = record.get("files") if record is not None else None
+        if not isinstance(files, dict):
+            return False
         try:
-            return all((variant_dir / a["path"]).stat().st_size == a["size"] for a in artifacts)
+            return all(files.get(a["path"]) == a["sha256"]
+                       and (variant_dir / a["path"]).stat().st_size == a["size"]
+                       for a in artifacts)
         except OSError:
             return False
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -68,6 +69,10 @@ class IndexClient:
         self.cache_dir = self.home / "index" / key
         self.metadata = RegistryMetadata(self.base_url, self.home / "tuf" / key,
                                          self.transport, self.pin)
+        if self.metadata.pin_changed():
+            # Documents verified under a root the user has since replaced by a pin are
+            # not evidence of anything: they are fetched and verified again.
+            shutil.rmtree(self.cache_dir, ignore_errors=True)
 
     @property
     def notices(self) -> list[str]:
@@ -111,8 +116,14 @@ class IndexClient:
             atomic_write_bytes(cached_path, json.dumps(cached).encode())
             return _document(cached)
         got = self._fetch(rel, what, target, cached)
-        if got is None:  # 304 from an unsigned registry
-            assert cached is not None
+        if got is None:  # 304 Not Modified
+            if target is not None or cached is None:
+                # Only the ETag of an unsigned registry's document is ever sent: a 304 on
+                # the signed path would keep a document the signed metadata says changed.
+                raise IntegrityError(
+                    f"{self.url(rel)}: does not match the registry's signed metadata (the "
+                    "host answered 304 Not Modified to a request it could not have matched)",
+                    hint="the host may be holding back a newer document (a freeze attack)")
             cached["fresh_until"] = now + max_age
             atomic_write_bytes(cached_path, json.dumps(cached).encode())
             return _document(cached)
@@ -123,7 +134,7 @@ class IndexClient:
             max_age = server_max_age if server_max_age is not None else max_age
         try:
             raw = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise IndexFormatError(f"{self.url(rel)}: not valid JSON",
                                    hint="the index on the server is damaged") from None
         # The typed model pulls in pydantic (a fifth of a second to import): only a document

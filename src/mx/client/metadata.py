@@ -13,6 +13,7 @@ something cached within the index's max-age never loads it.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from tuf.ngclient import Updater
 
 TUF_DIR = "tuf/"
+PINNED_RECORD = "pinned.txt"  # sha256 of the pinned root this folder's trust started from
+FIRST_USE_RECORD = "first-use.txt"  # sha256 of the root trusted on first use
 MAX_TARGETS_BYTES = 64 << 20  # a registry of tens of thousands of files
 
 
@@ -99,6 +102,8 @@ class RegistryMetadata:
 
         from mx.client.tuffetch import TransportFetcher
 
+        if self.pin_changed():
+            self.forget()
         self.folder.mkdir(parents=True, exist_ok=True)
         trusted = self.folder / "root.json"
         bootstrap = None if trusted.exists() else self._first_root()
@@ -111,20 +116,52 @@ class RegistryMetadata:
             updater = Updater(str(self.folder), self.base_url + TUF_DIR,
                               fetcher=TransportFetcher(self.transport), config=config,
                               bootstrap=bootstrap)
+            if bootstrap is not None and self._pin_digest() is not None:
+                # What this folder's trust starts from: a later, different pin restarts it.
+                atomic_write_bytes(self.folder / PINNED_RECORD,
+                                   (hashlib.sha256(bootstrap).hexdigest() + "\n").encode())
             updater.refresh()
         except Exception as exc:
             raise _explain(exc, self.base_url) from None
         self._updater = updater
         return updater
 
+    def _pinned_file(self) -> bytes:
+        assert self.pin.root_file is not None
+        try:
+            return self.pin.root_file.read_bytes()
+        except OSError as exc:
+            raise TrustError(f"{self.pin.root_file}: the pinned root cannot be read "
+                             f"({exc.strerror})") from None
+
+    def _pin_digest(self) -> str | None:
+        """The sha256 of the root the user pinned (file or digest), None for first use."""
+        if self.pin.root_file is not None:
+            return hashlib.sha256(self._pinned_file()).hexdigest()
+        return self.pin.root_sha256.lower() if self.pin.root_sha256 else None
+
+    def pin_changed(self) -> bool:
+        """True when the user pinned a root that this client's trusted metadata did not
+        start from (say, pinned after a first use): that metadata must not outlive the pin."""
+        want = self._pin_digest()
+        if want is None or not (self.folder / "root.json").exists():
+            return False
+        for record in (PINNED_RECORD, FIRST_USE_RECORD):
+            try:
+                if (self.folder / record).read_text().strip() == want:
+                    return False
+            except (OSError, UnicodeDecodeError):
+                pass
+        return True
+
+    def forget(self) -> None:
+        """Drop the trusted metadata: the next refresh starts again from the pinned root."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
     def _first_root(self) -> bytes | None:
         """The root to start from, or None for an unsigned registry the user allowed."""
         if self.pin.root_file is not None:
-            try:
-                return self.pin.root_file.read_bytes()
-            except OSError as exc:
-                raise TrustError(f"{self.pin.root_file}: the pinned root cannot be read "
-                                 f"({exc.strerror})") from None
+            return self._pinned_file()
         url = self.base_url + TUF_DIR + "root.json"
         try:
             data = self.transport.get(url, 512_000).data
@@ -148,7 +185,7 @@ class RegistryMetadata:
         self.notices.append(f"trusting the root of {self.base_url} on first use (sha256 "
                             f"{digest}); pin it with `mx registry add NAME {self.base_url} "
                             f"--root-sha256 {digest}`")
-        atomic_write_bytes(self.folder / "first-use.txt", (digest + "\n").encode())
+        atomic_write_bytes(self.folder / FIRST_USE_RECORD, (digest + "\n").encode())
         return data
 
     def _pinned_version(self, want: str, latest: bytes) -> bytes:
@@ -157,8 +194,8 @@ class RegistryMetadata:
 
         try:
             newest = int(json.loads(latest)["signed"]["version"])
-        except (ValueError, KeyError, TypeError):
-            newest = 0
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+            newest = 0  # not a root at all: no version to walk up to
         for version in range(1, min(newest, 256) + 1):
             url = f"{self.base_url}{TUF_DIR}{version}.root.json"
             data = self.transport.get(url, 512_000).data

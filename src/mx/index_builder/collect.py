@@ -120,9 +120,16 @@ def collect_source(source: Source, out: Collected, strict: bool,
                              "rename one, or restrict the monorepo source with `models:`")
         versions = out.releases.setdefault(name, {})
         key = str(release.manifest.semver)
-        if key in versions:
+        # Build metadata does not make another version (SemVer 11): 1.1.0+rebuild would
+        # stand in for 1.1.0 wherever a client asks for 1.1.0, and escape its yank.
+        same = next((k for k, r in versions.items()
+                     if r.manifest.semver == release.manifest.semver), None)
+        if same is not None:
             raise BuildError(f"{where}: {name} {key} is already released by tag "
-                             f"{versions[key].tag.tag}")
+                             f"{versions[same].tag.tag}"
+                             + (f" as {same} (versions that differ only in build metadata "
+                                "are one version)" if same != key else ""),
+                             hint="release a new version instead of re-tagging one")
         versions[key] = release
 
 

@@ -40,7 +40,7 @@ def load_bundle(data: bytes, origin: str) -> dict[str, Any]:
         raise IntegrityError(f"{origin}: signature bundle is over {MAX_BUNDLE_BYTES} bytes")
     try:
         bundle = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise IntegrityError(f"{origin}: signature bundle is not JSON") from None
     if not isinstance(bundle, dict) or "dsseEnvelope" not in bundle:
         raise IntegrityError(f"{origin}: not a Sigstore bundle with a DSSE envelope")
