@@ -273,8 +273,6 @@ def test_hostile_unsigned_documents_are_one_line(
 
 # -- a folder in the working directory named like a model ------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="resolve_model() takes any spec that names a folder "
-                   "holding mx.yaml as a local model, before it is read as ns/name@range")
 def test_a_folder_named_like_a_model_does_not_shadow_the_registry(
         site: tuple[Host, Path], tmp_path: Path, world: Path) -> None:
     # A checkout that holds `acme/iris/mx.yaml` (a model monorepo's working copy, or a

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mx.client.install import install
 from mx.errors import ConfigError
 from mx.export.base import ModelSource
+from mx.infer.model import is_local_spec, local_onnx
 
 
 def open_source(spec: str, registry: str | None = None,
                 variant: str | None = None) -> ModelSource:
-    local = Path(spec)
-    if (local / "mx.yaml").is_file():
-        return _local(local, variant)
-    from mx.client.install import install
+    if is_local_spec(spec):
+        return _local(Path(spec).expanduser(), variant)
 
     first = install(spec, variant=variant, format="onnx", registry=registry)
     exact = f"{first.name}@{first.version}"
@@ -27,7 +27,6 @@ def open_source(spec: str, registry: str | None = None,
 
 
 def _local(model_dir: Path, variant: str | None) -> ModelSource:
-    from mx.infer.model import local_onnx
     from mx.manifest import load_manifest
 
     name, version, onnx = local_onnx(model_dir, variant)

@@ -12,6 +12,7 @@ import numpy as np
 
 from mx.errors import ConfigError
 from mx.infer.signature import Tensor
+from mx.names import NAME_RE
 
 
 @dataclass
@@ -95,14 +96,22 @@ def local_onnx(model_dir: Path, variant: str | None) -> tuple[str, str, Path]:
     return m.name, str(m.version), model_dir / arts[0].path
 
 
+def is_local_spec(spec: str) -> bool:
+    """A model folder, not `ns/name@range`: anything that is not a model name, or that is
+    written as a path (`./acme/iris`, `/srv/m`, `~/m`). A folder that merely happens to be
+    called like a model (`acme/iris` in the working directory) never shadows the registry."""
+    if spec.startswith(("/", ".", "~")):
+        return True
+    return not NAME_RE.match(spec.partition("@")[0])
+
+
 def resolve_model(spec: str, registry: str | None = None, variant: str | None = None,
                   threads: int = 0, providers: list[str] | None = None,
                   session_options: Mapping[str, Any] | None = None,
                   offline: bool | None = None, spin: bool = True) -> LoadedModel:
     """`ns/name@range` through the cache (installing if needed), or a local model directory."""
-    local = Path(spec)
-    if (local / "mx.yaml").is_file():
-        name, version, path = local_onnx(local, variant)
+    if is_local_spec(spec):
+        name, version, path = local_onnx(Path(spec).expanduser(), variant)
     else:
         from mx.client.install import install
 
