@@ -34,7 +34,9 @@ HEADER_LENGTH = "Inference-Header-Content-Length"  # Triton's binary tensor exte
 MAX_DEPTH = 64  # a rank-8 tensor in a V2 request is nested 11 deep
 MAX_DIGITS = 309  # past float64's range (1.8e308), so no tensor datatype holds the number
 OFFLOAD_BYTES = 1 << 20  # parsing 1 MiB of JSON takes ~20 ms: fine on the event loop
-OFFLOAD_WORKERS = 2
+# One process: a 60 MB JSON body is ~350 MB of Python objects while parsed, so big bodies
+# take turns rather than multiply that (four at once held 1.2 GB with two workers).
+OFFLOAD_WORKERS = 1
 SMALL_BODY = 64 << 10  # bodies this small may also use the budget's reserve
 
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
