@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -29,10 +30,19 @@ class Served:
 
 
 @contextmanager
-def mx_serve(*args: str, log: Path, timeout: float = 60) -> Iterator[Served]:
+def mx_serve(*args: str, log: Path, timeout: float = 60,
+             open_files: int | None = None) -> Iterator[Served]:
+    """`open_files`: the soft RLIMIT_NOFILE the server starts with (it may raise it)."""
+
+    def limit() -> None:
+        if open_files is not None:
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, hard))
+
     with log.open("wb") as sink:
         proc = subprocess.Popen([sys.executable, "-m", "mx", "serve", "--port", "0", *args],
-                                stdout=sink, stderr=sink, env=dict(os.environ))
+                                stdout=sink, stderr=sink, env=dict(os.environ),
+                                preexec_fn=limit if open_files is not None else None)
     try:
         deadline = time.monotonic() + timeout
         while True:

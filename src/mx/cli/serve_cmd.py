@@ -1,4 +1,5 @@
-"""`mx serve SPEC... [--host] [--port] [--max-batch-size] [--max-queue-delay-ms] [--canary]`"""
+"""`mx serve SPEC... [--host] [--port] [--max-batch-size] [--max-queue-delay-ms] [--canary]
+[--max-body-mb] [--max-inflight-mb] [--header-timeout] [--body-timeout]`"""
 
 from __future__ import annotations
 
@@ -29,14 +30,26 @@ def _canary(value: str) -> tuple[str, float]:
               type=click.FloatRange(0), help="How long a request may wait to share a batch.")
 @click.option("--canary", "canaries", multiple=True, metavar="SPEC=PERCENT",
               help="Send PERCENT of unversioned requests to this version (repeatable).")
-@click.option("--max-body-mb", default=64.0, show_default=True, type=click.FloatRange(0.001))
+@click.option("--max-body-mb", default=64.0, show_default=True, type=click.FloatRange(0.001),
+              help="Largest request body (413 over it).")
+@click.option("--max-inflight-mb", type=click.FloatRange(0.001),
+              help="Request bodies held in memory at once; a request over it gets 503 with "
+                   "Retry-After (bodies under 64 KiB may use an eighth more) [default: twice "
+                   "--max-body-mb].")
+@click.option("--header-timeout", default=10.0, show_default=True,
+              type=click.FloatRange(0.01), help="Seconds a client has to send a request's "
+              "headers (408 and close past it).")
+@click.option("--body-timeout", default=60.0, show_default=True, type=click.FloatRange(0.01),
+              help="Seconds a client has to send a whole request body (408 and close past "
+                   "it).")
 @click.option("--threads", default=0, type=click.IntRange(0),
               help="onnxruntime intra-op threads per model (0: its default).")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(1),
               help="Threads running onnxruntime.")
 def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
           variant: str | None, max_batch_size: int, max_queue_delay_ms: float,
-          canaries: tuple[str, ...], max_body_mb: float, threads: int, workers: int) -> None:
+          canaries: tuple[str, ...], max_body_mb: float, max_inflight_mb: float | None,
+          header_timeout: float, body_timeout: float, threads: int, workers: int) -> None:
     """Serve models over the Open Inference Protocol (KServe V2 REST): ns/name@RANGE or a
     model directory. A model that fails to load is reported by /v2/health/ready; the rest
     are served."""
@@ -52,8 +65,14 @@ def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
     from mx.infer.model import resolve_model
     from mx.serve.app import ServeLimits, Server, build_app
     from mx.serve.batcher import BatchPolicy
+    from mx.serve.conn import guarded_protocol, raise_open_file_limit
 
     parsed = [_canary(c) for c in canaries]
+    inflight_mb = 2 * max_body_mb if max_inflight_mb is None else max_inflight_mb
+    if inflight_mb < max_body_mb:
+        raise click.BadParameter(f"{inflight_mb:g} is below --max-body-mb {max_body_mb:g}, so "
+                                 "the largest body would never be accepted",
+                                 param_hint="--max-inflight-mb")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))  # each record is one JSON object
     log = logging.getLogger("mx.serve")
@@ -62,7 +81,9 @@ def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
     log.propagate = False
 
     limits = ServeLimits(int(max_body_mb * (1 << 20)),
-                         BatchPolicy(max_batch_size, max_queue_delay_ms / 1000), workers)
+                         BatchPolicy(max_batch_size, max_queue_delay_ms / 1000), workers,
+                         inflight_bytes=int(inflight_mb * (1 << 20)),
+                         header_timeout=header_timeout, body_timeout=body_timeout)
     server = Server(limits, lambda spec: resolve_model(spec, registry, variant, threads,
                                                        spin=False))
     for spec in specs:
@@ -78,6 +99,7 @@ def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
         first = next(iter(server.models.failed.values()), "nothing to serve")
         raise ConfigError(f"no model could be loaded: {first}",
                           hint="check the specs (ns/name@RANGE or a model directory)")
+    raise_open_file_limit()  # each connection is a file; slow clients must not run out of them
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
@@ -85,7 +107,11 @@ def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
     actual = sock.getsockname()[1]
     click.echo(f"serving {', '.join(sorted(server.models.versions)) or 'no models'} on "
                f"http://{host}:{actual}/v2 (metrics: /metrics)", err=True)
-    config = uvicorn.Config(build_app(server), log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=30, lifespan="off")
-    uvicorn.Server(config).run(sockets=[sock])
-    server.executor.shutdown(wait=True)
+    protocol = guarded_protocol(header_timeout, body_timeout,
+                                lambda reason: server.metrics.rejected.labels(reason).inc())
+    config = uvicorn.Config(build_app(server), http=protocol, log_level="warning",
+                            access_log=False, timeout_graceful_shutdown=30, lifespan="off")
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        server.close()

@@ -1,6 +1,8 @@
 """Serving installed models: the Open Inference Protocol (KServe V2 REST) over Starlette.
 
-`tensors` (request checks and the JSON tensor codec), `model` (a loaded model version),
-`batcher` (dynamic batching into one onnxruntime run), `registry` (versions, canary,
-reload), `app` (routes, limits, metrics, logs). Nothing here prints or exits.
+`tensors` (request checks and the JSON tensor codec), `intake` (bodies: byte budget, read
+deadline, JSON limits, worker processes for big ones), `conn` (deadlines for request heads
+and bodies at the connection), `batcher` (dynamic batching into one onnxruntime run),
+`registry` (versions, canary, reload), `app` (routes, metrics, logs). Nothing here prints
+or exits.
 """

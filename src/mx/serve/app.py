@@ -9,10 +9,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -21,9 +20,10 @@ from mx.errors import MxError
 from mx.infer.model import LoadedModel
 from mx.infer.signature import BadInput
 from mx.serve.batcher import Batcher, BatchPolicy
+from mx.serve.intake import HEADER_LENGTH, BodyBudget, Offload, Refused, read_body
 from mx.serve.metrics import Metrics
 from mx.serve.registry import ModelSet, Served
-from mx.serve.tensors import decode_request, encode_outputs, model_metadata
+from mx.serve.tensors import model_metadata
 
 log = logging.getLogger("mx.serve")
 
@@ -33,10 +33,9 @@ class ServeLimits:
     max_body_bytes: int = 64 << 20
     policy: BatchPolicy = field(default_factory=BatchPolicy)
     workers: int = 4  # threads running onnxruntime
-
-
-class TooLarge(Exception):
-    pass
+    inflight_bytes: int = 128 << 20  # request bodies held at once; at least max_body_bytes
+    header_timeout: float = 10.0  # seconds from connecting to the end of the request head
+    body_timeout: float = 60.0  # seconds from the request head to the end of its body
 
 
 class Server:
@@ -47,6 +46,13 @@ class Server:
         self.models = ModelSet()
         self.metrics = Metrics()
         self.executor = ThreadPoolExecutor(limits.workers, thread_name_prefix="mx-ort")
+        self.budget = BodyBudget(limits.inflight_bytes)
+        self.metrics.body_bytes.set_function(lambda: self.budget.used)
+        self.offload = Offload()
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.offload.close()
 
     def attach(self, model: LoadedModel, spec: str, make_default: bool = True) -> None:
         labels = (model.name, model.version)
@@ -75,39 +81,11 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-HEADER_LENGTH = "Inference-Header-Content-Length"  # Triton's binary tensor extension
-
-
-def _split_binary(raw: bytes, header_length: str | None) -> tuple[bytes, bytes]:
-    """(JSON header, binary tensors) of a request body."""
-    if header_length is None:
-        return raw, b""
-    if not header_length.isdigit() or int(header_length) > len(raw):
-        raise BadInput(f"{HEADER_LENGTH}: {header_length!r} is not a length within the "
-                       f"{len(raw)}-byte body")
-    n = int(header_length)
-    return raw[:n], raw[n:]
-
-
-def _respond(payload: dict[str, Any], blobs: list[bytes]) -> Response:
+def _respond(header: bytes, blobs: list[bytes]) -> Response:
     if not blobs:
-        return JSONResponse(payload)
-    header = json.dumps(payload, separators=(",", ":")).encode()
+        return Response(header, media_type="application/json")
     return Response(header + b"".join(blobs), media_type="application/octet-stream",
                     headers={HEADER_LENGTH: str(len(header))})
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def build_app(server: Server) -> Starlette:
@@ -162,25 +140,26 @@ def build_app(server: Server) -> Starlette:
             return found
         model = found.model
         status, message = 200, None
+        limits = server.limits
         try:
-            raw = await _body(request, server.limits.max_body_bytes)
-            header, binary = _split_binary(raw, request.headers.get(HEADER_LENGTH))
-            try:
-                body = json.loads(header)
-            except ValueError as exc:
-                raise BadInput(f"malformed JSON: {exc}") from None
-            feeds, wanted = decode_request(body, model.inputs, binary)
-            outputs = await found.batcher.infer(feeds)
-            entries, blobs = encode_outputs(model.outputs, outputs, wanted)
-            payload: dict[str, Any] = {"model_name": model.name, "model_version": model.version,
-                                       "outputs": entries}
-            if isinstance(body, dict) and "id" in body:
-                payload["id"] = body["id"]
-            response = _respond(payload, blobs)
-        except TooLarge:
-            status = 413
-            message = f"request body over {server.limits.max_body_bytes} bytes"
-            response = _error(413, message + "; raise --max-body-mb or send smaller batches")
+            with server.budget.hold() as held:  # until the answer is built: arrays live on
+                raw = await read_body(request, limits.max_body_bytes, limits.body_timeout, held)
+                decoded = await server.offload.decode(raw, request.headers.get(HEADER_LENGTH),
+                                                      model.inputs)
+                del raw
+                outputs = await found.batcher.infer(decoded.feeds)
+                head = {"model_name": model.name, "model_version": model.version,
+                        **decoded.extra}
+                response = _respond(*await server.offload.encode(head, model.outputs, outputs,
+                                                                 decoded.wanted))
+        except Refused as exc:
+            status, message = exc.status, exc.message
+            server.metrics.rejected.labels(exc.reason).inc()
+            response = _error(exc.status, exc.message)
+            response.headers.update(exc.headers)
+        except ClientDisconnect:
+            status, message = 499, "the client disconnected before sending the whole body"
+            response = _error(499, message)  # nobody reads it; 499 labels metrics and logs
         except BadInput as exc:
             status, message = 400, exc.message
             response = _error(400, exc.message)

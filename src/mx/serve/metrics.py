@@ -22,6 +22,11 @@ class Metrics:
         self.batch_size = Histogram("mx_batch_rows", "Rows per onnxruntime run",
                                     ["model", "version"], buckets=BATCH_BUCKETS,
                                     registry=self.registry)
+        self.rejected = Counter("mx_rejected", "Requests and connections turned away by a "
+                                "limit: header_timeout, body_timeout, too_large, busy, worker_died",
+                                ["reason"], registry=self.registry)
+        self.body_bytes = Gauge("mx_body_bytes", "Bytes of request bodies held now (what "
+                                "--max-inflight-mb caps)", registry=self.registry)
         self.load_seconds = Gauge("mx_model_load_seconds", "Time to load a model version",
                                   ["model", "version"], registry=self.registry)
 

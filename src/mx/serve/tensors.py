@@ -67,12 +67,21 @@ def decode_request(body: Any, specs: Sequence[Tensor], binary: bytes = b""
 
 def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarray:
     try:
-        arr = np.asarray(data, dtype=NUMPY_OF[datatype])
+        with np.errstate(over="ignore"):  # overflow to inf is reported below, by value
+            arr = np.asarray(data, dtype=NUMPY_OF[datatype])
+    except OverflowError:
+        raise BadInput(f"input {name!r}: data has a number out of {datatype}'s range") from None
     except (ValueError, TypeError) as exc:
         raise BadInput(f"input {name!r}: data is not {datatype}: {exc}") from None
     if arr.size != math.prod(shape):
         raise BadInput(f"input {name!r}: shape {shape} holds {math.prod(shape)} values, "
                        f"data has {arr.size}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        # JSON has no infinities: these came from nulls or numbers past the datatype's range
+        raise BadInput(f"input {name!r}: data has null or a number out of {datatype}'s "
+                       "range")
+    if arr.dtype == object and not all(isinstance(v, str) for v in arr.flat):
+        raise BadInput(f"input {name!r}: BYTES data must be strings")
     return arr.reshape(shape)
 
 
@@ -135,6 +144,9 @@ def encode_outputs(specs: Sequence[Tensor], arrays: Mapping[str, np.ndarray],
             entry["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)
         else:
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                raise BadInput(f"output {spec.name!r} holds NaN or infinity, which JSON "
+                               "cannot carry; ask for it as binary data (binary_data: true)")
             entry["data"] = (arr.astype(str) if arr.dtype == object else arr).ravel().tolist()
         out.append(entry)
     return out, blobs

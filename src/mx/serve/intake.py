@@ -1,0 +1,232 @@
+"""Request bodies from the socket to arrays, without letting one client starve the rest.
+
+- A byte budget over every body held in memory: a request over it gets 503 and
+  Retry-After at once (its declared Content-Length counts from the headers on).
+- A deadline for the whole body (408), so a client that trickles bytes cannot hold its
+  share of the budget or its socket for ever.
+- JSON parsed with a nesting limit and without NaN/Infinity or numbers no tensor holds.
+- Bodies over OFFLOAD_BYTES are decoded, and big JSON answers encoded, in a worker
+  process: json.loads holds the GIL, so a 60 MB body parsed on the event loop would stall
+  every other request for seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import re
+import signal
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+from starlette.requests import Request
+
+from mx.infer.signature import BadInput, Tensor
+from mx.serve.tensors import Wanted, decode_request, encode_outputs
+
+HEADER_LENGTH = "Inference-Header-Content-Length"  # Triton's binary tensor extension
+MAX_DEPTH = 64  # a rank-8 tensor in a V2 request is nested 11 deep
+MAX_DIGITS = 309  # past float64's range (1.8e308), so no tensor datatype holds the number
+OFFLOAD_BYTES = 1 << 20  # parsing 1 MiB of JSON takes ~20 ms: fine on the event loop
+# One process: a 60 MB JSON body is ~350 MB of Python objects while parsed, so big bodies
+# take turns rather than multiply that (four at once held 1.2 GB with two workers).
+OFFLOAD_WORKERS = 1
+SMALL_BODY = 64 << 10  # bodies this small may also use the budget's reserve
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_DIGITS_AS_9 = bytes(0x39 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_NUMBER = b"9" * (MAX_DIGITS + 1)  # searched in digits-as-9 text: 8x faster than \d{310}
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_OPENERS = np.frombuffer(b"[{", np.uint8)
+
+
+class Refused(Exception):
+    """A request turned away before its body was decoded; `reason` labels the metric."""
+
+    def __init__(self, status: int, message: str, reason: str,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.reason = status, message, reason
+        self.headers = dict(headers or {})
+
+
+class BodyBudget:
+    """Bytes of request bodies the server holds at once (raw, parsed and in inference).
+
+    Small bodies may go an eighth past `total`, so that a budget filled by big or slow
+    uploads still lets ordinary requests through."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.used = total, 0
+        self.reserve = total // 8
+
+    @contextmanager
+    def hold(self) -> Iterator[Hold]:
+        held = Hold(self)
+        try:
+            yield held
+        finally:
+            self.used -= held.bytes
+
+
+class Hold:
+    def __init__(self, budget: BodyBudget) -> None:
+        self.budget, self.bytes = budget, 0
+
+    def reach(self, size: int) -> None:
+        """Hold `size` bytes in all, or refuse with 503 when the budget has no room."""
+        more = size - self.bytes
+        if more <= 0:
+            return
+        room = self.budget.total + (self.budget.reserve if size <= SMALL_BODY else 0)
+        if self.budget.used + more > room:
+            mb = self.budget.total / (1 << 20)
+            raise Refused(503, f"server busy: request bodies already fill the {mb:g} MB "
+                               "it holds at once; retry shortly", "busy", {"Retry-After": "1"})
+        self.budget.used += more
+        self.bytes = size
+
+
+async def read_body(request: Request, limit: int, timeout: float, held: Hold) -> bytes:
+    """The whole body within `timeout` seconds and `limit` bytes, counted in `held`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit():
+        if int(declared) > limit:
+            raise _too_large(limit)
+        held.reach(int(declared))
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                held.reach(size)  # bodies without Content-Length are counted as they come
+                chunks.append(chunk)
+    except TimeoutError:
+        # the client is too slow to wait for: close rather than drain the rest
+        raise Refused(408, f"request body not received within {timeout:g} s ({size} bytes "
+                           "arrived)", "body_timeout", {"Connection": "close"}) from None
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> Refused:
+    return Refused(413, f"request body over {limit} bytes; raise --max-body-mb or send "
+                        "smaller batches", "too_large")
+
+
+def parse_json(raw: bytes) -> Any:
+    """JSON with at most MAX_DEPTH levels, no NaN/Infinity, no number past float64."""
+    bare = _STRING.sub(b'""', raw)  # brackets and digits inside strings do not count
+    depth = _depth(bare)
+    if depth > MAX_DEPTH:
+        raise BadInput(f"JSON nested {depth} levels deep; at most {MAX_DEPTH} are accepted")
+    if _LONG_NUMBER in bare.translate(_DIGITS_AS_9):
+        raise BadInput(f"JSON has a number of over {MAX_DIGITS} digits, beyond every tensor "
+                       "datatype")
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise BadInput(f"malformed JSON: {exc}") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise BadInput(f"JSON has {name}, which is not a JSON number; send finite numbers, or "
+                   "NaN as binary tensor data")
+
+
+def _depth(bare: bytes) -> int:
+    brackets = np.frombuffer(bare.translate(None, _NOT_BRACKET), np.uint8)
+    if not brackets.size:
+        return 0
+    steps = np.where(np.isin(brackets, _OPENERS), np.int32(1), np.int32(-1))
+    return int(np.cumsum(steps).max())
+
+
+def split_binary(raw: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+    """(JSON header, binary tensors) of a request body."""
+    if header_length is None:
+        return raw, b""
+    if not header_length.isdigit() or int(header_length) > len(raw):
+        raise BadInput(f"{HEADER_LENGTH}: {header_length!r} is not a length within the "
+                       f"{len(raw)}-byte body")
+    n = int(header_length)
+    return raw[:n], raw[n:]
+
+
+@dataclass
+class Decoded:
+    feeds: dict[str, np.ndarray]
+    wanted: Wanted
+    extra: dict[str, Any]  # request fields the answer repeats (`id`)
+
+
+def decode_body(raw: bytes, header_length: str | None, specs: Sequence[Tensor]) -> Decoded:
+    header, binary = split_binary(raw, header_length)
+    body = parse_json(header)
+    feeds, wanted = decode_request(body, specs, binary)
+    return Decoded(feeds, wanted, {"id": body["id"]} if "id" in body else {})
+
+
+def encode_body(head: dict[str, Any], specs: Sequence[Tensor],
+                arrays: Mapping[str, np.ndarray], wanted: Wanted) -> tuple[bytes, list[bytes]]:
+    """(JSON header, binary outputs) of an answer: `head` plus the outputs."""
+    entries, blobs = encode_outputs(specs, arrays, wanted)
+    text = json.dumps({**head, "outputs": entries}, separators=(",", ":"), allow_nan=False)
+    return text.encode(), blobs
+
+
+T = TypeVar("T")
+
+
+class Offload:
+    """Worker processes for big bodies, started on first use."""
+
+    def __init__(self, workers: int = OFFLOAD_WORKERS) -> None:
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
+
+    async def decode(self, raw: bytes, header_length: str | None,
+                     specs: Sequence[Tensor]) -> Decoded:
+        if len(raw) <= OFFLOAD_BYTES:
+            return decode_body(raw, header_length, specs)
+        return await self._call(decode_body, raw, header_length, list(specs))
+
+    async def encode(self, head: dict[str, Any], specs: Sequence[Tensor],
+                     arrays: Mapping[str, np.ndarray],
+                     wanted: Wanted) -> tuple[bytes, list[bytes]]:
+        as_json = sum(a.nbytes for name, a in arrays.items()
+                      if not (wanted.all_binary or name in wanted.binary))
+        if as_json <= OFFLOAD_BYTES // 4:  # JSON text is several times the array's bytes
+            return encode_body(head, specs, arrays, wanted)
+        return await self._call(encode_body, head, list(specs), dict(arrays), wanted)
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(self.workers,
+                                            mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_ignore_sigint)
+        pool = self.pool
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        except BrokenProcessPool:
+            if self.pool is pool:  # the next big body starts fresh workers
+                self.pool = None
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise Refused(503, "the worker decoding large bodies died (out of memory?); "
+                               "retry shortly", "worker_died", {"Retry-After": "1"}) from None
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group; the server stops its workers itself
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
