@@ -19,7 +19,7 @@ import pytest
 
 from mx.index_builder.keys import KeyRing, generate
 from mx.index_builder.trustmeta import refresh_timestamp, write_metadata
-from mx.sign.policy import KeySigner
+from mx.sign.policy import TrustedKey
 from tests.conftest import mx_subprocess
 from tests.support.servers import Host, static_host
 
@@ -199,7 +199,7 @@ def test_first_use_is_announced_once_and_metadata_cannot_be_dropped(
 def release_signers(world: Path) -> dict[str, list[dict[str, Any]]]:
     """What the builder puts in the targets metadata for namespace acme."""
     pem = (world / "keys/acme.pub").read_bytes()
-    return {"acme": [KeySigner(pem, "acme.pub").to_json()]}
+    return {"acme": [TrustedKey(pem, "acme.pub").to_json()]}
 
 
 def replace_tree(root: Path, other: Path) -> None:

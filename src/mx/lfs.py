@@ -19,7 +19,7 @@ _POINTER_RE = re.compile(
 )
 LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
 
-# The patterns `mx init` writes to .gitattributes (DESIGN section 2), plus `*.keras` and the
+# The patterns `mx init` writes to .gitattributes (docs/formats.md, mx.yaml), plus `*.keras` and the
 # tar that `mx convert --to savedmodel` writes.
 DEFAULT_PATTERNS = (
     "*.onnx", "*.ort", "*.pt", "*.safetensors", "*.tflite", "*.pb", "*.bin", "*.h5", "*.npz",

@@ -29,15 +29,15 @@ def verify(target: str, key: Path | None, identity: str | None, issuer: str | No
            ignore: tuple[str, ...], registry: str | None, as_json: bool) -> None:
     """Check a release's signature against a signer and its files."""
     from mx.cli.output import emit_json
-    from mx.sign.policy import IdentitySigner, KeySigner, Signer
+    from mx.sign.policy import TrustedIdentity, TrustedKey, TrustedSigner
 
     if (identity is None) != (issuer is None):
         raise click.UsageError("--identity and --issuer go together")
-    signers: list[Signer] = []
+    signers: list[TrustedSigner] = []
     if key is not None:
-        signers.append(KeySigner(key.read_bytes(), str(key)))
+        signers.append(TrustedKey(key.read_bytes(), str(key)))
     if identity and issuer:
-        signers.append(IdentitySigner(issuer, identity))
+        signers.append(TrustedIdentity(issuer, identity))
     path = Path(target)
     if path.is_dir():
         from mx.sign.release import verify_directory, verify_release

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mx.errors import ConfigError, IntegrityError
-from mx.sign.policy import Signer, signer_from_spec, verify_bundle
+from mx.sign.policy import TrustedSigner, signer_from_spec, verify_bundle
 from mx.sign.statement import compare, load_bundle
 
 
@@ -36,7 +36,7 @@ class TrustPolicy:
                    Path(tc).expanduser() if isinstance(tc, str) else None, allow_unsigned)
 
     def signers_for(self, namespace: str, signed: list[dict[str, Any]] | None,
-                    recorded: dict[str, Any] | None) -> list[Signer]:
+                    recorded: dict[str, Any] | None) -> list[TrustedSigner]:
         """Who may sign releases of `namespace`: the user's pin, else the signers the
         registry's signed metadata names (`signed`), else, only for an unsigned index the
         user chose to read, the signer the document records."""

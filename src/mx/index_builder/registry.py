@@ -85,4 +85,4 @@ def validate_registry(doc: Any, path: Path) -> Registry:
         where = f"{path}:{line}" if line else str(path)
         field = ".".join(str(p) for p in loc) or "(top level)"
         raise ConfigError(f"{where}: {field}: {str(err['msg']).removeprefix('Value error, ')}",
-                          hint="see DESIGN section 3 for the registry.yaml format") from None
+                          hint="see docs/formats.md (registry.yaml) for the format") from None

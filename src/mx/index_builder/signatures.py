@@ -11,7 +11,7 @@ from mx.errors import BuildError, ConfigError, IntegrityError
 from mx.index_builder.collect import Release
 from mx.index_builder.registry import Registry
 from mx.sign import notes
-from mx.sign.policy import Signer, signer_from_spec, verify_bundle
+from mx.sign.policy import TrustedSigner, signer_from_spec, verify_bundle
 from mx.sign.release import bundle_digest
 from mx.sign.statement import MAX_BUNDLE_BYTES, compare
 
@@ -32,9 +32,9 @@ class SignatureChecker:
         tc = trust_config or (registry_dir / registry.trust_config
                               if registry.trust_config else None)
         self.trust_config = tc
-        self._signers: dict[str, list[Signer]] = {}
+        self._signers: dict[str, list[TrustedSigner]] = {}
 
-    def signers(self, namespace: str) -> list[Signer]:
+    def signers(self, namespace: str) -> list[TrustedSigner]:
         if namespace not in self._signers:
             ns = self.registry.namespaces.get(namespace)
             specs = [s.model_dump(exclude_none=True) for s in ns.signers] if ns else []

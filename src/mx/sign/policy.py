@@ -16,7 +16,7 @@ from mx.sign.statement import SignedFiles, envelope, pae, parse_statement
 
 
 @dataclass(frozen=True)
-class KeySigner:
+class TrustedKey:
     public_key_pem: bytes
     label: str  # where the key came from, for messages
 
@@ -29,7 +29,7 @@ class KeySigner:
 
 
 @dataclass(frozen=True)
-class IdentitySigner:
+class TrustedIdentity:
     issuer: str
     identity: str  # exact, or a prefix followed by `*`
 
@@ -42,24 +42,24 @@ class IdentitySigner:
         return {"issuer": self.issuer, "identity": self.identity}
 
 
-Signer = KeySigner | IdentitySigner
+TrustedSigner = TrustedKey | TrustedIdentity
 
 
-def signer_from_spec(spec: dict[str, Any], base_dir: Path | None, origin: str) -> Signer:
+def signer_from_spec(spec: dict[str, Any], base_dir: Path | None, origin: str) -> TrustedSigner:
     """A signer from registry.yaml / config.toml (`public_key` is a path) or an index
     record (`public_key` is the PEM text)."""
     key = spec.get("public_key")
     if isinstance(key, str):
         if key.lstrip().startswith("-----BEGIN"):
-            return KeySigner(key.encode(), origin)
+            return TrustedKey(key.encode(), origin)
         path = (base_dir / key) if base_dir is not None else Path(key)
         try:
-            return KeySigner(path.read_bytes(), str(path))
+            return TrustedKey(path.read_bytes(), str(path))
         except OSError:
             raise ConfigError(f"{origin}: public key {path} cannot be read") from None
     issuer, identity = spec.get("issuer"), spec.get("identity")
     if isinstance(issuer, str) and isinstance(identity, str):
-        return IdentitySigner(issuer, identity)
+        return TrustedIdentity(issuer, identity)
     raise ConfigError(f"{origin}: a signer needs public_key, or issuer and identity")
 
 
@@ -69,7 +69,7 @@ class Verified:
     signer: dict[str, Any]  # what matched, as recorded in the index
 
 
-def verify_bundle(bundle: dict[str, Any], signers: list[Signer], origin: str,
+def verify_bundle(bundle: dict[str, Any], signers: list[TrustedSigner], origin: str,
                   trust_config: Path | None = None) -> Verified:
     """Check the bundle against any of `signers`; raise IntegrityError naming why not."""
     if not signers:
@@ -80,7 +80,7 @@ def verify_bundle(bundle: dict[str, Any], signers: list[Signer], origin: str,
     errors = []
     for signer in signers:
         try:
-            if isinstance(signer, KeySigner):
+            if isinstance(signer, TrustedKey):
                 if keyless:
                     raise IntegrityError("signed with a certificate, not a key")
                 files = _verify_key(bundle, signer, origin)
@@ -97,13 +97,13 @@ def verify_bundle(bundle: dict[str, Any], signers: list[Signer], origin: str,
                          hint=f"allowed: {listed}")
 
 
-def _describe(s: Signer) -> str:
-    if isinstance(s, KeySigner):
+def _describe(s: TrustedSigner) -> str:
+    if isinstance(s, TrustedKey):
         return f"key {s.label} ({s.key_id[:12]})"
     return f"{s.identity} from {s.issuer}"
 
 
-def _verify_key(bundle: dict[str, Any], signer: KeySigner, origin: str) -> SignedFiles:
+def _verify_key(bundle: dict[str, Any], signer: TrustedKey, origin: str) -> SignedFiles:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -126,7 +126,7 @@ def _verify_key(bundle: dict[str, Any], signer: KeySigner, origin: str) -> Signe
     raise IntegrityError(f"key {signer.label} did not make this signature")
 
 
-def _verify_keyless(bundle: dict[str, Any], signer: IdentitySigner, origin: str,
+def _verify_keyless(bundle: dict[str, Any], signer: TrustedIdentity, origin: str,
                     trust_config: Path | None) -> tuple[SignedFiles, str]:
     import json
 

@@ -11,7 +11,7 @@ from typing import Any
 from mx import gitrepo
 from mx.errors import GitError, MxError
 from mx.sign import notes
-from mx.sign.policy import Signer, Verified, verify_bundle
+from mx.sign.policy import TrustedSigner, Verified, verify_bundle
 from mx.sign.signers import BundleSigner
 from mx.sign.statement import IGNORED, MAX_BUNDLE_BYTES, compare, load_bundle
 
@@ -70,7 +70,7 @@ def sign_release(path: Path, tag: str | None, signer: BundleSigner) -> Located:
     return where
 
 
-def verify_release(path: Path, tag: str | None, signers: list[Signer],
+def verify_release(path: Path, tag: str | None, signers: list[TrustedSigner],
                    trust_config: Path | None = None) -> tuple[Located, Verified]:
     """Check the release's note against `signers` and the files of its tag (from git)."""
     where = locate_release(path, tag)
@@ -86,7 +86,7 @@ def verify_release(path: Path, tag: str | None, signers: list[Signer],
     return where, verified
 
 
-def verify_directory(model_dir: Path, signature: Path, signers: list[Signer],
+def verify_directory(model_dir: Path, signature: Path, signers: list[TrustedSigner],
                      ignore: list[str], trust_config: Path | None = None) -> Verified:
     """Check a standalone bundle against the files of a directory on disk."""
     from mx.fsutil import sha256_file
