@@ -63,9 +63,10 @@ def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
     import uvicorn
 
     from mx.infer.model import resolve_model
-    from mx.serve.app import ServeLimits, Server, build_app
+    from mx.serve.app import build_app
     from mx.serve.batcher import BatchPolicy
     from mx.serve.conn import guarded_protocol, raise_open_file_limit
+    from mx.serve.core import InferenceCore, ServeLimits
 
     parsed = [_canary(c) for c in canaries]
     inflight_mb = 2 * max_body_mb if max_inflight_mb is None else max_inflight_mb
@@ -84,7 +85,7 @@ def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
                          BatchPolicy(max_batch_size, max_queue_delay_ms / 1000), workers,
                          inflight_bytes=int(inflight_mb * (1 << 20)),
                          header_timeout=header_timeout, body_timeout=body_timeout)
-    server = Server(limits, lambda spec: resolve_model(spec, registry, variant, threads,
+    server = InferenceCore(limits, lambda spec: resolve_model(spec, registry, variant, threads,
                                                        spin=False))
     for spec in specs:
         server.load(spec)

@@ -1,0 +1,149 @@
+"""The inference core, apart from any protocol: which models are served, finding one,
+running a request through its batcher, health and metadata, metrics and the request log.
+
+REST (`mx.serve.app`) wraps it in Starlette routes; a gRPC endpoint would wrap the same
+calls. Errors a client caused are `ServeError` with the HTTP-style status to answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mx import __version__
+from mx.errors import MxError
+from mx.infer.model import LoadedModel
+from mx.serve.batcher import Batcher, BatchPolicy, Feeds
+from mx.serve.intake import BodyBudget, Offload
+from mx.serve.metrics import Metrics
+from mx.serve.registry import ModelSet, Served
+from mx.serve.tensors import model_metadata
+
+log = logging.getLogger("mx.serve")
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    max_body_bytes: int = 64 << 20
+    policy: BatchPolicy = field(default_factory=BatchPolicy)
+    workers: int = 4  # threads running onnxruntime
+    inflight_bytes: int = 128 << 20  # request bodies held at once; at least max_body_bytes
+    header_timeout: float = 10.0  # seconds from connecting to the end of the request head
+    body_timeout: float = 60.0  # seconds from the request head to the end of its body
+
+
+class ServeError(Exception):
+    """What to answer a client: a status (HTTP's numbers; gRPC maps them) and one line."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class InferenceCore:
+    """State shared by every protocol; `load` adds a model version without stopping traffic."""
+
+    def __init__(self, limits: ServeLimits, loader: Callable[[str], LoadedModel]) -> None:
+        self.limits, self.loader = limits, loader
+        self.models = ModelSet()
+        self.metrics = Metrics()
+        self.executor = ThreadPoolExecutor(limits.workers, thread_name_prefix="mx-ort")
+        self.budget = BodyBudget(limits.inflight_bytes)
+        self.metrics.body_bytes.set_function(lambda: self.budget.used)
+        self.offload = Offload()
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.offload.close()
+
+    # -- the model set ---------------------------------------------------------------
+
+    def attach(self, model: LoadedModel, spec: str, make_default: bool = True) -> None:
+        labels = (model.name, model.version)
+        batcher = Batcher(model, self.limits.policy, self.executor,
+                          on_batch=lambda rows: self.metrics.batch_size.labels(*labels)
+                          .observe(rows))
+        self.metrics.load_seconds.labels(*labels).set(model.load_seconds)
+        self.models.add(Served(model, batcher), spec, make_default)
+        log.info(json.dumps({"event": "loaded", "model": model.name, "version": model.version,
+                             "load_seconds": round(model.load_seconds, 4)}))
+
+    def load(self, spec: str, make_default: bool = True) -> LoadedModel | None:
+        try:
+            model = self.loader(spec)
+        except MxError as exc:
+            # by model name when the spec has one, so /v2/models/<name>/ready can say why
+            self.models.failed[spec.split("@")[0]] = exc.message
+            log.warning(json.dumps({"event": "load_failed", "spec": spec,
+                                    "error": exc.message}))
+            return None
+        self.attach(model, spec, make_default)
+        return model
+
+    def reload(self, name: str) -> LoadedModel:
+        """Resolve `name`'s spec again and serve what it now names (ServeError if it fails)."""
+        route = self.models.routes.get(name)
+        spec = route.spec if route else name
+        loaded = self.load(spec)
+        if loaded is None:
+            why = self.models.failed.get(spec.split("@")[0], "failed")
+            raise ServeError(400, f"{spec}: {why}")
+        return loaded
+
+    def find(self, name: str, version: str | None) -> Served:
+        models = self.models
+        if name in models.failed:
+            raise ServeError(503, f"model {name!r} is not ready: {models.failed[name]}")
+        if name not in models.versions:
+            raise ServeError(404, f"unknown model {name!r}; serving: "
+                             + (", ".join(sorted(models.versions)) or "none"))
+        served = models.get(name, version)
+        if served is None:
+            raise ServeError(404, f"model {name!r} has no version {version!r}; serving: "
+                             + ", ".join(sorted(models.versions[name])))
+        return served
+
+    # -- health and metadata ------------------------------------------------------------
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        models = self.models
+        return models.ready, {"ready": models.ready, "models": sorted(models.versions),
+                              "not_ready": dict(sorted(models.failed.items()))}
+
+    def server_metadata(self) -> dict[str, Any]:
+        return {"name": "mx", "version": __version__,
+                "extensions": ["model_repository", "binary_tensor_data"]}
+
+    def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
+        found = self.find(name, version)
+        meta = model_metadata(found.model)
+        if version is None:
+            meta["versions"] = sorted(self.models.versions[found.model.name])
+        return meta
+
+    # -- inference --------------------------------------------------------------------
+
+    async def run(self, served: Served, feeds: Feeds) -> dict[str, np.ndarray]:
+        """One request's rows through the model's batcher."""
+        return await served.batcher.infer(feeds)
+
+    def record(self, name: str, version: str, status: int, seconds: float,
+               message: str | None) -> None:
+        """Metrics and the one log line of a finished inference request."""
+        self.metrics.requests.labels(name, version, str(status)).inc()
+        if version:
+            self.metrics.latency.labels(name, version).observe(seconds)
+            log.info(json.dumps({"event": "infer", "model": name, "version": version,
+                                 "status": status, "ms": round(seconds * 1000, 3),
+                                 **({"error": message} if message else {})}))
+
+    def clock(self) -> float:
+        return time.perf_counter()

@@ -1,0 +1,86 @@
+"""The inference core and its REST routes in-process, through Starlette's TestClient: no
+server process, no sockets, a real onnxruntime model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from starlette.testclient import TestClient
+
+from mx.errors import ConfigError
+from mx.examples import linear_classifier, manifest_text
+from mx.infer.model import LoadedModel, resolve_model
+from mx.serve.app import build_app
+from mx.serve.core import InferenceCore, ServeError, ServeLimits
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "iris"
+    d.mkdir()
+    linear_classifier(d / "model.onnx", seed=3)
+    (d / "mx.yaml").write_text(manifest_text("acme/iris", "1.0.0"))
+    return d
+
+
+@pytest.fixture
+def core(model_dir: Path) -> Iterator[InferenceCore]:
+    def loader(spec: str) -> LoadedModel:
+        if spec == "acme/broken":
+            raise ConfigError("acme/broken: no such model in the test")
+        return resolve_model(str(model_dir), spin=False)
+
+    c = InferenceCore(ServeLimits(workers=1), loader)
+    assert c.load(str(model_dir)) is not None
+    yield c
+    c.close()
+
+
+def test_find_and_metadata_without_a_protocol(core: InferenceCore) -> None:
+    assert core.find("acme/iris", None).model.version == "1.0.0"
+    with pytest.raises(ServeError) as missing:
+        core.find("acme/nope", None)
+    assert missing.value.status == 404 and "serving: acme/iris" in missing.value.message
+    with pytest.raises(ServeError) as version:
+        core.find("acme/iris", "9.9.9")
+    assert version.value.status == 404
+    meta = core.model_metadata("acme/iris", None)
+    assert meta["versions"] == ["1.0.0"] and meta["inputs"][0]["datatype"] == "FP32"
+    assert core.readiness()[0] is True
+
+
+def test_rest_routes_over_the_core(core: InferenceCore, model_dir: Path) -> None:
+    client = TestClient(build_app(core))
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2").json()["extensions"] == ["model_repository", "binary_tensor_data"]
+    x = np.random.default_rng(0).random((3, 4), np.float32)
+    body = {"inputs": [{"name": "input", "shape": [3, 4], "datatype": "FP32",
+                        "data": x.ravel().tolist()}]}
+    r = client.post("/v2/models/acme/iris/infer", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()["outputs"][0]
+    direct = ort.InferenceSession(str(model_dir / "model.onnx")).run(None, {"input": x})[0]
+    assert np.allclose(np.array(out["data"], np.float32).reshape(out["shape"]), direct)
+    bad = client.post("/v2/models/acme/iris/infer", json={"inputs": [
+        {"name": "input", "shape": [1, 5], "datatype": "FP32", "data": [0.0] * 5}]})
+    assert bad.status_code == 400 and "input" in bad.json()["error"]
+    assert client.get("/v2/models/acme/nope").status_code == 404
+    metrics = client.get("/metrics").text
+    assert 'mx_requests_total{model="acme/iris",status="200",version="1.0.0"} 1.0' in metrics
+    assert 'mx_requests_total{model="acme/iris",status="400",version="1.0.0"} 1.0' in metrics
+
+
+def test_a_model_that_fails_to_load_is_reported(core: InferenceCore) -> None:
+    assert core.load("acme/broken") is None
+    client = TestClient(build_app(core))
+    ready = client.get("/v2/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["not_ready"] == {"acme/broken": "acme/broken: no such model in the test"}
+    r = client.post("/v2/models/acme/broken/infer", json={"inputs": []})
+    assert r.status_code == 503 and "is not ready" in r.json()["error"]
+    again = client.post("/v2/repository/models/acme/broken/load")
+    assert again.status_code == 400 and "no such model" in again.json()["error"]
