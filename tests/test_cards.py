@@ -235,3 +235,12 @@ def test_docs_list_every_accepted_heading() -> None:
     docs = (Path(__file__).parents[1] / "docs" / "formats.md").read_text(encoding="utf-8")
     for section, headings in SECTION_HEADINGS.items():
         assert f"| {section} | {'; '.join(headings)} |" in docs, section
+
+
+def test_crlf_card_reads_like_lf() -> None:
+    text = (CARDS / "distilbert-base-uncased.md").read_text()
+    lf, crlf = parse_card(text, "R.md"), parse_card(text.replace("\n", "\r\n"), "R.md")
+    assert crlf.meta == lf.meta and crlf.body_line == lf.body_line
+    assert [(h.title, h.line, h.has_text) for h in crlf.headings] == \
+        [(h.title, h.line, h.has_text) for h in lf.headings]
+    assert section_problems(crlf) == []

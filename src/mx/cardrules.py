@@ -59,7 +59,7 @@ SECTION_HEADINGS: dict[str, tuple[str, ...]] = {
 }
 
 # mx rules version: part of the builder's cache key, so a change re-checks every card.
-RULES_VERSION = 2
+RULES_VERSION = 1
 
 _OPTIONAL = re.compile(r"\[optional\]|\(optional\)")
 
