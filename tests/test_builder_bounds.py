@@ -93,3 +93,27 @@ def test_relative_cache_dir(mx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert res.code == 0, res.err
     assert (tmp_path / "out/tuf/timestamp.json").is_file() and reg.is_file()
     assert (tmp_path / "build-cache").is_dir()
+
+
+def test_plain_git_onnx_is_checked_as_mx_validate_checks_it(mx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    repo = make_model_repo(tmp_path / "iris", "acme/iris", ["1.0.0"])
+    (repo.path / ".gitattributes").write_text("")  # model.onnx is now a plain git blob
+    git(repo.path, "rm", "-q", "--cached", "model.onnx")
+    manifest = repo.path / "mx.yaml"
+    manifest.write_text(manifest.read_text().replace("shape: [batch, 3]", "shape: [batch, 7]"))
+    git(repo.path, "add", "-A")
+    git(repo.path, "commit", "-qm", "plain, and a signature the graph does not have")
+    git(repo.path, "tag", "-d", "v1.0.0")
+    git(repo.path, "tag", "-a", "-m", "release", "v1.0.0")
+    private, _ = make_signing_key(tmp_path / "keys", "acme")
+    sign_all_releases(repo.path, private)
+    out = tmp_path / "out"
+    res = mx("index", "build", registry(tmp_path, repo.path, mirror=False), "-o", out)
+    assert res.code == 0, res.err
+    where = f"source {repo.path}, tag v1.0.0: "
+    assert (f"{where}mx.yaml: artifacts[0] model.onnx: output 'probabilities' axis 1 is 3 in "
+            "the graph but 7 in the signature") in res.err, res.err
+    assert f"{where}fails `mx validate` (1 problem) (release skipped)" in res.err
+    assert not (out / "index/models/acme/iris.json").exists()
+    res = mx("validate", repo.path)  # the same verdict, from the work tree
+    assert "output 'probabilities' axis 1 is 3 in the graph but 7 in the signature" in res.out

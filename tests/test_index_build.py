@@ -3,6 +3,9 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from mx.examples import ExampleRepo, git, make_model_repo, manifest_text, sign_all_releases
 from tests.conftest import REGISTRY_YAML
@@ -179,3 +182,78 @@ def test_stale_models_are_removed(mx, registry_file: Path, built: Path) -> None:
     assert mx("index", "build", registry_file, "-o", built).code == 0
     assert not (built / "index/models/acme/resnet.json").exists()
     assert not (built / "cards/acme/resnet").exists()
+
+
+def release_with_card(repo: Path, version: str, card: str) -> None:
+    (repo / "README.md").write_text(card)
+    (repo / "mx.yaml").write_text(manifest_text("acme/iris", version))
+    git(repo, "commit", "-qam", f"card of {version}")
+    git(repo, "tag", f"v{version}")
+
+
+def test_release_whose_card_fails_validate_is_skipped_or_strict(  # type: ignore[no-untyped-def]
+        mx, tmp_path: Path, registry_file: Path, repos: dict[str, ExampleRepo]) -> None:
+    from mx.examples import card_text
+
+    card = card_text("acme/iris").replace("tags: [example]", "tags: [example, {a: 1}]")
+    card = card.replace("## Evaluation\n", "## Notes\n")
+    release_with_card(repos["iris"].path, "1.3.0", card)
+    out = tmp_path / "out"
+    res = mx("index", "build", registry_file, "-o", out)
+    assert res.code == 0, res.err
+    where = "source repos/iris, tag v1.3.0: "
+    assert f"warning: {where}README.md:5: front matter tags[1]: a mapping is not a string" \
+        in res.err
+    assert f"warning: {where}README.md:" in res.err and \
+        "section 'Evaluation' is missing" in res.err
+    assert f"{where}fails `mx validate` (2 problems) (release skipped)" \
+        in res.err
+    doc = json.loads((out / "index/models/acme/iris.json").read_text())
+    assert "1.3.0" not in doc["versions"] and "1.1.0" in doc["versions"]
+    refused(mx, registry_file, out, "tag v1.3.0", "fails `mx validate`", "tags[1]",
+            "section 'Evaluation' is missing", args=("--strict",))
+
+
+def test_registry_card_rules_apply_to_the_build(  # type: ignore[no-untyped-def]
+        mx, tmp_path: Path, registry_file: Path, repos: dict[str, ExampleRepo]) -> None:
+    from mx.examples import card_text
+
+    repo = repos["iris"].path
+    release_with_card(repo, "1.3.0", card_text("acme/iris").replace("## Bias and risks\n",
+                                                                    "## Notes\n"))
+    sign_all_releases(repo, registry_file.parent / "keys" / "acme.pem")
+    out = tmp_path / "out"
+    res = mx("index", "build", registry_file, "-o", out)
+    assert "section 'Bias and risks' is missing" in res.err
+    registry_file.write_text(registry_file.read_text() + "card:\n  required_sections: "
+                             "[Model details, Intended use, Evaluation]\n")
+    res = mx("index", "build", registry_file, "-o", out)
+    assert res.code == 0 and "skipped" not in res.err, res.err
+    assert "1.3.0" in json.loads((out / "index/models/acme/iris.json").read_text())["versions"]
+
+
+def test_rebuild_parses_no_card_again(mx, tmp_path: Path, registry_file: Path,  # type: ignore[no-untyped-def]
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    assert mx("index", "build", registry_file, "-o", out).code == 0
+    verdicts = json.loads((tmp_path / "mxhome/build/release-checks.json").read_text())
+    assert len(verdicts) == 5 and all(v == [] for v in verdicts.values())  # 4 iris + resnet
+
+    from mx.index_builder import releasecheck
+
+    parsed: list[str] = []
+    real = releasecheck.card_problems
+
+    def counting(text: str, shown: str, *rest: Any) -> Any:
+        parsed.append(shown)
+        return real(text, shown, *rest)
+
+    monkeypatch.setattr(releasecheck, "card_problems", counting)
+    res = mx("index", "build", registry_file, "-o", out, "--json")
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["documents_written"] == 0 and parsed == []
+    # New rules are a new verdict: every card is judged again.
+    registry_file.write_text(registry_file.read_text() + "card:\n  required_sections: "
+                             "[Evaluation]\n")
+    assert mx("index", "build", registry_file, "-o", out).code == 0
+    assert len(parsed) == 5

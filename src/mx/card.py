@@ -1,4 +1,11 @@
-"""The model card: Markdown with Hugging Face front matter and required sections."""
+"""The model card: Markdown with Hugging Face front matter, read the way the Hub reads it.
+
+The front matter block is found as huggingface_hub finds it (blank lines may come first;
+it closes at a line that is `---`); its fields are checked in `mx.cardmeta`. The body is
+parsed by a CommonMark parser (markdown-it, with GFM tables), so a `#` line in a code
+fence, a setext heading or an HTML comment count exactly as GitHub and the Hub render
+them. Which headings a registry requires is `mx.cardrules`.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +13,35 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from mx import yamlio
+from mx.cardmeta import CardMeta, check_meta
 from mx.errors import ConfigError
 
-REQUIRED_SECTIONS = (
-    "Model details",
-    "Intended use",
-    "Limitations",
-    "Bias and risks",
-    "Training data",
-    "Evaluation",
-)
+# huggingface_hub's REGEX_YAML_BLOCK: optional leading whitespace, '---', the YAML, and a
+# closing '---' line (trailing blanks allowed; '...' does not close it on the Hub).
+_OPEN_RE = re.compile(r"\A(\s*)---[ \t]*(?:\r\n|\r|\n)")
+_CLOSE_RE = re.compile(r"^---[ \t]*\r?$", re.M)
+_COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+# What templates leave in a section nobody filled in: the Hub template's and the Trainer's
+# placeholder, and a bold "**Label:**" with nothing after it.
+_PLACEHOLDER_RE = re.compile(r"\[?\s*more information needed\s*\]?", re.I)
+_LABEL_ONLY_RE = re.compile(r"^\W*(\*\*|__)[^*_]*?:?\s*(\*\*|__)\W*$")
+# The Hub template's default text under "Recommendations", kept when left unfilled.
+_BOILERPLATE = frozenset({
+    "users both direct and downstream should be made aware of the risks biases and "
+    "limitations of the model more information needed for further recommendations",
+})
 
-_HEADING_RE = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_FENCE_RE = re.compile(r"^\s*(```|~~~)")
-_COMMENT_RE = re.compile(r"<!--.*?-->", re.S)
 
-
-class CardMeta(BaseModel):
-    """Front matter with the Hugging Face keys; others are kept."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    license: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    datasets: list[str] = Field(default_factory=list)
-    metrics: list[str] = Field(default_factory=list)
-    pipeline_tag: str | None = None
-    library_name: str | None = None
-    base_model: str | list[str] | None = None
-    base_model_relation: str | None = None
-    language: str | list[str] | None = None
-    model_index: list[dict[str, Any]] | None = Field(default=None, alias="model-index")
+@dataclass
+class Heading:
+    title: str  # as written, Markdown stripped
+    level: int  # 1 for '#', 6 for '######'
+    line: int  # 1-based line in the card file
+    has_text: bool = False  # anything but comments and placeholders under it (subsections too)
 
 
 @dataclass
@@ -47,72 +49,117 @@ class Card:
     meta: CardMeta
     body: str
     body_line: int  # 1-based line of the body's first line in the file
-    sections: dict[str, tuple[int, str]] = field(default_factory=dict)  # title -> (line, text)
+    headings: list[Heading] = field(default_factory=list)
+    meta_problems: list[tuple[int | None, str]] = field(default_factory=list)
+    meta_line: int = 1  # the front matter's opening '---' (1 when there is none)
+    key_lines: dict[str, int] = field(default_factory=dict)  # top-level key -> its line
+
+    def line_of(self, key: str) -> int:
+        return self.key_lines.get(key, self.meta_line)
+
+
+def _front_matter(text: str) -> tuple[int, str, str, int] | None:
+    """(first YAML line, YAML text, body, body's first line), 1-based; None if no block."""
+    opened = _OPEN_RE.match(text)
+    if opened is None:
+        return None
+    closed = _CLOSE_RE.search(text, opened.end())
+    if closed is None:
+        return None
+    yaml_line = text.count("\n", 0, opened.end()) + 1
+    end = closed.end()
+    if text.startswith("\r\n", end):
+        end += 2
+    elif text.startswith(("\n", "\r"), end):
+        end += 1
+    body_line = text.count("\n", 0, end) + 1
+    return yaml_line, text[opened.end():closed.start()], text[end:], body_line
 
 
 def split_front_matter(text: str, origin: str) -> tuple[Any, str, int]:
     """Return (front matter document or None, body, body's first line)."""
-    if not text.startswith("---"):
-        return None, text, 1
-    lines = text.splitlines(keepends=True)
-    if lines[0].strip() != "---":
-        return None, text, 1
-    for i in range(1, len(lines)):
-        if lines[i].strip() in ("---", "..."):
-            doc = yamlio.load_text("".join(lines[1:i]), origin)
-            return doc, "".join(lines[i + 1 :]), i + 2
-    raise ConfigError(f"{origin}:1: front matter opened with '---' is never closed")
+    doc, body, body_line, _ = _split(text, origin)
+    return doc, body, body_line
 
 
-def parse_sections(body: str, first_line: int) -> dict[str, tuple[int, str]]:
-    """Map each heading (lower-cased) to its line and the text under it, up to the next heading."""
-    out: dict[str, tuple[int, str]] = {}
-    current: str | None = None
-    buf: list[str] = []
-    in_fence = False
-    for n, line in enumerate(body.splitlines(), start=first_line):
-        if _FENCE_RE.match(line):
-            in_fence = not in_fence
-        m = None if in_fence else _HEADING_RE.match(line)
-        if m:
-            if current is not None:
-                out[current] = (out[current][0], "\n".join(buf))
-            current = m.group(2).strip().lower()
-            out.setdefault(current, (n, ""))
-            buf = []
-        elif current is not None:
-            buf.append(line)
-    if current is not None:
-        out[current] = (out[current][0], "\n".join(buf))
-    return out
+def _split(text: str, origin: str) -> tuple[Any, str, int, int]:
+    found = _front_matter(text)
+    if found is None:
+        opened = _OPEN_RE.match(text)
+        if opened:
+            # Not front matter to the Hub (the card shows as text); say so rather than
+            # silently reading no license.
+            line = text.count("\n", 0, opened.end())
+            raise ConfigError(f"{origin}:{line}: front matter opened with '---' is never closed")
+        return None, text, 1, 0
+    yaml_line, yaml_text, body, body_line = found
+    # Padding with newlines makes YAML error lines and node lines those of the card file.
+    doc = yamlio.load_text("\n" * (yaml_line - 1) + yaml_text, origin)
+    return doc, body, body_line, yaml_line
 
 
 def parse_card(text: str, origin: str) -> Card:
-    doc, body, body_line = split_front_matter(text, origin)
-    raw = yamlio.to_plain(doc) if doc is not None else {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{origin}:2: front matter must be a YAML mapping")
-    try:
-        meta = CardMeta.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        line = yamlio.line_of(doc, loc)
-        where = f"{origin}:{line + 1}" if line else origin  # +1: the '---' line
-        raise ConfigError(
-            f"{where}: front matter {'.'.join(map(str, loc))}: {err['msg']}",
-            hint="the front matter uses the Hugging Face model card keys",
-        ) from None
-    return Card(meta, body, body_line, parse_sections(body, body_line))
+    """The card with its front matter checked (every problem kept in `meta_problems`).
+
+    Raises ConfigError only when the front matter cannot be read at all (bad YAML, not a
+    mapping, never closed)."""
+    doc, body, body_line, yaml_line = _split(text, origin)
+    if doc is not None and not isinstance(doc, dict):
+        raise ConfigError(f"{origin}:{yaml_line}: front matter must be a YAML mapping "
+                          "(key: value lines)")
+    meta, problems = check_meta(doc)
+    key_lines = {k: line for k in (doc or {}) if isinstance(k, str)
+                 and (line := yamlio.line_of(doc, (k,))) is not None}
+    return Card(meta, body, body_line, parse_headings(body, body_line), problems,
+                max(yaml_line - 1, 1), key_lines)
 
 
-def section_problems(card: Card) -> list[tuple[int, str]]:
-    """(line, message) for each required section that is missing or empty."""
-    problems: list[tuple[int, str]] = []
-    for title in REQUIRED_SECTIONS:
-        found = card.sections.get(title.lower())
-        if found is None:
-            problems.append((card.body_line, f"section '{title}' is missing"))
-        elif not _COMMENT_RE.sub("", found[1]).strip():
-            problems.append((found[0], f"section '{title}' is empty"))
-    return problems
+def _markdown() -> MarkdownIt:
+    return MarkdownIt("commonmark").enable("table")
+
+
+def parse_headings(body: str, first_line: int) -> list[Heading]:
+    """Top-level ATX and setext headings, each told whether text follows it before the
+    next heading of the same or a higher level (its subsections' text counts)."""
+    tokens = _markdown().parse(body)
+    headings: list[Heading] = []
+    text_lines: list[int] = []  # lines where real text starts
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.type == "heading_open" and tok.level == 0 and tok.map:
+            title = _plain(tokens[i + 1]) if i + 1 < len(tokens) else ""
+            headings.append(Heading(title, int(tok.tag[1]), first_line + tok.map[0]))
+            i += 3  # heading_open, inline, heading_close
+            continue
+        if tok.map and tok.type in ("inline", "fence", "code_block", "html_block") \
+                and has_text(tok.content, code=tok.type in ("fence", "code_block")):
+            text_lines.append(first_line + tok.map[0])
+        i += 1
+    for n, h in enumerate(headings):
+        end = next((o.line for o in headings[n + 1:] if o.level <= h.level), None)
+        h.has_text = any(h.line < line and (end is None or line < end) for line in text_lines)
+    return headings
+
+
+def has_text(content: str, code: bool = False) -> bool:
+    """Whether a block says something: not only comments, placeholders or bare labels."""
+    if code:
+        return bool(content.strip())
+    stripped = _COMMENT_RE.sub("", content)
+    for line in stripped.splitlines():
+        line = _PLACEHOLDER_RE.sub("", line)
+        if not re.search(r"\w", line) or _LABEL_ONLY_RE.match(line):
+            continue
+        return _words(stripped) not in _BOILERPLATE
+    return False
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def _plain(inline: Token) -> str:
+    """A heading's text without Markdown: `**Uses**` and `[Uses](#uses)` read 'Uses'."""
+    parts = [c.content for c in inline.children or [] if c.type in ("text", "code_inline")]
+    return "".join(parts).strip() if parts else inline.content.strip()

@@ -1,4 +1,4 @@
-"""`mx validate [DIR] [--write] [--json]`"""
+"""`mx validate [DIR] [--write] [--json] [--registry registry.yaml]`"""
 
 from __future__ import annotations
 
@@ -13,12 +13,21 @@ from mx.errors import ValidationFailed
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--write", is_flag=True, help="Fill in (or correct) sha256 and size in mx.yaml.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def validate(directory: Path, write: bool, as_json: bool) -> None:
+@click.option("--registry", "registry_file", metavar="REGISTRY_YAML",
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Check the card against this registry's `card:` rules (the ones "
+                   "`mx index build` applies) instead of mx's defaults.")
+def validate(directory: Path, write: bool, as_json: bool, registry_file: Path | None) -> None:
     """Check a model directory: manifest, card, files and hashes, LFS state, ONNX."""
     from mx.cli.output import emit_json
     from mx.validate import validate_model
 
-    report = validate_model(directory, write=write)
+    policy = None
+    if registry_file is not None:
+        from mx.index_builder.registry import load_registry
+
+        policy = load_registry(registry_file).card
+    report = validate_model(directory, write=write, card_policy=policy)
     if as_json:
         emit_json(report.to_json())
     else:

@@ -22,6 +22,7 @@ from mx.index_builder.collect import Collected, ManifestCache, Release, collect_
 from mx.index_builder.keys import KeyRing
 from mx.index_builder.mirror import ObjectLocator
 from mx.index_builder.registry import Registry, load_registry
+from mx.index_builder.releasecheck import ReleaseChecks
 from mx.index_builder.signatures import SignatureChecker
 from mx.index_builder.sources import open_source
 from mx.index_builder.trustmeta import write_metadata
@@ -71,9 +72,10 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
     transport = transport or Transport()
     collected = Collected()
     manifests = ManifestCache(cache_dir / "manifests.json")
+    checks = ReleaseChecks(cache_dir / "release-checks.json", registry.card)
     for spec in registry.sources:
         source = open_source(spec, registry_dir, cache_dir)
-        collect_source(source, collected, strict, manifests)
+        collect_source(source, collected, strict, manifests, checks)
     _check_curation(registry, collected)
     releases = [r for versions in collected.releases.values() for r in versions.values()]
     checker = SignatureChecker(registry, registry_dir, allow_unsigned, trust_config)
@@ -91,6 +93,7 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
                                               else {}, out)
     locator.save()
     manifests.save()
+    checks.save()
     docs: dict[Path, bytes] = {}
     search = []
     pages: dict[str, tuple[dict[str, Any], str, bytes]] = {}

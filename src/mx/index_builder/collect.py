@@ -14,6 +14,7 @@ from mx import gitrepo, lfs, yamlio
 from mx.errors import BuildError, ConfigError
 from mx.fsutil import atomic_write_bytes
 from mx.gitrepo import ReleaseTag
+from mx.index_builder.releasecheck import ReleaseChecks
 from mx.index_builder.sources import Source
 from mx.manifest import Manifest, parse_manifest
 from mx.names import MANIFEST_FILE
@@ -58,7 +59,13 @@ class Collected:
 
 
 class Skip(Exception):
-    """This release fails validation: skipped with a warning (an error under --strict)."""
+    """This release fails validation: skipped with a warning (an error under --strict).
+
+    `problems` are the lines `mx validate` would print, when there are several."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
 
 
 class ManifestCache:
@@ -98,18 +105,20 @@ class ManifestCache:
 
 
 def collect_source(source: Source, out: Collected, strict: bool,
-                   manifests: ManifestCache) -> None:
+                   manifests: ManifestCache, checks: ReleaseChecks) -> None:
     wanted = set(source.spec.models) if source.spec.models is not None else None
     for tag in gitrepo.release_tags(source.repo):
         if wanted is not None and tag.model_dir not in wanted:
             continue
         where = f"source {source.label}, tag {tag.tag}"
         try:
-            release = read_release(source, tag, manifests)
+            release = read_release(source, tag, manifests, checks)
         except Skip as exc:
             if strict:
-                raise BuildError(f"{where}: {exc}", hint="fix the release, or drop --strict "
-                                 "to skip it with a warning") from None
+                detail = "".join(f"; {p}" for p in exc.problems)
+                raise BuildError(f"{where}: {exc}{detail}", hint="fix the release, or drop "
+                                 "--strict to skip it with a warning") from None
+            out.warnings += [f"{where}: {p}" for p in exc.problems]
             out.warnings.append(f"{where}: {exc} (release skipped)")
             continue
         name = release.manifest.name
@@ -133,7 +142,8 @@ def collect_source(source: Source, out: Collected, strict: bool,
         versions[key] = release
 
 
-def read_release(source: Source, tag: ReleaseTag, manifests: ManifestCache) -> Release:
+def read_release(source: Source, tag: ReleaseTag, manifests: ManifestCache,
+                 checks: ReleaseChecks) -> Release:
     repo, commit = source.repo, tag.commit
     mpath = gitrepo.join(tag.model_dir, MANIFEST_FILE)
     blob_id = gitrepo.blob_id(repo, commit, mpath)
@@ -150,9 +160,24 @@ def read_release(source: Source, tag: ReleaseTag, manifests: ManifestCache) -> R
     card = gitrepo.tree_entry_data(repo, commit, card_path)
     if card is None:
         raise Skip(f"card {card_path} does not exist at this tag")
+    card_blob = gitrepo.blob_id(repo, commit, card_path) or hashlib.sha256(card).hexdigest()
+    # Every problem `mx validate` would report from these files, not only the first.
+    problems = list(checks.card(card_blob, card, card_path, manifest.license))
     endpoint = source.lfs_endpoint(commit, tag.model_dir)
-    artifacts = [_artifact(source, tag, a.path, a.format, a.variant, a.sha256, a.size, endpoint)
-                 for a in manifest.artifacts]
+    artifacts = []
+    for i, a in enumerate(manifest.artifacts):
+        try:
+            ref = _artifact(source, tag, a.path, a.format, a.variant, a.sha256, a.size, endpoint)
+        except Skip as exc:
+            problems.append(str(exc))
+            continue
+        artifacts.append(ref)
+        if ref.blob is not None and str(a.format) == "onnx":
+            problems += checks.onnx(ref.blob, a, manifest.signature,
+                                    f"{mpath}: artifacts[{i}] {a.path}")
+    if problems:
+        n = len(problems)
+        raise Skip(f"fails `mx validate` ({n} problem{'s' if n > 1 else ''})", problems)
     benchmarks = None
     if manifest.benchmarks:
         raw = gitrepo.tree_entry_data(repo, commit, gitrepo.join(tag.model_dir,

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mx import yamlio
+from mx.cardrules import CardPolicy
 from mx.errors import ConfigError
 from mx.index_builder.giturl import check_repo
 from mx.names import check_model_name
@@ -52,6 +53,7 @@ class Registry(BaseModel):
     namespaces: dict[str, Namespace] = Field(default_factory=dict)
     channels: dict[str, dict[str, str]] = Field(default_factory=dict)
     yanked: dict[str, dict[str, str]] = Field(default_factory=dict)
+    card: CardPolicy = Field(default_factory=CardPolicy)  # what every release's card needs
 
     @field_validator("registry")
     @classmethod

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mx.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mx.cardrules import CardPolicy
 
 Severity = Literal["error", "warning"]
 
@@ -53,7 +56,10 @@ class Report:
         }
 
 
-def validate_model(model_dir: Path, write: bool = False) -> Report:
+def validate_model(model_dir: Path, write: bool = False,
+                   card_policy: CardPolicy | None = None) -> Report:
+    """Every check; `card_policy` is a registry's `card:` rules (mx's defaults if None)."""
+    from mx.cardrules import DEFAULT_POLICY
     from mx.manifest import load_manifest
     from mx.validate import card_check, files, onnx_check
 
@@ -65,7 +71,7 @@ def validate_model(model_dir: Path, write: bool = False) -> Report:
         report.problems.append(Problem(path, line, message))
         return report
     report.problems += [_warning(w) for w in loaded.warnings]
-    report.problems += card_check.check(loaded)
+    report.problems += card_check.check(loaded, card_policy or DEFAULT_POLICY)
     file_problems, digests = files.check(loaded, write=write)
     report.problems += file_problems
     report.digests = dict(digests)
