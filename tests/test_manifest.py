@@ -78,7 +78,8 @@ def test_unknown_keys_warn_and_survive_round_trip(tmp_path: Path) -> None:
     (tmp_path / "mx.yaml").write_text(text)
     loaded = load_manifest(tmp_path)
     assert len(loaded.warnings) == 2
-    assert any("owner_team" in w and "mx.yaml:9" in w for w in loaded.warnings)
+    assert any("owner_team" in w.detail and w.line == 9 and str(w.path).endswith("mx.yaml")
+               for w in loaded.warnings)
     loaded.write()
     assert (tmp_path / "mx.yaml").read_text() == text  # byte-stable
 

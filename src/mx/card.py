@@ -90,7 +90,8 @@ def _split(text: str, origin: str) -> tuple[Any, str, int, int]:
             # Not front matter to the Hub (the card shows as text); say so rather than
             # silently reading no license.
             line = text.count("\n", 0, opened.end())
-            raise ConfigError(f"{origin}:{line}: front matter opened with '---' is never closed")
+            raise ConfigError("front matter opened with '---' is never closed", path=origin,
+                              line=line)
         return None, text, 1, 0
     yaml_line, yaml_text, body, body_line = found
     # Padding with newlines makes YAML error lines and node lines those of the card file.
@@ -105,8 +106,8 @@ def parse_card(text: str, origin: str) -> Card:
     mapping, never closed)."""
     doc, body, body_line, yaml_line = _split(text, origin)
     if doc is not None and not isinstance(doc, dict):
-        raise ConfigError(f"{origin}:{yaml_line}: front matter must be a YAML mapping "
-                          "(key: value lines)")
+        raise ConfigError("front matter must be a YAML mapping (key: value lines)",
+                          path=origin, line=yaml_line)
     meta, problems = check_meta(doc)
     key_lines = {k: line for k in (doc or {}) if isinstance(k, str)
                  and (line := yamlio.line_of(doc, (k,))) is not None}

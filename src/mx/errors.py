@@ -20,7 +20,20 @@ class MxError(Exception):
 
 
 class ConfigError(MxError):
-    """A manifest, registry.yaml, mx.toml or config file is malformed."""
+    """A file or setting the user wrote is malformed.
+
+    `path` and `line` say where when they are known, and `detail` is the message without
+    them, so a caller that lists problems (`mx validate`) needs no parsing of the text."""
+
+    def __init__(self, message: str, hint: str | None = None, *, path: str | None = None,
+                 line: int | None = None) -> None:
+        detail = message
+        if path is not None:
+            message = f"{path}:{line}: {detail}" if line else f"{path}: {detail}"
+        super().__init__(message, hint)
+        self.path = path
+        self.line = line
+        self.detail = detail
 
 
 class ValidationFailed(MxError):

@@ -236,7 +236,7 @@ class LoadedManifest:
     path: Path
     text: str
     doc: Any
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[ConfigError] = field(default_factory=list)
 
     def write(self) -> None:
         yamlio.write_file(self.path, self.doc, like=self.text)
@@ -281,29 +281,27 @@ def _loc_text(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def parse_manifest(text: str, origin: str) -> tuple[Manifest, Any, list[str]]:
+def parse_manifest(text: str, origin: str) -> tuple[Manifest, Any, list[ConfigError]]:
     """Validate manifest text; raise ConfigError naming the field and line."""
     doc = yamlio.load_text(text, origin)
     if not isinstance(doc, dict):
-        raise ConfigError(f"{origin}:1: a manifest is a YAML mapping (mx: 1, name: ..., ...)")
+        raise ConfigError("a manifest is a YAML mapping (mx: 1, name: ..., ...)",
+                          path=origin, line=1)
     try:
         manifest = Manifest.model_validate(yamlio.to_plain(doc))
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
-        line = yamlio.line_of(doc, loc)
-        where = f"{origin}:{line}" if line else origin
         msg = str(err["msg"]).removeprefix("Value error, ")
         field_name = _loc_text(loc) or "(top level)"
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise ConfigError(
-            f"{where}: {field_name}: {msg}{more}",
-            hint="see `mx schema manifest` for the manifest format",
-        ) from None
-    warnings = []
-    for loc in _unknown_keys(doc, Manifest, ()):
-        line = yamlio.line_of(doc, loc)
-        warnings.append(f"{origin}:{line}: unknown key {_loc_text(loc)!r} (kept as is)")
+        raise ConfigError(f"{field_name}: {msg}{more}",
+                          hint="see `mx schema manifest` for the manifest format",
+                          path=origin, line=yamlio.line_of(doc, loc) or None) from None
+    # Warnings are errors not raised: the same fields, kept for the caller to report.
+    warnings = [ConfigError(f"unknown key {_loc_text(loc)!r} (kept as is)", path=origin,
+                            line=yamlio.line_of(doc, loc) or None)
+                for loc in _unknown_keys(doc, Manifest, ())]
     return manifest, doc, warnings
 
 
@@ -312,9 +310,8 @@ def load_manifest(model_dir: Path) -> LoadedManifest:
     try:
         text = yamlio.read_text(path)
     except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no manifest here", hint="create one with `mx init --name ns/name`"
-        ) from None
+        raise ConfigError("no manifest here", hint="create one with `mx init --name ns/name`",
+                          path=str(path)) from None
     manifest, doc, warnings = parse_manifest(text, str(path))
     return LoadedManifest(manifest, path, text, doc, warnings)
 

@@ -39,8 +39,8 @@ def decode(data: bytes, origin: str, limit: int = MAX_YAML_BYTES) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(f"{origin}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x})",
-                          hint="save the file as UTF-8") from None
+        raise ConfigError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})",
+                          hint="save the file as UTF-8", path=origin, line=line) from None
 
 
 def read_text(path: Path, limit: int = MAX_YAML_BYTES) -> str:
@@ -53,7 +53,7 @@ def read_text(path: Path, limit: int = MAX_YAML_BYTES) -> str:
 def _check_size(size: int, origin: str, limit: int) -> None:
     if size > limit:
         cap = f"{limit >> 20} MiB" if limit % (1 << 20) == 0 else f"{limit:,} bytes"
-        raise ConfigError(f"{origin}: over {cap}, the most mx reads of this file",
+        raise ConfigError(f"over {cap}, the most mx reads of this file", path=origin,
                           hint="mx.yaml, registry.yaml and card front matter are small "
                           "metadata; keep data in separate files")
 
@@ -66,26 +66,24 @@ def load_text(text: str, origin: str, limit: int = MAX_YAML_BYTES) -> Any:
     try:
         return _yaml().load(text)
     except YamlTooBig as exc:
-        raise ConfigError(f"{origin}: {exc}", hint=exc.hint) from None
+        raise ConfigError(str(exc), hint=exc.hint, path=origin) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
         problem = exc.problem or exc.context or "malformed YAML"
         raise ConfigError(
-            f"{origin}{line}: invalid YAML: {problem}",
-            hint="check indentation and quoting around that line",
-        ) from None
+            f"invalid YAML: {problem}", hint="check indentation and quoting around that line",
+            path=origin, line=mark.line + 1 if mark is not None else None) from None
     except YAMLError as exc:
-        raise ConfigError(f"{origin}: invalid YAML: {exc}") from None
+        raise ConfigError(f"invalid YAML: {exc}", path=origin) from None
 
 
 def load_file(path: Path, limit: int = MAX_YAML_BYTES) -> Any:
     try:
         text = read_text(path, limit)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
+        raise ConfigError("no such file", path=str(path)) from None
     except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a YAML file") from None
+        raise ConfigError("is a directory, not a YAML file", path=str(path)) from None
     return load_text(text, str(path), limit)
 
 

@@ -26,6 +26,14 @@ class Problem:
     message: str
     severity: Severity = "error"
 
+    @classmethod
+    def of(cls, exc: ConfigError, default_path: str, severity: Severity = "error") -> Problem:
+        """A problem from a ConfigError's fields; one that names no file is about
+        `default_path`, and its message is kept whole."""
+        if exc.path is None:
+            return cls(default_path, None, exc.message, severity)
+        return cls(exc.path, exc.line, exc.detail, severity)
+
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path
         tag = "" if self.severity == "error" else "warning: "
@@ -67,10 +75,9 @@ def validate_model(model_dir: Path, write: bool = False,
     try:
         loaded = load_manifest(model_dir)
     except ConfigError as exc:
-        path, line, message = _split_located(str(exc))
-        report.problems.append(Problem(path, line, message))
+        report.problems.append(Problem.of(exc, str(model_dir / "mx.yaml")))
         return report
-    report.problems += [_warning(w) for w in loaded.warnings]
+    report.problems += [Problem.of(w, str(loaded.path), "warning") for w in loaded.warnings]
     report.problems += card_check.check(loaded, card_policy or DEFAULT_POLICY)
     file_problems, digests = files.check(loaded, write=write)
     report.problems += file_problems
@@ -82,17 +89,3 @@ def validate_model(model_dir: Path, write: bool = False,
     return report
 
 
-def _split_located(text: str) -> tuple[str, int | None, str]:
-    """Split 'path:line: message' as produced by ConfigError."""
-    head, sep, message = text.partition(": ")
-    if not sep:
-        return text, None, text
-    path, _, line = head.rpartition(":")
-    if path and line.isdigit():
-        return path, int(line), message
-    return head, None, message
-
-
-def _warning(text: str) -> Problem:
-    path, line, message = _split_located(text)
-    return Problem(path, line, message, "warning")

@@ -10,7 +10,7 @@ from mx.card import parse_card
 from mx.cardrules import DEFAULT_POLICY, CardPolicy, section_problems
 from mx.errors import ConfigError
 from mx.manifest import LoadedManifest
-from mx.validate import Problem, _split_located
+from mx.validate import Problem
 
 
 def check(loaded: LoadedManifest, policy: CardPolicy = DEFAULT_POLICY) -> list[Problem]:
@@ -34,7 +34,8 @@ def card_problems(text: str, shown: str, manifest_license: str,
     try:
         card = parse_card(text, shown)
     except ConfigError as exc:
-        return [_split_located(str(exc))]
+        p = Problem.of(exc, shown)
+        return [(p.path, p.line, p.message)]
     problems: list[tuple[str, int | None, str]] = [
         (shown, line, msg) for line, msg in card.meta_problems]
     licenses = card.meta.licenses
