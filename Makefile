@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mx-installed
 
-.PHONY: demo test lint typecheck pytest setup bench clean
+.PHONY: demo test test-fast lint typecheck pytest setup bench clean
 
 $(STAMP): pyproject.toml scripts/ensure-system-deps.sh
 	./scripts/ensure-system-deps.sh
@@ -27,6 +27,10 @@ pytest: setup
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
+
+# Unit tests only (tests/unit, laid out like the package): seconds, for the edit-test loop.
+test-fast: setup
+	$(BIN)/pytest -q tests/unit
 
 demo: setup
 	$(BIN)/python examples/demo.py

@@ -8,7 +8,7 @@ import pytest
 
 from mx.semver import InvalidRange, InvalidVersion, Range, Version
 
-CORPUS = Path(__file__).parent / "data" / "semver-npm-corpus.json"
+CORPUS = Path(__file__).parents[1] / "data" / "semver-npm-corpus.json"
 
 
 def v(text: str) -> Version:
