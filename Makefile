@@ -19,6 +19,7 @@ setup: $(STAMP)
 
 lint: setup
 	$(BIN)/ruff check src tests bench examples
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy

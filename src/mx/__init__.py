@@ -19,16 +19,16 @@ __all__ = ["InstalledModel", "Manifest", "MxError", "Session", "install", "load"
 
 if TYPE_CHECKING:
     from mx.client.install import InstalledModel, install
-    from mx.client.load import Session, load
     from mx.errors import MxError
+    from mx.infer.session import Session, load
     from mx.manifest import Manifest, load_manifest
     from mx.validate import validate_model as validate
 
 _LAZY = {
     "install": ("mx.client.install", "install"),
     "InstalledModel": ("mx.client.install", "InstalledModel"),
-    "load": ("mx.client.load", "load"),
-    "Session": ("mx.client.load", "Session"),
+    "load": ("mx.infer.session", "load"),
+    "Session": ("mx.infer.session", "Session"),
     "Manifest": ("mx.manifest", "Manifest"),
     "load_manifest": ("mx.manifest", "load_manifest"),
     "validate": ("mx.validate", "validate_model"),

@@ -6,6 +6,7 @@ onnxruntime for `onnx` and `ort`; PyTorch for `torchscript`; TensorFlow for `sav
 
 from __future__ import annotations
 
+import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -60,7 +61,6 @@ def torchscript_runner(path: Path) -> Runner:
 
 def savedmodel_runner(path: Path) -> Runner:
     tf = require("tensorflow")
-    from mx.convert.tensorflow import extract_tar
 
     tmp = tempfile.mkdtemp(prefix="mx-savedmodel-")
     loaded = tf.saved_model.load(str(extract_tar(path, Path(tmp))))
@@ -113,3 +113,10 @@ def runner_for(fmt: str, path: Path) -> Runner:
         raise ConfigError(f"mx cannot run {fmt} artifacts",
                           hint=f"runnable formats: {', '.join(RUNNERS)}") from None
     return make(path)
+
+
+def extract_tar(archive: Path, dest: Path) -> Path:
+    """A SavedModel shipped as a tar (how mx stores a directory artifact), unpacked safely."""
+    with tarfile.open(archive) as tar:
+        tar.extractall(dest, filter="data")
+    return dest

@@ -210,9 +210,3 @@ def write_tar(directory: Path, dest: Path) -> None:
             else:
                 tar.addfile(info)
 
-
-def extract_tar(archive: Path, dest: Path) -> Path:
-    with tarfile.open(archive) as tar:
-        tar.extractall(dest, filter="data")
-    return dest
-
