@@ -25,11 +25,10 @@ from pydantic import (
 
 from mx.errors import IndexFormatError
 from mx.fsutil import MAX_NAME_BYTES, unsafe_relpath_reason
-from mx.names import NAME_RE
+from mx.names import DEFAULT_VARIANT, NAME_RE
 from mx.semver import Version
 
 SUPPORTED_MAJOR = 1
-DEFAULT_VARIANT = "fp32"
 
 # Bounds on what one document may hold: far above any real registry, low enough that a
 # hostile document cannot make a client allocate or loop without end.

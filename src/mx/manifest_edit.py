@@ -17,6 +17,7 @@ from typing import Any
 from mx import yamlio
 from mx.fsutil import atomic_write_bytes, sha256_file
 from mx.manifest import LoadedManifest, Manifest, parse_manifest
+from mx.names import DEFAULT_VARIANT
 
 
 def _flow(value: dict[str, Any]) -> Any:
@@ -66,9 +67,9 @@ class ManifestChange:
             if isinstance(entry.get(name), dict):
                 entry[name] = _flow(entry[name])
         arts = self.doc["artifacts"]
-        key = (entry.get("format"), entry.get("variant", "fp32"))
+        key = (entry.get("format"), entry.get("variant", DEFAULT_VARIANT))
         for i, art in enumerate(arts):
-            same_key = (art.get("format"), art.get("variant", "fp32")) == key
+            same_key = (art.get("format"), art.get("variant", DEFAULT_VARIANT)) == key
             if art.get("path") == rel or same_key:
                 merged = _block({k: v for k, v in art.items() if k not in entry})
                 arts[i] = _block({**entry, **merged})

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 MANIFEST_FILE = "mx.yaml"
+# The variant an artifact is when it names none, and the one installed by default.
+DEFAULT_VARIANT = "fp32"
 _PART = r"[a-z0-9][a-z0-9._-]{0,63}"
 NAME_RE = re.compile(rf"^{_PART}/{_PART}$")
 

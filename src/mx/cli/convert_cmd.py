@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from mx.names import DEFAULT_VARIANT
+
 
 def _names(value: str | None) -> list[str] | None:
     return [n.strip() for n in value.split(",") if n.strip()] if value else None
@@ -20,7 +22,7 @@ def _names(value: str | None) -> list[str] | None:
 @click.option("--to", "target", default="onnx", show_default=True,
               type=click.Choice(["onnx", "torchscript", "savedmodel", "tflite"]))
 @click.option("-o", "--output", help="Artifact path inside DIR (default model.<ext>).")
-@click.option("--variant", default="fp32", show_default=True)
+@click.option("--variant", default=DEFAULT_VARIANT, show_default=True)
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(7, 26))
 @click.option("--atol", type=float, help="Absolute tolerance (default by dtype).")
 @click.option("--rtol", type=float, help="Relative tolerance (default by dtype).")

@@ -7,6 +7,7 @@ from typing import Any
 
 from mx.client.spec import Requirement, is_channel_name
 from mx.errors import ResolveError
+from mx.names import DEFAULT_VARIANT
 from mx.semver import Range, Version
 
 
@@ -81,13 +82,14 @@ def select_artifacts(res: Resolution, variant: str | None, fmt: str | None
                      ) -> tuple[str, list[dict[str, Any]]]:
     """The variant to install and its artifacts (optionally one format only)."""
     arts: list[dict[str, Any]] = res.record["artifacts"]
-    variants = sorted({a.get("variant", "fp32") for a in arts})
+    variants = sorted({a.get("variant", DEFAULT_VARIANT) for a in arts})
     if variant is None:
-        variant = "fp32" if "fp32" in variants else (variants[0] if len(variants) == 1 else None)
+        only = variants[0] if len(variants) == 1 else None
+        variant = DEFAULT_VARIANT if DEFAULT_VARIANT in variants else only
         if variant is None:
             raise ResolveError(f"{res.name} {res.version} has variants {', '.join(variants)} "
                                "and none is fp32", hint="pick one with --variant")
-    chosen = [a for a in arts if a.get("variant", "fp32") == variant]
+    chosen = [a for a in arts if a.get("variant", DEFAULT_VARIANT) == variant]
     if not chosen:
         raise ResolveError(f"{res.name} {res.version} has no variant {variant!r} "
                            f"(variants: {', '.join(variants)})", hint="pick one with --variant")

@@ -13,6 +13,7 @@ from mx.convert.parity import ParityReport, compare
 from mx.errors import ConfigError, MxError
 from mx.manifest import load_manifest
 from mx.manifest_edit import ManifestChange, temp_path
+from mx.names import DEFAULT_VARIANT
 from mx.runtimes import runner_for
 from mx.sampling import Feeds, Spec, like, load_npz
 
@@ -22,7 +23,7 @@ class ConvertOptions:
     framework: str | None = None
     target: str = "onnx"
     output: str | None = None  # artifact path inside the model directory
-    variant: str = "fp32"
+    variant: str = DEFAULT_VARIANT
     opset: int = 17
     atol: float | None = None
     rtol: float | None = None
@@ -71,7 +72,7 @@ def convert(model_dir: Path, source: str, opts: ConvertOptions) -> ConvertResult
     if opts.target not in converter.targets:
         raise ConfigError(f"--to {opts.target}: {framework} sources convert to "
                           f"{', '.join(converter.targets)}")
-    rel = opts.output or ("model" + ("" if opts.variant == "fp32" else f".{opts.variant}")
+    rel = opts.output or ("model" + ("" if opts.variant == DEFAULT_VARIANT else f".{opts.variant}")
                           + SUFFIXES[opts.target])
     specs = [Spec.of(s) for s in manifest.signature.inputs] if manifest.signature else None
     data = load_npz(opts.data, specs, "example data") if opts.data and specs else (

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from mx.errors import ConfigError
 from mx.fsutil import sha256_file
+from mx.names import DEFAULT_VARIANT
 
 
 @dataclass
@@ -45,11 +46,11 @@ class ModelSource:
         return (self.manifest.get("source") or {}).get("framework")
 
     def has(self, fmt: str, variant: str) -> bool:
-        return any(a.get("format") == fmt and a.get("variant", "fp32") == variant
+        return any(a.get("format") == fmt and a.get("variant", DEFAULT_VARIANT) == variant
                    for a in self.manifest.get("artifacts", []))
 
     def variants(self, fmt: str) -> list[str]:
-        return sorted({a.get("variant", "fp32") for a in self.manifest.get("artifacts", [])
+        return sorted({a.get("variant", DEFAULT_VARIANT) for a in self.manifest.get("artifacts", [])
                        if a.get("format") == fmt})
 
 

@@ -9,6 +9,7 @@ from mx.client.install import install
 from mx.errors import ConfigError
 from mx.export.base import ModelSource
 from mx.infer.model import is_local_spec, local_onnx
+from mx.names import DEFAULT_VARIANT
 
 
 def open_source(spec: str, registry: str | None = None,
@@ -34,10 +35,10 @@ def _local(model_dir: Path, variant: str | None) -> ModelSource:
 
     def fetch(fmt: str, var: str) -> Path:
         for a in manifest["artifacts"]:
-            if a["format"] == fmt and a.get("variant", "fp32") == var:
+            if a["format"] == fmt and a.get("variant", DEFAULT_VARIANT) == var:
                 return model_dir / str(a["path"])
         raise ConfigError(f"{model_dir}: no {fmt} artifact of variant {var}")
 
-    chosen = next(a.get("variant", "fp32") for a in manifest["artifacts"]
+    chosen = next(a.get("variant", DEFAULT_VARIANT) for a in manifest["artifacts"]
                   if model_dir / a["path"] == onnx)
     return ModelSource(name, version, chosen, manifest, onnx, fetch)

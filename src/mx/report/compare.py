@@ -6,6 +6,7 @@ import difflib
 import re
 from typing import Any
 
+from mx.names import DEFAULT_VARIANT
 from mx.report.states import ModelState
 
 # Quality metrics where a lower value is better; the rest (agreement, cosine) go up.
@@ -41,7 +42,8 @@ def artifact_changes(base: ModelState | None, head: ModelState | None) -> list[d
         bs = (b or {}).get("size") or (bd[1] if bd else None)
         hs = (a or {}).get("size") or (hd[1] if hd else None)
         rows.append({"path": path, "status": status, "format": ref.get("format"),
-                     "variant": ref.get("variant", "fp32"), "base_size": bs, "head_size": hs,
+                     "variant": ref.get("variant", DEFAULT_VARIANT), "base_size": bs,
+                     "head_size": hs,
                      "size_delta": hs - bs if isinstance(hs, int) and isinstance(bs, int)
                      else None})
     return rows
