@@ -26,6 +26,7 @@ class Faults:
     corrupt: set[str] = field(default_factory=set)  # paths whose bytes get flipped
     redirect: dict[str, str] = field(default_factory=dict)  # path -> Location (302)
     endless: set[str] = field(default_factory=set)  # paths answered with bytes without end
+    throttle: dict[str, int] = field(default_factory=dict)  # path -> bytes per second
     requests: list[tuple[str, str | None, str | None]] = field(default_factory=list)
     authorization: list[str | None] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -62,6 +63,8 @@ class FaultyHandler(StaticHandler):
             self.end_headers()
             return
         self._truncate = bool(truncate)
+        with self.faults.lock:
+            self._rate = self.faults.throttle.get(path)
         super().serve(head)
 
     def _send_endless(self) -> None:
@@ -87,6 +90,15 @@ class FaultyHandler(StaticHandler):
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if self._rate:
+            step = max(self._rate // 20, 1)
+            try:
+                for i in range(0, len(data), step):
+                    self.wfile.write(data[i:i + step])
+                    time.sleep(step / self._rate)
+            except OSError:
+                pass  # the client went away (killed, in the resume tests)
             return
         self.wfile.write(data)
 

@@ -45,13 +45,11 @@ class Downloader:
                 pass
 
     def fetch_one(self, art: dict[str, Any], label: str) -> Path:
-        from filelock import FileLock
-
         sha, size = art["sha256"], art["size"]
         dest = self.cache.blob(sha)
-        # The lock only avoids two processes downloading the same blob; the atomic
-        # rename is what keeps the cache correct.
-        with FileLock(str(self.cache.locks / f"{sha}.lock")):
+        # One download of a blob at a time, in any process; prune leaves the blob alone
+        # while its lock is held (mx.client.cache).
+        with self.cache.holding_blob(sha):
             if self.cache.has_blob(sha, size):
                 return dest
             errors: list[str] = []
