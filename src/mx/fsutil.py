@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from mx.errors import IntegrityError
+
 CHUNK = 1 << 20
 
 
@@ -101,7 +103,8 @@ class HashingWriter:
     Writing and hashing run on a worker thread (both release the GIL), so they
     overlap with reading the network instead of following it. Chunks are handed
     over in batches, without copying. `reset` starts over (a server that ignored
-    a Range request sends everything again).
+    a Range request sends everything again); `resume` continues after what the file
+    already holds.
     """
 
     BATCH = 8 << 20
@@ -154,6 +157,15 @@ class HashingWriter:
         self._queue.join()
         self._check()
 
+    def resume(self) -> None:
+        """Hash the bytes already in the file (an earlier attempt's prefix) and count them,
+        so the digest at the end covers the whole file. Call before the first write."""
+        self.flush()
+        self._f.seek(0)
+        for chunk in iter(lambda: self._f.read(CHUNK), b""):
+            self._h.update(chunk)
+            self.size += len(chunk)
+
     def reset(self) -> None:
         self.flush()
         self._f.seek(0)
@@ -198,9 +210,37 @@ def fetch_verified(dest: Path, sha256: str, size: int, tmp_dir: Path,
         raise
 
 
-def verify_digest(actual_sha: str, actual_size: int, sha256: str, size: int, what: str) -> None:
-    from mx.errors import IntegrityError
+def fetch_resumable(dest: Path, sha256: str, size: int, part: Path,
+                    fill: Callable[[HashingWriter], None], what: str) -> None:
+    """Continue `part` (what an earlier attempt left; its bytes are hashed first), let
+    `fill` append the rest from `writer.size` on, check size and sha256, rename to `dest`.
 
+    The caller holds the lock that owns `part`. Bytes that fail the check are deleted; a
+    `fill` that fails leaves `part` as it got, for the caller to keep or drop.
+    """
+    part.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with part.open("a+b") as f:  # append mode: writes land after the prefix
+            writer = HashingWriter(f)
+            try:
+                writer.resume()
+                if writer.size > size:
+                    writer.reset()  # not a prefix of this object: start over
+                if writer.size < size:
+                    fill(writer)
+                digest = writer.hexdigest()
+            finally:
+                writer.close()
+        verify_digest(digest, writer.size, sha256, size, what)
+    except IntegrityError:
+        part.unlink(missing_ok=True)
+        raise
+    os.chmod(part, 0o444)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(part, dest)
+
+
+def verify_digest(actual_sha: str, actual_size: int, sha256: str, size: int, what: str) -> None:
     if actual_size != size:
         raise IntegrityError(f"{what}: got {actual_size} bytes, expected {size}",
                              hint="the file on the server is not the one the index describes")
