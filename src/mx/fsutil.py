@@ -17,20 +17,29 @@ from mx.errors import IntegrityError
 CHUNK = 1 << 20
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
-    """Write `data` to a temp file beside `path`, fsync-free, then rename over it.
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None,
+                       tmp_dir: Path | None = None) -> None:
+    """Write `data` to a temp file beside `path` (or in `tmp_dir`), fsync-free, then rename
+    over it.
 
     Readers see the old file or the new one, never a half-written one.
     """
-    with atomic_writer(path, mode) as f:
+    with atomic_writer(path, mode, tmp_dir) as f:
         f.write(data)
 
 
 @contextmanager
-def atomic_writer(path: Path, mode: int | None = None) -> Iterator[BinaryIO]:
-    """A file to stream into; it replaces `path` only if the block finishes."""
+def atomic_writer(path: Path, mode: int | None = None,
+                  tmp_dir: Path | None = None) -> Iterator[BinaryIO]:
+    """A file to stream into; it replaces `path` only if the block finishes.
+
+    `tmp_dir` (on the same filesystem as `path`) keeps the temp file out of a folder that
+    others read, such as a published index: a process killed mid-write leaves it there.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    where = tmp_dir if tmp_dir is not None else path.parent
+    where.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=where, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -51,14 +60,14 @@ def _mode_for(path: Path) -> int:
         return 0o666 & ~umask
 
 
-def write_if_changed(path: Path, data: bytes) -> bool:
+def write_if_changed(path: Path, data: bytes, tmp_dir: Path | None = None) -> bool:
     """Atomically write unless the file already holds exactly `data` (keeps mtimes stable)."""
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return False
     except FileNotFoundError:
         pass
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data, tmp_dir=tmp_dir)
     return True
 
 
