@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 
@@ -59,7 +60,8 @@ class Lock:
     def unlink(self) -> None:
         """Delete the lock file while holding it (see the module docstring)."""
         if self._fd is not None:
-            self.path.unlink(missing_ok=True)
+            with suppress(OSError):  # Windows keeps open files; the file then stays
+                self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> Lock:
         return self

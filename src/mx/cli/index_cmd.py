@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
@@ -44,11 +45,17 @@ def build(registry_file: Path, out: Path, strict: bool, cache_dir: Path | None,
     """Build index/ (and mirrored artifacts) from registry.yaml and its model repos,
     signed with TUF metadata under tuf/. One build per OUT at a time (builds sharing a
     --cache-dir see each other); another one is refused, or waited for with --wait."""
+    from mx.client.cache import Cache
     from mx.config import default_home
     from mx.index_builder.workspace import output_lock
 
-    cache = (cache_dir or default_home() / "build").absolute()
-    with output_lock(out, cache, wait):
+    home = default_home().absolute()
+    cache = (cache_dir or home / "build").absolute()
+    with ExitStack() as stack:
+        if cache.is_relative_to(home):
+            # the build cache is part of $MX_HOME: `mx cache clean` waits for the build
+            stack.enter_context(Cache(home).shared())
+        stack.enter_context(output_lock(out, cache, wait))
         _build(registry_file, out, strict, cache, allow_unsigned, trust_config, no_site,
                keys_dir, published, unsigned_index, as_json)
 
