@@ -166,3 +166,16 @@ def test_interrupted_clean_can_run_again(mx, tmp_path: Path) -> None:  # type: i
     assert mx("cache", "clean", "--yes").code == 0
     assert sorted(p.name for p in home.iterdir()) == ["CACHEDIR.TAG", "locks"]
     assert [p.name for p in (home / "locks").iterdir()] == ["cache.lock"]
+
+
+def test_an_install_reclaims_what_killed_installs_left(mx, host: Host, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert mx("install", "acme/iris@1.0.0", "--registry", host.url).code == 0
+    version_dir = next((tmp_path / "mxhome" / "models").glob("*/acme/iris/1.0.0"))
+    left = [version_dir / ".fp32.stage-0123abcd", version_dir / ".fp32.retired-89abcdef"]
+    for folder in left:
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "model.onnx").write_bytes(b"half-linked")
+    (version_dir / ".fp32.record.json.x1y2z3.tmp").write_bytes(b"{")
+    # another version's install, not this one's, finds and removes them
+    assert mx("install", "acme/resnet@0.1.0", "--registry", host.url).code == 0
+    assert sorted(p.name for p in version_dir.iterdir()) == ["fp32", "fp32.record.json"]

@@ -115,14 +115,22 @@ def _version_dirs(cache: Cache) -> Iterator[Path]:
     yield from sorted(p for p in cache.models.glob("*/*/*/*") if p.is_dir())
 
 
+def reclaim(cache: Cache, held: Path | None = None, part_grace: float = PART_GRACE) -> Tally:
+    """What killed processes left anywhere in the cache (`held`: the variant folder whose
+    lock the caller holds)."""
+    tally = reclaim_tmp(cache, part_grace)
+    for version_dir in _version_dirs(cache):
+        mine = held.name if held is not None and held.parent == version_dir else None
+        extra = reclaim_beside(cache, version_dir, mine)
+        tally.files += extra.files
+        tally.bytes += extra.bytes
+    return tally
+
+
 def prune(cache: Cache) -> tuple[int, int]:
     """Remove blobs no installed model uses, and what killed processes left: (files, bytes)."""
     with cache.shared():
-        tally = reclaim_tmp(cache, part_grace=0)
-        for version_dir in _version_dirs(cache):
-            extra = reclaim_beside(cache, version_dir)
-            tally.files += extra.files
-            tally.bytes += extra.bytes
+        tally = reclaim(cache, part_grace=0)
         used = cache.used_blobs()
         candidates = sorted(b.name for b in cache.blobs.iterdir() if b.name not in used)
         for start in range(0, len(candidates), PRUNE_BATCH):

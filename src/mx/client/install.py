@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mx.client.cache import Cache, link_file
-from mx.client.cache_gc import reclaim_beside, reclaim_tmp
+from mx.client.cache_gc import reclaim
 from mx.client.download import Downloader
 from mx.client.index import IndexClient, normalise_base, registry_key
 from mx.client.metadata import RootPin
@@ -203,8 +203,7 @@ def materialize(session: Session, registry: str, name: str, version: str, varian
         # to link until the record names it (the lock protocol in mx.client.cache).
         with cache.variant_lock(variant_dir):
             if not cache.installed_files(variant_dir, arts):  # or another process did
-                reclaim_beside(cache, variant_dir.parent, held=variant_dir.name)
-                reclaim_tmp(cache)
+                reclaim(cache, held=variant_dir)  # what killed processes left
                 signature = (extra_record or {}).get("signature") or {}
                 pins = {a["sha256"] for a in arts} | (
                     {signature["sha256"]} if isinstance(signature.get("sha256"), str) else set())
