@@ -14,6 +14,7 @@ import pytest
 
 from mx.examples import git_home
 from tests.support.bigmodel import artifact_sha, make_big_registry, mx_cmd, mx_env, mx_proc
+from tests.support.republish import resign
 from tests.support.servers import Host, static_host
 
 SIZE = 64 << 20
@@ -107,3 +108,25 @@ def test_host_announcing_more_than_it_sends(mx, host: Host) -> None:  # type: ig
     res = mx("install", "acme/iris@1.0.0", "--registry", host.url)
     assert res.code == 0, res.err
     assert mx("cache", "verify").code == 0
+
+
+def test_host_with_less_than_the_prefix(mx, host: Host, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A Range past the host's end (416) is not the last word: one fresh download says
+    what is wrong, in the usual words."""
+    doc = json.loads((host.root / "index/models/acme/iris.json").read_text())
+    art = doc["versions"]["1.0.0"]["artifacts"][0]
+    art["urls"] = art["urls"][:1]
+    (host.root / "index/models/acme/iris.json").write_text(json.dumps(doc))
+    resign(host.root)
+    blob = host.root / "artifacts/sha256" / art["sha256"]
+    data = blob.read_bytes()
+    part = tmp_path / "mxhome" / "tmp" / f"{art['sha256']}.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(data[:-10])
+    blob.chmod(0o644)
+    blob.write_bytes(data[:-20])
+    res = mx("install", "acme/iris@1.0.0", "--registry", host.url)
+    assert res.code == 1 and "file ends after" in res.err, res.err
+    ranges = [r for p, r, _ in host.faults.requests if p.endswith(art["sha256"])]
+    assert ranges[:2] == [f"bytes={len(data) - 10}-", None]
+    assert not part.exists()

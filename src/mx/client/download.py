@@ -94,17 +94,16 @@ class Downloader:
             try:
                 fetch_resumable(self.cache.blob(sha), sha, size, part, fill, what)
                 return
-            except IntegrityError:
-                if fresh:
+            except (IntegrityError, FetchError) as exc:
+                # The prefix came from an earlier run, the host ignored the Range request
+                # or has less than it: judge the host only by a whole fresh download.
+                if fresh or not (isinstance(exc, IntegrityError) or exc.status == 416):
+                    _drop_unless_resumable(part, exc)
                     raise
-                # The prefix came from an earlier run, or the host ignored the Range
-                # request: bytes are only called wrong after a whole fresh download.
+                part.unlink(missing_ok=True)
                 fresh = True
             except BaseException as exc:
-                # Keep what arrived for the next attempt, unless the host answered for
-                # good (an HTTP error status) or nothing arrived.
-                if (isinstance(exc, FetchError) and exc.status is not None) or not _size(part):
-                    part.unlink(missing_ok=True)
+                _drop_unless_resumable(part, exc)
                 raise
 
     def _absolute(self, url: str) -> str:
@@ -160,6 +159,13 @@ class Downloader:
             why = got.get("error", {}).get("message", "no download action")
             raise FetchError(f"{endpoint}: LFS object {oid}: {why}")
         self._download(got["href"], writer, art["size"], advance, headers=got.get("header"))
+
+
+def _drop_unless_resumable(part: Path, exc: BaseException) -> None:
+    """Keep what arrived for the next attempt, unless the host answered for good (an
+    HTTP error status) or nothing arrived."""
+    if (isinstance(exc, FetchError) and exc.status is not None) or not _size(part):
+        part.unlink(missing_ok=True)
 
 
 def _size(path: Path) -> int:
