@@ -29,7 +29,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager, nullcontext, suppress
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +123,7 @@ class Cache:
             finally:
                 self._pinned.difference_update(added)
 
-    def holding_blob(self, sha256: str) -> Any:
+    def holding_blob(self, sha256: str) -> AbstractContextManager[Lock | None]:
         """A context holding the blob's lock, unless this process holds it already."""
         return nullcontext() if sha256 in self._pinned else self._blob_lock(sha256)
 
