@@ -3,16 +3,21 @@ lock protocol that makes that safe (mx.client.cache)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mx.client.cache import Cache
 from mx.client.cache_gc import PART_GRACE, prune, reclaim_tmp
+from mx.client.install import Session
+from mx.config import load_settings
 from mx.locking import acquire
 from tests.support.bigmodel import mx_cmd, mx_env, mx_proc
 from tests.support.servers import Host
@@ -89,6 +94,34 @@ def test_parallel_installs_share_one_cache(host: Host, tmp_path: Path) -> None:
     # Each blob was downloaded once, however many processes wanted it.
     model_gets = [p for p, r, _ in host.faults.requests if p.startswith("/artifacts/")]
     assert len(model_gets) == len(set(model_gets))
+
+
+def test_metadata_refreshes_one_process_at_a_time(host: Host,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """python-tuf relinks root.json on every refresh (remove, then symlink); two processes
+    doing that at once crashed one with FileExistsError. The window is widened here, and
+    two sessions (own files, as two processes would have) refresh at once."""
+    from tuf.ngclient import updater as tuf_updater
+
+    def slow_relink(self: Any) -> None:
+        link = os.path.join(self._dir, "root.json")
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(link)
+        time.sleep(0.3)
+        os.symlink(os.path.join("root_history", f"{self._trusted_set.root.version}.root.json"),
+                   link)
+
+    monkeypatch.setattr(tuf_updater.Updater, "_update_root_symlink", slow_relink)
+
+    def read() -> str:
+        session = Session(load_settings(host.url), refresh=True)
+        try:
+            return str(session.index().model_document("acme/iris").data["name"])
+        finally:
+            session.close()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        assert list(pool.map(lambda _: read(), range(2))) == ["acme/iris"] * 2
 
 
 @pytest.mark.slow

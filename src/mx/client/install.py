@@ -11,7 +11,7 @@ from typing import Any
 from mx.client.cache import Cache, link_file
 from mx.client.cache_gc import reclaim
 from mx.client.download import Downloader
-from mx.client.index import IndexClient, normalise_base, registry_key
+from mx.client.index import Document, IndexClient, normalise_base, registry_key
 from mx.client.metadata import RootPin
 from mx.client.resolve import resolve, select_artifacts
 from mx.client.spec import Requirement, parse_requirement
@@ -19,7 +19,7 @@ from mx.client.trust import TrustPolicy, check_manifest_identity, check_release
 from mx.config import Settings, load_settings
 from mx.errors import ConfigError, OfflineError
 from mx.http import Transport
-from mx.locking import Lock
+from mx.locking import Lock, acquire
 from mx.names import MANIFEST_FILE
 from mx.progress import NoProgress, Progress
 
@@ -54,6 +54,39 @@ class InstalledModel:
                 "warnings": self.warnings}
 
 
+class SerialIndex:
+    """The registry's index client, used by one process at a time per registry.
+
+    python-tuf rewrites the trusted metadata folder on every refresh (it removes
+    `root.json`, then links it again), which fails when two processes do it at once; a
+    per-registry lock (`locks/registry-<key>.lock`) keeps them apart. It is held only for
+    index reads, while the process holds no other lock but the shared cache lock."""
+
+    def __init__(self, client: IndexClient, lock_path: Path) -> None:
+        self.client, self.lock_path = client, lock_path
+
+    @property
+    def notices(self) -> list[str]:
+        return self.client.notices
+
+    def model_document(self, name: str) -> Document:
+        with self._lock():
+            return self.client.model_document(name)
+
+    def model(self, name: str) -> dict[str, Any]:
+        with self._lock():
+            return self.client.model(name)
+
+    def search_listing(self) -> list[dict[str, Any]]:
+        with self._lock():
+            return self.client.search_listing()
+
+    def _lock(self) -> Lock:
+        lock = acquire(self.lock_path)
+        assert lock is not None  # no timeout: another process's refresh takes seconds
+        return lock
+
+
 @dataclass
 class Session:
     """What one run of the client shares: settings, one connection pool, the cache."""
@@ -69,7 +102,7 @@ class Session:
         self.trust.require_signatures |= self.settings.require_signatures
         self.transport = Transport(self.settings.limits, self.settings.token,
                                    self.settings.registry)
-        self._index: IndexClient | None = None
+        self._index: SerialIndex | None = None
         self._cache_lock: Lock | None = None
 
     def hold_cache(self) -> None:
@@ -85,15 +118,16 @@ class Session:
                                    "default_registry in ~/.config/mx/config.toml")
         return normalise_base(self.settings.registry)
 
-    def index(self) -> IndexClient:
+    def index(self) -> SerialIndex:
         """The registry's index client: one per session, so metadata is refreshed once."""
         if self._index is None:
             self.hold_cache()  # index documents and TUF metadata live in the cache too
             s = self.settings
-            self._index = IndexClient(self.registry, s.home, self.transport, s.offline,
-                                      self.refresh,
-                                      RootPin(s.root_file, s.root_sha256,
-                                              s.allow_unsigned_index))
+            client = IndexClient(self.registry, s.home, self.transport, s.offline,
+                                 self.refresh,
+                                 RootPin(s.root_file, s.root_sha256, s.allow_unsigned_index))
+            lock = self.cache.locks / f"registry-{registry_key(self.registry)}.lock"
+            self._index = SerialIndex(client, lock)
         return self._index
 
     def take_notices(self) -> list[str]:
