@@ -42,7 +42,13 @@ def test_ls_verify_prune_clean(mx, host: Host, tmp_path: Path) -> None:  # type:
 
     res = mx("cache", "clean", "--yes")
     assert res.code == 0
-    assert list((tmp_path / "mxhome").iterdir()) == []
+    # An empty cache keeps its tag and its lock, so a second clean (or one interrupted
+    # and run again) still recognises it.
+    home = tmp_path / "mxhome"
+    assert sorted(p.relative_to(home).as_posix() for p in home.rglob("*")) == [
+        "CACHEDIR.TAG", "locks", "locks/cache.lock"]
+    assert mx("cache", "clean", "--yes").code == 0
+    assert json.loads(mx("cache", "ls", "--json").out) == []
 
 
 def test_clean_refuses_a_folder_that_is_not_a_cache(mx, tmp_path: Path,  # type: ignore[no-untyped-def]

@@ -169,3 +169,42 @@ def test_bad_input(mx, model_dir: Path, tmp_path: Path) -> None:  # type: ignore
     res = mx("run", model_dir, "-i", tmp_path, "-o", tmp_path / "o.npz")
     assert res.code == 1 and "an input directory needs an output directory" in res.err
     assert not any(p.name.startswith("o.") for p in tmp_path.iterdir())
+
+
+KILLED_WHILE_ASSEMBLING = """
+import os, signal, sys
+from pathlib import Path
+import numpy as np
+from mx.batch.outputs import JsonlFormat, PartialRun
+
+class Dying(JsonlFormat):
+    def assemble(self, parts, out):
+        out.write(b"half an output")
+        out.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+run = PartialRun(Path(sys.argv[1]), {"model": "m"}, Dying())
+run.resume()
+run.save(0, 2, [(None, {"y": np.array([1.0, 2.0])})])
+run.finish(2)
+"""
+
+
+def test_run_killed_while_assembling_leaves_nothing_behind(tmp_path: Path) -> None:
+    from mx.batch.outputs import JsonlFormat, PartialRun
+    from tests.support.bigmodel import mx_env
+
+    out = tmp_path / "runs" / "result.jsonl"
+    out.parent.mkdir()
+    proc = subprocess.run([sys.executable, "-c", KILLED_WHILE_ASSEMBLING, str(out)],
+                          env=mx_env(), capture_output=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert not out.exists()
+    assert [p.name for p in out.parent.iterdir()] == [_partial(out).name]  # nothing beside
+    old = out.parent / f".{out.name}.k2j3h4g5.tmp"  # what older versions left there
+    old.write_bytes(b"half")
+    run = PartialRun(out, {"model": "m"}, JsonlFormat())
+    assert run.resume() == 2
+    run.finish(2)
+    assert [p.name for p in out.parent.iterdir()] == [out.name]
+    assert [json.loads(line)["y"] for line in out.read_text().splitlines()] == [1.0, 2.0]

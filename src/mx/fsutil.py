@@ -12,26 +12,37 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from mx.errors import IntegrityError
+
 CHUNK = 1 << 20
 # Longest file or folder name (in UTF-8 bytes) a model may use: filesystems stop at 255,
 # and mx writes `.<name>.<8 hex>` temp names beside each file before renaming it.
 MAX_NAME_BYTES = 200
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
-    """Write `data` to a temp file beside `path`, fsync-free, then rename over it.
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None,
+                       tmp_dir: Path | None = None) -> None:
+    """Write `data` to a temp file beside `path` (or in `tmp_dir`), fsync-free, then rename
+    over it.
 
     Readers see the old file or the new one, never a half-written one.
     """
-    with atomic_writer(path, mode) as f:
+    with atomic_writer(path, mode, tmp_dir) as f:
         f.write(data)
 
 
 @contextmanager
-def atomic_writer(path: Path, mode: int | None = None) -> Iterator[BinaryIO]:
-    """A file to stream into; it replaces `path` only if the block finishes."""
+def atomic_writer(path: Path, mode: int | None = None,
+                  tmp_dir: Path | None = None) -> Iterator[BinaryIO]:
+    """A file to stream into; it replaces `path` only if the block finishes.
+
+    `tmp_dir` (on the same filesystem as `path`) keeps the temp file out of a folder that
+    others read, such as a published index: a process killed mid-write leaves it there.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    where = tmp_dir if tmp_dir is not None else path.parent
+    where.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=where, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -52,14 +63,14 @@ def _mode_for(path: Path) -> int:
         return 0o666 & ~umask
 
 
-def write_if_changed(path: Path, data: bytes) -> bool:
+def write_if_changed(path: Path, data: bytes, tmp_dir: Path | None = None) -> bool:
     """Atomically write unless the file already holds exactly `data` (keeps mtimes stable)."""
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return False
     except FileNotFoundError:
         pass
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data, tmp_dir=tmp_dir)
     return True
 
 
@@ -108,7 +119,8 @@ class HashingWriter:
     Writing and hashing run on a worker thread (both release the GIL), so they
     overlap with reading the network instead of following it. Chunks are handed
     over in batches, without copying. `reset` starts over (a server that ignored
-    a Range request sends everything again).
+    a Range request sends everything again); `resume` continues after what the file
+    already holds.
     """
 
     BATCH = 8 << 20
@@ -161,6 +173,15 @@ class HashingWriter:
         self._queue.join()
         self._check()
 
+    def resume(self) -> None:
+        """Hash the bytes already in the file (an earlier attempt's prefix) and count them,
+        so the digest at the end covers the whole file. Call before the first write."""
+        self.flush()
+        self._f.seek(0)
+        for chunk in iter(lambda: self._f.read(CHUNK), b""):
+            self._h.update(chunk)
+            self.size += len(chunk)
+
     def reset(self) -> None:
         self.flush()
         self._f.seek(0)
@@ -205,9 +226,37 @@ def fetch_verified(dest: Path, sha256: str, size: int, tmp_dir: Path,
         raise
 
 
-def verify_digest(actual_sha: str, actual_size: int, sha256: str, size: int, what: str) -> None:
-    from mx.errors import IntegrityError
+def fetch_resumable(dest: Path, sha256: str, size: int, part: Path,
+                    fill: Callable[[HashingWriter], None], what: str) -> None:
+    """Continue `part` (what an earlier attempt left; its bytes are hashed first), let
+    `fill` append the rest from `writer.size` on, check size and sha256, rename to `dest`.
 
+    The caller holds the lock that owns `part`. Bytes that fail the check are deleted; a
+    `fill` that fails leaves `part` as it got, for the caller to keep or drop.
+    """
+    part.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with part.open("a+b") as f:  # append mode: writes land after the prefix
+            writer = HashingWriter(f)
+            try:
+                writer.resume()
+                if writer.size > size:
+                    writer.reset()  # not a prefix of this object: start over
+                if writer.size < size:
+                    fill(writer)
+                digest = writer.hexdigest()
+            finally:
+                writer.close()
+        verify_digest(digest, writer.size, sha256, size, what)
+    except IntegrityError:
+        part.unlink(missing_ok=True)
+        raise
+    os.chmod(part, 0o444)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(part, dest)
+
+
+def verify_digest(actual_sha: str, actual_size: int, sha256: str, size: int, what: str) -> None:
     if actual_size != size:
         raise IntegrityError(f"{what}: got {actual_size} bytes, expected {size}",
                              hint="the file on the server is not the one the index describes")

@@ -26,6 +26,9 @@ class Faults:
     corrupt: set[str] = field(default_factory=set)  # paths whose bytes get flipped
     redirect: dict[str, str] = field(default_factory=dict)  # path -> Location (302)
     endless: set[str] = field(default_factory=set)  # paths answered with bytes without end
+    throttle: dict[str, int] = field(default_factory=dict)  # path -> bytes per second
+    overstate: dict[str, int] = field(default_factory=dict)  # path -> Content-Length extra
+    ignore_range: set[str] = field(default_factory=set)  # paths always answered in full
     requests: list[tuple[str, str | None, str | None]] = field(default_factory=list)
     authorization: list[str | None] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -47,6 +50,8 @@ class FaultyHandler(StaticHandler):
                 self.faults.truncate[path] = truncate - 1
             location = self.faults.redirect.get(path)
             endless = path in self.faults.endless
+            if path in self.faults.ignore_range:
+                del self.headers["Range"]
         if location is not None:
             self.send_response(302)
             self.send_header("Location", location)
@@ -64,7 +69,15 @@ class FaultyHandler(StaticHandler):
             self.end_headers()
             return
         self._truncate = bool(truncate)
+        with self.faults.lock:
+            self._rate = self.faults.throttle.get(path)
+            self._extra = self.faults.overstate.get(path, 0)
         super().serve(head)
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword == "Content-Length" and getattr(self, "_extra", 0):
+            value = str(int(value) + self._extra)  # announce more than will come
+        super().send_header(keyword, value)
 
     def _send_endless(self) -> None:
         """200 with no length, then zeros until the client hangs up (bounded: 1 GiB)."""
@@ -90,7 +103,20 @@ class FaultyHandler(StaticHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
+        if self._rate:
+            step = max(self._rate // 20, 1)
+            try:
+                for i in range(0, len(data), step):
+                    self.wfile.write(data[i:i + step])
+                    time.sleep(step / self._rate)
+            except OSError:
+                pass  # the client went away (killed, in the resume tests)
+            return
         self.wfile.write(data)
+        if self._extra:
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
 
 
 @dataclass

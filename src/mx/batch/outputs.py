@@ -4,11 +4,14 @@
 from) and one file per checkpoint, each written atomically and named by its row range. An
 interrupted run leaves only whole checkpoints; the next run with the same model, input
 and batch size continues after the last one. The output file itself appears only when
-every row is done (assembled by streaming the checkpoints, never all in memory).
+every row is done (assembled by streaming the checkpoints, never all in memory, into a
+temp file inside the partial directory, so a run killed while assembling leaves nothing
+beside the output that the next run would not remove).
 """
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import re
@@ -129,6 +132,9 @@ class PartialRun:
 
     def resume(self) -> int:
         """Rows already done (0 when starting afresh); sets up the directory."""
+        # Assembly temp files of mx versions that wrote them beside the output.
+        for stale in self.output.parent.glob(f".{glob.escape(self.output.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
         state = self.dir / "state.json"
         try:
             same = json.loads(state.read_text()) == self.fingerprint
@@ -160,7 +166,7 @@ class PartialRun:
         if done != rows:  # cannot happen unless someone edits the directory under us
             raise ConfigError(f"{self.dir}: checkpoints cover {done} of {rows} rows",
                               hint="delete it and run again")
-        with atomic_writer(self.output) as out:
+        with atomic_writer(self.output, tmp_dir=self.dir) as out:
             self.fmt.assemble(parts, out)
         self.discard()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
@@ -33,19 +34,39 @@ def index() -> None:
                    "serves first, so versions and the root chain continue (CI builds).")
 @click.option("--unsigned-index", is_flag=True,
               help="Write no TUF metadata (clients then need allow_unsigned_index).")
+@click.option("--wait", type=click.FloatRange(min=0), default=0, show_default=True,
+              metavar="SECONDS",
+              help="When another build is writing OUT, wait this long for it to finish.")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON.")
 def build(registry_file: Path, out: Path, strict: bool, cache_dir: Path | None,
           allow_unsigned: bool, trust_config: Path | None, no_site: bool,
           keys_dir: Path | None, published: str | None, unsigned_index: bool,
-          as_json: bool) -> None:
+          wait: float, as_json: bool) -> None:
     """Build index/ (and mirrored artifacts) from registry.yaml and its model repos,
-    signed with TUF metadata under tuf/."""
-    from mx.cli.output import emit_json, warn
+    signed with TUF metadata under tuf/. One build per OUT at a time (builds sharing a
+    --cache-dir see each other); another one is refused, or waited for with --wait."""
+    from mx.client.cache import Cache
     from mx.config import default_home
+    from mx.index_builder.workspace import output_lock
+
+    home = default_home().absolute()
+    cache = (cache_dir or home / "build").absolute()
+    with ExitStack() as stack:
+        if cache.is_relative_to(home):
+            # the build cache is part of $MX_HOME: `mx cache clean` waits for the build
+            stack.enter_context(Cache(home).shared())
+        stack.enter_context(output_lock(out, cache, wait))
+        _build(registry_file, out, strict, cache, allow_unsigned, trust_config, no_site,
+               keys_dir, published, unsigned_index, as_json)
+
+
+def _build(registry_file: Path, out: Path, strict: bool, cache: Path, allow_unsigned: bool,
+           trust_config: Path | None, no_site: bool, keys_dir: Path | None,
+           published: str | None, unsigned_index: bool, as_json: bool) -> None:
+    from mx.cli.output import emit_json, warn
     from mx.index_builder.build import build_index
     from mx.index_builder.keys import KeyRing, generate
 
-    cache = (cache_dir or default_home() / "build").absolute()
     keys = None
     if not unsigned_index:
         if keys_dir is None:

@@ -7,15 +7,15 @@ lfs+<remote or endpoint>#<oid> through the Git LFS batch API.
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from mx.client.cache import Cache
 from mx.errors import FetchError, IntegrityError, MxError
-from mx.fsutil import HashingWriter, fetch_verified
+from mx.fsutil import HashingWriter, fetch_resumable
 from mx.http import Transport
 from mx.lfs import Pointer, endpoint_for_remote, object_in_local_repo
 from mx.progress import Progress
@@ -45,13 +45,11 @@ class Downloader:
                 pass
 
     def fetch_one(self, art: dict[str, Any], label: str) -> Path:
-        from filelock import FileLock
-
         sha, size = art["sha256"], art["size"]
         dest = self.cache.blob(sha)
-        # The lock only avoids two processes downloading the same blob; the atomic
-        # rename is what keeps the cache correct.
-        with FileLock(str(self.cache.locks / f"{sha}.lock")):
+        # The blob's lock owns tmp/<sha>.part: one writer at a time, in any process, and
+        # prune leaves the blob alone while it is held (mx.client.cache).
+        with self.cache.holding_blob(sha):
             if self.cache.has_blob(sha, size):
                 return dest
             errors: list[str] = []
@@ -60,10 +58,8 @@ class Downloader:
                 raise FetchError(f"{label} {art['path']}: the index lists no URL for it")
             for url in urls:
                 task = self.progress.add(f"{label} {art['path']}", size)
-                fill = partial(self._fill, url, art, task=task)
                 try:
-                    fetch_verified(dest, sha, size, self.cache.tmp, fill,
-                                   f"{art['path']} from {self._absolute(url)}")
+                    self._fetch_from(url, art, task)
                     return dest
                 except IntegrityError:
                     raise  # wrong bytes are an attack or a broken publish: never fall back
@@ -76,22 +72,77 @@ class Downloader:
                              hint="check the registry URL and your network; "
                                   "`mx install --offline` uses only the cache")
 
+    def _fetch_from(self, url: str, art: dict[str, Any], task: int) -> None:
+        """Fetch into tmp/<sha>.part, continuing what an earlier attempt (this process or
+        a killed one) left there, then verify the whole file and move it into blobs/."""
+        sha, size = art["sha256"], art["size"]
+        part = self.cache.part(sha)
+        what = f"{art['path']} from {self._absolute(url)}"
+        shown = 0  # what the progress bar shows, so each attempt can set it right
+
+        def advance(n: int) -> None:
+            nonlocal shown
+            shown += n
+            self.progress.advance(task, n)
+
+        def fill(writer: HashingWriter) -> None:
+            advance(writer.size - shown)  # a resumed file starts part-way
+            self._fill(url, art, writer, advance)
+
+        fresh = _size(part) == 0
+        while True:
+            try:
+                fetch_resumable(self.cache.blob(sha), sha, size, part, fill, what)
+                return
+            except (IntegrityError, FetchError) as exc:
+                # The prefix came from an earlier run, the host ignored the Range request
+                # or has less than it: judge the host only by a whole fresh download.
+                if fresh or not (isinstance(exc, IntegrityError) or exc.status == 416):
+                    _drop_unless_resumable(part, exc)
+                    raise
+                part.unlink(missing_ok=True)
+                fresh = True
+            except BaseException as exc:
+                _drop_unless_resumable(part, exc)
+                raise
+
     def _absolute(self, url: str) -> str:
         if url.startswith("lfs+"):
             return url
         return urllib.parse.urljoin(self.base_url, url)
 
-    def _fill(self, url: str, art: dict[str, Any], writer: HashingWriter, *, task: int) -> None:
-        def advance(n: int) -> None:
-            self.progress.advance(task, n)
+    def _fill(self, url: str, art: dict[str, Any], writer: HashingWriter,
+              advance: Callable[[int], None]) -> None:
+        try:
+            if url.startswith("lfs+"):
+                self._fill_lfs(url[4:], art, writer, advance)
+            else:
+                self._download(self._absolute(url), writer, art["size"], advance)
+        except FetchError:
+            # A host that announces more bytes than it sends fails the transfer after the
+            # last promised byte arrived; the sha256 check after this decides about them.
+            if writer.size != art["size"]:
+                raise
 
-        if url.startswith("lfs+"):
-            self._fill_lfs(url[4:], art, writer, advance)
-        else:
-            self.transport.download(self._absolute(url), writer, art["size"], advance)
+    def _download(self, url: str, writer: HashingWriter, size: int,
+                  advance: Callable[[int], None],
+                  headers: dict[str, str] | None = None) -> None:
+        """Download `url` into `writer`, asking only for the bytes after what it holds."""
+        start = writer.size
+        if start and url.startswith("file:"):
+            writer.reset()  # a local copy is cheaper than skipping through it
+            advance(-start)
+            start = 0
+        if start == 0:
+            self.transport.download(url, writer, size, advance, headers=headers)
+            return
+        # Transport.download counts from the first byte it receives; a host that ignores
+        # Range sends more than the rest, which fails as wrong bytes and starts over.
+        self.transport.download(url, writer, size - start, advance,
+                                headers={**(headers or {}), "Range": f"bytes={start}-"})
 
     def _fill_lfs(self, target: str, art: dict[str, Any], writer: HashingWriter,
-                  advance: Any) -> None:
+                  advance: Callable[[int], None]) -> None:
         remote, _, oid = target.rpartition("#")
         if not remote or oid != art["sha256"]:
             raise FetchError(f"{target}: malformed lfs+ URL (want lfs+<remote>#<oid>)")
@@ -99,7 +150,7 @@ class Downloader:
             stored = object_in_local_repo(remote, oid)
             if stored is None:
                 raise FetchError(f"{target}: object not in the LFS store at {remote}")
-            self.transport.download(stored.as_uri(), writer, art["size"], advance)
+            self._download(stored.as_uri(), writer, art["size"], advance)
             return
         endpoint = endpoint_for_remote(remote)
         answer = self.transport.lfs_batch(endpoint, [Pointer(oid, art["size"])])
@@ -107,5 +158,18 @@ class Downloader:
         if "error" in got or not got.get("href"):
             why = got.get("error", {}).get("message", "no download action")
             raise FetchError(f"{endpoint}: LFS object {oid}: {why}")
-        self.transport.download(got["href"], writer, art["size"], advance,
-                                headers=got.get("header"))
+        self._download(got["href"], writer, art["size"], advance, headers=got.get("header"))
+
+
+def _drop_unless_resumable(part: Path, exc: BaseException) -> None:
+    """Keep what arrived for the next attempt, unless the host answered for good (an
+    HTTP error status) or nothing arrived."""
+    if (isinstance(exc, FetchError) and exc.status is not None) or not _size(part):
+        part.unlink(missing_ok=True)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from mx.client.cache import Cache, link_file
+from mx.client.cache_gc import reclaim
 from mx.client.download import Downloader
-from mx.client.index import IndexClient, normalise_base, registry_key
+from mx.client.index import Document, IndexClient, normalise_base, registry_key
 from mx.client.metadata import RootPin
 from mx.client.resolve import resolve, select_artifacts
 from mx.client.spec import Requirement, parse_requirement
@@ -18,6 +19,7 @@ from mx.client.trust import TrustPolicy, check_manifest_identity, check_release
 from mx.config import Settings, load_settings
 from mx.errors import ConfigError, OfflineError
 from mx.http import Transport
+from mx.locking import Lock, acquire
 from mx.names import MANIFEST_FILE
 from mx.progress import NoProgress, Progress
 
@@ -52,6 +54,39 @@ class InstalledModel:
                 "warnings": self.warnings}
 
 
+class SerialIndex:
+    """The registry's index client, used by one process at a time per registry.
+
+    python-tuf rewrites the trusted metadata folder on every refresh (it removes
+    `root.json`, then links it again), which fails when two processes do it at once; a
+    per-registry lock (`locks/registry-<key>.lock`) keeps them apart. It is held only for
+    index reads, while the process holds no other lock but the shared cache lock."""
+
+    def __init__(self, client: IndexClient, lock_path: Path) -> None:
+        self.client, self.lock_path = client, lock_path
+
+    @property
+    def notices(self) -> list[str]:
+        return self.client.notices
+
+    def model_document(self, name: str) -> Document:
+        with self._lock():
+            return self.client.model_document(name)
+
+    def model(self, name: str) -> dict[str, Any]:
+        with self._lock():
+            return self.client.model(name)
+
+    def search_listing(self) -> list[dict[str, Any]]:
+        with self._lock():
+            return self.client.search_listing()
+
+    def _lock(self) -> Lock:
+        lock = acquire(self.lock_path)
+        assert lock is not None  # no timeout: another process's refresh takes seconds
+        return lock
+
+
 @dataclass
 class Session:
     """What one run of the client shares: settings, one connection pool, the cache."""
@@ -67,7 +102,13 @@ class Session:
         self.trust.require_signatures |= self.settings.require_signatures
         self.transport = Transport(self.settings.limits, self.settings.token,
                                    self.settings.registry)
-        self._index: IndexClient | None = None
+        self._index: SerialIndex | None = None
+        self._cache_lock: Lock | None = None
+
+    def hold_cache(self) -> None:
+        """Hold the cache lock (shared) until `close`: `mx cache clean` waits for us."""
+        if self._cache_lock is None:
+            self._cache_lock = self.cache.shared()
 
     @property
     def registry(self) -> str:
@@ -77,14 +118,16 @@ class Session:
                                    "default_registry in ~/.config/mx/config.toml")
         return normalise_base(self.settings.registry)
 
-    def index(self) -> IndexClient:
+    def index(self) -> SerialIndex:
         """The registry's index client: one per session, so metadata is refreshed once."""
         if self._index is None:
+            self.hold_cache()  # index documents and TUF metadata live in the cache too
             s = self.settings
-            self._index = IndexClient(self.registry, s.home, self.transport, s.offline,
-                                      self.refresh,
-                                      RootPin(s.root_file, s.root_sha256,
-                                              s.allow_unsigned_index))
+            client = IndexClient(self.registry, s.home, self.transport, s.offline,
+                                 self.refresh,
+                                 RootPin(s.root_file, s.root_sha256, s.allow_unsigned_index))
+            lock = self.cache.locks / f"registry-{registry_key(self.registry)}.lock"
+            self._index = SerialIndex(client, lock)
         return self._index
 
     def take_notices(self) -> list[str]:
@@ -97,6 +140,9 @@ class Session:
 
     def close(self) -> None:
         self.transport.close()
+        if self._cache_lock is not None:
+            self._cache_lock.release()
+            self._cache_lock = None
 
 
 def install_requirement(session: Session, req: Requirement, variant: str | None = None,
@@ -145,7 +191,7 @@ def fetch_blob(session: Session, entry: dict[str, Any], label: str) -> Path:
     if session.settings.offline:
         raise OfflineError(f"{label}: {entry['path']} not in the cache",
                            hint="run once online, or unset MX_OFFLINE / --offline")
-    session.cache.ensure()
+    session.hold_cache()
     return Downloader(session.cache, session.transport, session.registry,
                       session.progress).fetch_one(entry, label)
 
@@ -186,24 +232,44 @@ def materialize(session: Session, registry: str, name: str, version: str, varian
             if missing:
                 raise OfflineError(f"{name} {version}: {', '.join(missing)} not in the cache",
                                    hint="run once online, or unset MX_OFFLINE / --offline")
-        if before_fetch is not None:
-            before_fetch()  # e.g. the signature: checked once, before anything is fetched
-        downloader = Downloader(cache, session.transport, registry, session.progress)
-        downloader.fetch_all(arts, f"{name}@{version}")
-        if before_link is not None:
-            before_link({a["path"]: cache.blob(a["sha256"]) for a in arts})
-        record: dict[str, Any] = {"registry": registry, "name": name, "version": version,
-                                  "variant": variant, "artifacts": arts}
-        if manifest is not None:
-            record["manifest"] = manifest
-        record.update(extra_record or {})
-        cache.link_snapshot(variant_dir, {a["path"]: a["sha256"] for a in arts}, record)
-        downloaded = True
+        session.hold_cache()
+        # One writer per variant folder; the blob locks keep prune off what we are about
+        # to link until the record names it (the lock protocol in mx.client.cache).
+        with cache.variant_lock(variant_dir):
+            if not cache.installed_files(variant_dir, arts):  # or another process did
+                reclaim(cache, held=variant_dir)  # what killed processes left
+                signature = (extra_record or {}).get("signature") or {}
+                pins = {a["sha256"] for a in arts} | (
+                    {signature["sha256"]} if isinstance(signature.get("sha256"), str) else set())
+                with cache.pinned(pins):
+                    _fetch_and_link(session, registry, name, version, variant, arts, manifest,
+                                    variant_dir, before_fetch, before_link, extra_record)
+                downloaded = True
     files = {a["path"]: variant_dir / a["path"] for a in arts}
     if to is not None:
         files = export_to(files, to)
     return InstalledModel(name, version, variant, registry, variant_dir, files, arts, manifest,
                           downloaded=downloaded)
+
+
+def _fetch_and_link(session: Session, registry: str, name: str, version: str, variant: str,
+                    arts: list[dict[str, Any]], manifest: dict[str, Any] | None,
+                    variant_dir: Path, before_fetch: Callable[[], None] | None,
+                    before_link: Callable[[dict[str, Path]], None] | None,
+                    extra_record: dict[str, Any] | None) -> None:
+    cache = session.cache
+    if before_fetch is not None:
+        before_fetch()  # e.g. the signature: checked once, before anything is fetched
+    downloader = Downloader(cache, session.transport, registry, session.progress)
+    downloader.fetch_all(arts, f"{name}@{version}")
+    if before_link is not None:
+        before_link({a["path"]: cache.blob(a["sha256"]) for a in arts})
+    record: dict[str, Any] = {"registry": registry, "name": name, "version": version,
+                              "variant": variant, "artifacts": arts}
+    if manifest is not None:
+        record["manifest"] = manifest
+    record.update(extra_record or {})
+    cache.link_snapshot(variant_dir, {a["path"]: a["sha256"] for a in arts}, record)
 
 
 def export_to(files: dict[str, Path], to: Path) -> dict[str, Path]:

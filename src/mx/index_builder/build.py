@@ -26,6 +26,7 @@ from mx.index_builder.releasecheck import ReleaseChecks
 from mx.index_builder.signatures import SignatureChecker
 from mx.index_builder.sources import open_source
 from mx.index_builder.trustmeta import write_metadata
+from mx.index_builder.workspace import reclaim_output, temp_dir
 from mx.indexdoc import ModelDocument, SearchListing, parse
 from mx.semver import Version
 
@@ -84,42 +85,30 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
     locator = ObjectLocator(transport, cache_dir / "lfs-verified.json")
     need = locator.locate(releases, out, registry.mirror_artifacts)
 
+    docs, pages, search = _documents(out, registry, registry_dir, collected)
+
     # Nothing was refused: from here on, write.
-    result = BuildResult(out, warnings=collected.warnings)
-    out.mkdir(parents=True, exist_ok=True)
-    # Plain-git artifacts have no URL but the mirror: they are written even when
-    # mirror_artifacts is off (LFS objects are then fetched from their LFS server).
-    result.artifacts_written = locator.mirror(releases, need if registry.mirror_artifacts
-                                              else {}, out)
-    locator.save()
-    manifests.save()
-    checks.save()
-    docs: dict[Path, bytes] = {}
-    search = []
-    pages: dict[str, tuple[dict[str, Any], str, bytes]] = {}
-    for name in sorted(collected.releases):
-        doc, card_files = model_document(name, collected.releases[name], registry)
-        ns, short = name.split("/")
-        # What clients will refuse is never written: the one typed model decides for both.
-        parse(ModelDocument, doc, f"index/models/{ns}/{short}.json")
-        docs[out / "index" / "models" / ns / f"{short}.json"] = dumps(doc)
-        docs.update({out / p: data for p, data in card_files.items()})
-        shown = latest_version(doc) or max(doc["versions"], key=Version.parse)
-        card = collected.releases[name][shown].card_text
-        search.append(_search_entry(doc, shown, card))
-        pages[name] = (doc, shown, card)
-        result.models += 1
-        result.versions += len(doc["versions"])
-    _trim_keywords(search)
-    listing = {"mx_index": INDEX_FORMAT, "models": search}
-    parse(SearchListing, listing, "index/search.json")
-    docs[out / "index" / "search.json"] = dumps(listing)
-    docs[out / "index" / "config.json"] = dumps({
-        "mx_index": INDEX_FORMAT, "name": registry.name, "base_url": registry.base_url,
-        "generated_from": gitrepo.head_commit(registry_dir)})
-    for path, data in sorted(docs.items()):
-        result.documents_written += write_if_changed(path, data)
-    _remove_stale(out, set(docs))
+    result = BuildResult(out, warnings=collected.warnings, models=len(pages),
+                         versions=sum(len(doc["versions"]) for doc, _, _ in pages.values()))
+    tmp = temp_dir(out, cache_dir)
+    try:
+        reclaim_output(out)
+        # Publish in dependency order, so that a build killed at any point leaves no
+        # document naming a file that is not there yet: artifacts, then cards, manifests
+        # and signatures, then model documents, then the listing and config, then the TUF
+        # metadata (which names them all).
+        # Plain-git artifacts have no URL but the mirror: they are written even when
+        # mirror_artifacts is off (LFS objects are then fetched from their LFS server).
+        result.artifacts_written = locator.mirror(
+            releases, need if registry.mirror_artifacts else {}, out, tmp)
+        locator.save()
+        manifests.save()
+        checks.save()
+        for path, data in sorted(docs.items(), key=lambda item: _publish_order(out, item[0])):
+            result.documents_written += write_if_changed(path, data, tmp_dir=tmp)
+        _remove_stale(out, set(docs))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     if keys is not None:
         signers = {ns: [s.to_json() for s in checker.signers(ns)]
                    for ns in sorted({n.split("/")[0] for n in collected.releases})}
@@ -133,6 +122,47 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
         result.pages_rendered, result.site_files_written = (built.pages_rendered,
                                                             built.files_copied)
     return result
+
+
+Pages = dict[str, tuple[dict[str, Any], str, bytes]]  # name -> (document, shown version, card)
+
+
+def _documents(out: Path, registry: Registry, registry_dir: Path,
+               collected: Collected) -> tuple[dict[Path, bytes], Pages, list[dict[str, Any]]]:
+    """Every index document, card, manifest and signature file, by output path."""
+    docs: dict[Path, bytes] = {}
+    search: list[dict[str, Any]] = []
+    pages: Pages = {}
+    for name in sorted(collected.releases):
+        doc, card_files = model_document(name, collected.releases[name], registry)
+        ns, short = name.split("/")
+        # What clients will refuse is never written: the one typed model decides for both.
+        parse(ModelDocument, doc, f"index/models/{ns}/{short}.json")
+        docs[out / "index" / "models" / ns / f"{short}.json"] = dumps(doc)
+        docs.update({out / p: data for p, data in card_files.items()})
+        shown = latest_version(doc) or max(doc["versions"], key=Version.parse)
+        card = collected.releases[name][shown].card_text
+        search.append(_search_entry(doc, shown, card))
+        pages[name] = (doc, shown, card)
+    _trim_keywords(search)
+    listing = {"mx_index": INDEX_FORMAT, "models": search}
+    parse(SearchListing, listing, "index/search.json")
+    docs[out / "index" / "search.json"] = dumps(listing)
+    docs[out / "index" / "config.json"] = dumps({
+        "mx_index": INDEX_FORMAT, "name": registry.name, "base_url": registry.base_url,
+        "generated_from": gitrepo.head_commit(registry_dir)})
+    return docs, pages, search
+
+
+def _publish_order(out: Path, path: Path) -> tuple[int, Path]:
+    """Files a document names before the document: cards, manifests and signatures, then
+    model documents, then search.json and config.json, which name the models."""
+    rel = path.relative_to(out).as_posix()
+    if not rel.startswith("index/"):
+        return 0, path
+    if rel.startswith("index/models/"):
+        return 1, path
+    return (2 if rel == "index/search.json" else 3), path
 
 
 def _check_curation(registry: Registry, collected: Collected) -> None:

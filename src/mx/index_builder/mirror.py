@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,16 +83,19 @@ class ObjectLocator:
                 need[art.sha256] = Origin(href=got["href"], header=got.get("header"))
         return need
 
-    def mirror(self, releases: list[Release], need: dict[str, Origin], out: Path) -> int:
-        """Copy objects into artifacts/sha256/, verifying each; returns how many were written."""
+    def mirror(self, releases: list[Release], need: dict[str, Origin], out: Path,
+               tmp: Path) -> int:
+        """Copy objects into artifacts/sha256/, verifying each; returns how many were written.
+
+        Temp files go to `tmp` (outside `out`, on its filesystem): a killed build leaves
+        nothing half-written in what is published."""
         sizes = {a.sha256: a.size for r in releases for a in r.artifacts}
         written = 0
         for rel in releases:
             for art in rel.artifacts:
                 if art.blob is not None and write_if_changed(mirrored_path(out, art.sha256),
-                                                             art.blob):
+                                                             art.blob, tmp_dir=tmp):
                     written += 1
-        tmp = out / "artifacts" / ".tmp"
 
         def one(oid: str) -> None:
             origin = need[oid]
@@ -113,6 +115,4 @@ class ObjectLocator:
         with ThreadPoolExecutor(max_workers=self.transport.limits.parallel_downloads) as pool:
             for _ in pool.map(one, sorted(need)):
                 written += 1
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
         return written
