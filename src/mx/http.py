@@ -257,14 +257,20 @@ class Transport:
 
     def download(self, url: str, sink: Sink, size: int,
                  progress: Callable[[int], None] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        """Stream exactly `size` bytes of `url` into `sink`, resuming with Range after a drop."""
+                 headers: dict[str, str] | None = None, offset: int = 0) -> None:
+        """Stream `url` into `sink` until it holds exactly `size` bytes, resuming with Range
+        after a drop. `offset` is what `sink` already holds (a download an earlier process
+        began): the first request asks for the rest, and so does every retry."""
         if url.startswith("file:"):
+            if offset:
+                sink.reset()
+                if progress:
+                    progress(-offset)
             self._copy_local(_local_path(url), url, sink, size, progress)
             return
         import httpx
 
-        got = 0
+        got = offset
         attempt = 0
         while True:
             h = self._headers(url, {"Accept-Encoding": "identity", **(headers or {})})
@@ -278,7 +284,8 @@ class Transport:
                     if got and r.status_code == 416:
                         raise FetchError(f"{url}: the server's file ends after {got} bytes; "
                                          f"the index promised {size}",
-                                         hint="the artifact on the server is not the one indexed")
+                                         hint="the artifact on the server is not the one "
+                                              "indexed", url=url, status=416)
                     if got and r.status_code == 200:
                         sink.reset()  # the server ignored Range: start over
                         if progress:
@@ -304,6 +311,10 @@ class Transport:
                     raise _Retry(f"connection closed after {got} of {size} bytes")
                 return
             except (_Retry, httpx.TransportError) as exc:
+                if got == size:
+                    # Every promised byte arrived and then the connection broke (a host
+                    # that announced more than it sends): the caller's sha256 decides.
+                    return
                 attempt += 1
                 self._backoff(attempt, url, exc)
 

@@ -128,18 +128,10 @@ class Downloader:
                   advance: Callable[[int], None],
                   headers: dict[str, str] | None = None) -> None:
         """Download `url` into `writer`, asking only for the bytes after what it holds."""
-        start = writer.size
-        if start and url.startswith("file:"):
-            writer.reset()  # a local copy is cheaper than skipping through it
-            advance(-start)
-            start = 0
-        if start == 0:
-            self.transport.download(url, writer, size, advance, headers=headers)
-            return
-        # Transport.download counts from the first byte it receives; a host that ignores
-        # Range sends more than the rest, which fails as wrong bytes and starts over.
-        self.transport.download(url, writer, size - start, advance,
-                                headers={**(headers or {}), "Range": f"bytes={start}-"})
+        # The transport asks for the bytes after what the writer holds, on the first request
+        # and on every retry; a host that ignores Range starts the file over.
+        self.transport.download(url, writer, size, advance, headers=headers,
+                                offset=writer.size)
 
     def _fill_lfs(self, target: str, art: dict[str, Any], writer: HashingWriter,
                   advance: Callable[[int], None]) -> None:
