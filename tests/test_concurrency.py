@@ -16,7 +16,7 @@ import pytest
 
 from mx.client.cache import Cache
 from mx.client.cache_gc import PART_GRACE, prune, reclaim_tmp
-from mx.client.install import Session
+from mx.client.install import ClientSession
 from mx.config import load_settings
 from mx.locking import acquire
 from tests.support.bigmodel import mx_cmd, mx_env, mx_proc
@@ -114,7 +114,7 @@ def test_metadata_refreshes_one_process_at_a_time(host: Host,
     monkeypatch.setattr(tuf_updater.Updater, "_update_root_symlink", slow_relink)
 
     def read() -> str:
-        session = Session(load_settings(host.url), refresh=True)
+        session = ClientSession(load_settings(host.url), refresh=True)
         try:
             return str(session.index().model_document("acme/iris").data["name"])
         finally:

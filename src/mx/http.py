@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import random
+import re
 import ssl
 import time
 import urllib.error
@@ -25,7 +26,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from mx import __version__
 from mx.config import Limits
 from mx.errors import FetchError, IntegrityError, SizeLimitError
-from mx.lfs import LFS_MEDIA_TYPE, Pointer, batch_request
+from mx.lfs import (
+    LFS_MEDIA_TYPE,
+    Pointer,
+    batch_request,
+    endpoint_for_remote,
+    object_in_local_repo,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -258,16 +265,55 @@ class Transport:
     def download(self, url: str, sink: Sink, size: int,
                  progress: Callable[[int], None] | None = None,
                  headers: dict[str, str] | None = None, offset: int = 0) -> None:
-        """Stream `url` into `sink` until it holds exactly `size` bytes, resuming with Range
-        after a drop. `offset` is what `sink` already holds (a download an earlier process
-        began): the first request asks for the rest, and so does every retry."""
-        if url.startswith("file:"):
-            if offset:
-                sink.reset()
-                if progress:
-                    progress(-offset)
-            self._copy_local(_local_path(url), url, sink, size, progress)
+        """Stream `url` into `sink` until it holds exactly `size` bytes. `offset` is what
+        `sink` already holds (a download an earlier process began).
+
+        The one table of URL schemes mx fetches from: http(s) (resumed with Range after a
+        drop, on the first request and every retry), file, and lfs+<remote>#<oid> (Git LFS:
+        a local repository's store, or the batch API of the remote's LFS server)."""
+        scheme = url.partition(":")[0].lower()
+        handler = {"http": self._download_http, "https": self._download_http,
+                   "file": self._download_file, "lfs+http": self._download_lfs,
+                   "lfs+https": self._download_lfs, "lfs+file": self._download_lfs,
+                   "lfs+ssh": self._download_lfs}.get(scheme)
+        if handler is None:
+            raise FetchError(f"{url}: mx cannot fetch {scheme or 'relative'}: URLs",
+                             hint="the index should list http(s)://, file:// or lfs+ URLs",
+                             url=url)
+        handler(url, sink, size, progress, headers, offset)
+
+    def _download_file(self, url: str, sink: Sink, size: int,
+                       progress: Callable[[int], None] | None,
+                       headers: dict[str, str] | None, offset: int) -> None:
+        if offset:
+            sink.reset()  # a local copy is cheaper than skipping through it
+            if progress:
+                progress(-offset)
+        self._copy_local(_local_path(url), url, sink, size, progress)
+
+    def _download_lfs(self, url: str, sink: Sink, size: int,
+                      progress: Callable[[int], None] | None,
+                      headers: dict[str, str] | None, offset: int) -> None:
+        remote, _, oid = url[4:].rpartition("#")
+        if not remote or not re.fullmatch(r"[0-9a-f]{64}", oid):
+            raise FetchError(f"{url}: malformed lfs+ URL (want lfs+<remote>#<oid>)", url=url)
+        if remote.startswith("file:"):
+            stored = object_in_local_repo(remote, oid)
+            if stored is None:
+                raise FetchError(f"{url}: object not in the LFS store at {remote}", url=url)
+            self._download_file(stored.as_uri(), sink, size, progress, None, offset)
             return
+        endpoint = endpoint_for_remote(remote)
+        answer = self.lfs_batch(endpoint, [Pointer(oid, size)])
+        got = answer.get(oid) or {}
+        if "error" in got or not got.get("href"):
+            why = got.get("error", {}).get("message", "no download action")
+            raise FetchError(f"{endpoint}: LFS object {oid}: {why}", url=url)
+        self._download_http(got["href"], sink, size, progress, got.get("header"), offset)
+
+    def _download_http(self, url: str, sink: Sink, size: int,
+                       progress: Callable[[int], None] | None,
+                       headers: dict[str, str] | None, offset: int) -> None:
         import httpx
 
         got = offset

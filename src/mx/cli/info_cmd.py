@@ -17,7 +17,7 @@ def info(name: str, registry: str | None, allow_unsigned_index: bool, offline: b
          as_json: bool) -> None:
     """Show a model's versions, channels, yanks and variants."""
     from mx.cli.output import emit_json, human_size, warn
-    from mx.client.install import Session
+    from mx.client.install import ClientSession
     from mx.client.spec import parse_requirement
     from mx.config import load_settings
     from mx.index_builder.build import latest_version
@@ -25,7 +25,7 @@ def info(name: str, registry: str | None, allow_unsigned_index: bool, offline: b
 
     req = parse_requirement(name)
     settings = load_settings(registry, offline, allow_unsigned_index=allow_unsigned_index or None)
-    session = Session(settings, refresh=True)
+    session = ClientSession(settings, refresh=True)
     try:
         doc = session.index().model(req.name)
         for notice in session.take_notices():

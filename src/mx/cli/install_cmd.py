@@ -32,7 +32,7 @@ def install(specs: tuple[str, ...], variant: str | None, fmt: str | None, to: Pa
             as_json: bool) -> None:
     """Install models into the verified cache (with no argument: those in mx.toml)."""
     from mx.cli.output import emit_json, progress_bar, warn
-    from mx.client.install import Session, install_requirement
+    from mx.client.install import ClientSession, install_requirement
     from mx.client.spec import parse_requirement
     from mx.config import load_settings
 
@@ -46,7 +46,7 @@ def install(specs: tuple[str, ...], variant: str | None, fmt: str | None, to: Pa
     settings = load_settings(registry, offline, project_registry=project_registry,
                              allow_unsigned_index=allow_unsigned_index or None)
     with progress_bar(not as_json) as bar:
-        session = Session(settings, bar, refresh, allow_unsigned)
+        session = ClientSession(settings, bar, refresh, allow_unsigned)
         try:
             if specs:
                 results = [install_requirement(session, parse_requirement(s), variant, fmt, to)

@@ -19,11 +19,11 @@ def search(query: str, task: str | None, tag: str | None, registry: str | None,
            allow_unsigned_index: bool, offline: bool | None, as_json: bool) -> None:
     """Find models by name, summary, task and tags."""
     from mx.cli.output import emit_json, warn
-    from mx.client.install import Session
+    from mx.client.install import ClientSession
     from mx.client.search import search as run_search
     from mx.config import load_settings
 
-    session = Session(load_settings(registry, offline,
+    session = ClientSession(load_settings(registry, offline,
                                      allow_unsigned_index=allow_unsigned_index or None))
     try:
         found = run_search(session.index().search_listing(), query, task, tag)

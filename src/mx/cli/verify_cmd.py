@@ -75,7 +75,13 @@ def _who(signer: dict[str, Any]) -> str:
 def _verify_published(spec: str, signers: list[Any], trust_config: Path | None,
                       registry: str | None) -> tuple[str, dict[str, str], dict[str, Any]]:
     """Verify a release as the registry publishes it, and its files in the cache if there."""
-    from mx.client.install import Session, card_entry, fetch_blob, manifest_entry, signature_entry
+    from mx.client.install import (
+        ClientSession,
+        card_entry,
+        fetch_blob,
+        manifest_entry,
+        signature_entry,
+    )
     from mx.client.resolve import resolve
     from mx.client.spec import parse_requirement
     from mx.client.trust import check_release
@@ -84,7 +90,7 @@ def _verify_published(spec: str, signers: list[Any], trust_config: Path | None,
     from mx.fsutil import sha256_file
 
     req = parse_requirement(spec)
-    session = Session(load_settings(registry), refresh=True)
+    session = ClientSession(load_settings(registry), refresh=True)
     try:
         document = session.index().model_document(req.name)
         res = resolve(document.data, req)

@@ -1,7 +1,7 @@
 """Bring artifacts into blobs/: try each URL in order, verify, rename into place.
 
-URL kinds (DESIGN section 4): relative to the index base, http(s)://, file://, and
-lfs+<remote or endpoint>#<oid> through the Git LFS batch API.
+URLs are relative to the index base or absolute; which schemes can be fetched, and how,
+is the transport's one table (`mx.http.Transport.download`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from mx.client.cache import Cache
 from mx.errors import FetchError, IntegrityError, MxError
 from mx.fsutil import HashingWriter, fetch_resumable
 from mx.http import Transport
-from mx.lfs import Pointer, endpoint_for_remote, object_in_local_repo
 from mx.progress import Progress
 
 
@@ -113,44 +112,20 @@ class Downloader:
 
     def _fill(self, url: str, art: dict[str, Any], writer: HashingWriter,
               advance: Callable[[int], None]) -> None:
+        if url.startswith("lfs+") and url.rpartition("#")[2] != art["sha256"]:
+            # The object named must be the artifact itself, whatever the batch API says.
+            raise FetchError(f"{url}: names another LFS object than {art['path']}'s sha256")
         try:
-            if url.startswith("lfs+"):
-                self._fill_lfs(url[4:], art, writer, advance)
-            else:
-                self._download(self._absolute(url), writer, art["size"], advance)
+            # The transport asks for the bytes after what the writer holds (a resumed part),
+            # on the first request and on every retry; a host ignoring Range starts over.
+            self.transport.download(self._absolute(url), writer, art["size"], advance,
+                                    offset=writer.size)
         except FetchError:
             # A host that announces more bytes than it sends fails the transfer after the
             # last promised byte arrived; the sha256 check after this decides about them.
             if writer.size != art["size"]:
                 raise
 
-    def _download(self, url: str, writer: HashingWriter, size: int,
-                  advance: Callable[[int], None],
-                  headers: dict[str, str] | None = None) -> None:
-        """Download `url` into `writer`, asking only for the bytes after what it holds."""
-        # The transport asks for the bytes after what the writer holds, on the first request
-        # and on every retry; a host that ignores Range starts the file over.
-        self.transport.download(url, writer, size, advance, headers=headers,
-                                offset=writer.size)
-
-    def _fill_lfs(self, target: str, art: dict[str, Any], writer: HashingWriter,
-                  advance: Callable[[int], None]) -> None:
-        remote, _, oid = target.rpartition("#")
-        if not remote or oid != art["sha256"]:
-            raise FetchError(f"{target}: malformed lfs+ URL (want lfs+<remote>#<oid>)")
-        if remote.startswith("file:"):
-            stored = object_in_local_repo(remote, oid)
-            if stored is None:
-                raise FetchError(f"{target}: object not in the LFS store at {remote}")
-            self._download(stored.as_uri(), writer, art["size"], advance)
-            return
-        endpoint = endpoint_for_remote(remote)
-        answer = self.transport.lfs_batch(endpoint, [Pointer(oid, art["size"])])
-        got = answer.get(oid) or {}
-        if "error" in got or not got.get("href"):
-            why = got.get("error", {}).get("message", "no download action")
-            raise FetchError(f"{endpoint}: LFS object {oid}: {why}")
-        self._download(got["href"], writer, art["size"], advance, headers=got.get("header"))
 
 
 def _drop_unless_resumable(part: Path, exc: BaseException) -> None:

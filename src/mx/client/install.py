@@ -88,20 +88,23 @@ class SerialIndex:
 
 
 @dataclass
-class Session:
+class ClientSession:
     """What one run of the client shares: settings, one connection pool, the cache."""
 
     settings: Settings
     progress: Progress = field(default_factory=NoProgress)
     refresh: bool = False  # revalidate index documents even when freshly cached
     allow_unsigned: bool = False
+    # The one way bytes come in (index documents, metadata, artifacts, LFS). Handed in by
+    # an embedding application or a test; by default mx's HTTP transport for the settings.
+    fetcher: Transport | None = None
 
     def __post_init__(self) -> None:
         self.cache = Cache(self.settings.home)
         self.trust = TrustPolicy.from_config(self.settings.trust, self.allow_unsigned)
         self.trust.require_signatures |= self.settings.require_signatures
-        self.transport = Transport(self.settings.limits, self.settings.token,
-                                   self.settings.registry)
+        self.transport: Transport = self.fetcher or Transport(
+            self.settings.limits, self.settings.token, self.settings.registry)
         self._index: SerialIndex | None = None
         self._cache_lock: Lock | None = None
 
@@ -145,7 +148,7 @@ class Session:
             self._cache_lock = None
 
 
-def install_requirement(session: Session, req: Requirement, variant: str | None = None,
+def install_requirement(session: ClientSession, req: Requirement, variant: str | None = None,
                         fmt: str | None = None, to: Path | None = None) -> InstalledModel:
     document = session.index().model_document(req.name)
     res = resolve(document.data, req)
@@ -184,7 +187,7 @@ def signature_entry(record: dict[str, Any]) -> dict[str, Any] | None:
             "urls": [sig["url"]]}
 
 
-def fetch_blob(session: Session, entry: dict[str, Any], label: str) -> Path:
+def fetch_blob(session: ClientSession, entry: dict[str, Any], label: str) -> Path:
     """One verified file into the blob store (cached; offline if already there)."""
     if session.cache.has_blob(entry["sha256"], entry["size"]):
         return session.cache.blob(entry["sha256"])
@@ -215,7 +218,7 @@ def manifest_entry(record: dict[str, Any]) -> list[dict[str, Any]]:
              "sha256": mf["sha256"], "size": mf["size"], "urls": [mf["url"]]}]
 
 
-def materialize(session: Session, registry: str, name: str, version: str, variant: str,
+def materialize(session: ClientSession, registry: str, name: str, version: str, variant: str,
                 arts: list[dict[str, Any]], manifest: dict[str, Any] | None,
                 to: Path | None,
                 before_fetch: Callable[[], None] | None = None,
@@ -252,7 +255,7 @@ def materialize(session: Session, registry: str, name: str, version: str, varian
                           downloaded=downloaded)
 
 
-def _fetch_and_link(session: Session, registry: str, name: str, version: str, variant: str,
+def _fetch_and_link(session: ClientSession, registry: str, name: str, version: str, variant: str,
                     arts: list[dict[str, Any]], manifest: dict[str, Any] | None,
                     variant_dir: Path, before_fetch: Callable[[], None] | None,
                     before_link: Callable[[dict[str, Path]], None] | None,
@@ -288,7 +291,7 @@ def install(spec: str, *, variant: str | None = None, format: str | None = None,
             progress: Progress | None = None, allow_unsigned: bool = False) -> InstalledModel:
     """Install `ns/name@range` into the cache and return where its files are."""
     settings = load_settings(registry, offline, Path(home) if home else None)
-    session = Session(settings, progress or NoProgress(), allow_unsigned=allow_unsigned)
+    session = ClientSession(settings, progress or NoProgress(), allow_unsigned=allow_unsigned)
     try:
         return install_requirement(session, parse_requirement(spec), variant, format,
                                    Path(to) if to else None)

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mx.client.install import InstalledModel, Session, install_requirement, materialize
+from mx.client.install import ClientSession, InstalledModel, install_requirement, materialize
 from mx.client.spec import Requirement, parse_requirement
 from mx.errors import ConfigError
 from mx.fsutil import write_if_changed
@@ -118,7 +118,8 @@ def _lock_satisfies(entry: dict[str, Any], want: Wanted) -> bool:
     return Range.parse(sel).contains(Version.parse(entry["version"]))
 
 
-def install_project(session: Session, project_dir: Path, locked: bool) -> list[InstalledModel]:
+def install_project(session: ClientSession, project_dir: Path,
+                    locked: bool) -> list[InstalledModel]:
     _, wanted = read_project(project_dir / "mx.toml")
     lock_path = project_dir / "mx.lock"
     lock = read_lock(lock_path)
