@@ -15,6 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mx.gitrepo import open_repo, release_tags
+from mx.sign.release import sign_release
+from mx.sign.signers import KeySigner
+
 CARD = """---
 license: {license}
 pipeline_tag: {task}
@@ -158,9 +162,6 @@ def make_signing_key(directory: Path, name: str = "release") -> tuple[Path, Path
 
 def sign_all_releases(repo: Path, key: Path, model_dir: str = ".") -> None:
     """Sign every release tag of the model in `model_dir` with `key` (git notes)."""
-    from mx.gitrepo import open_repo, release_tags
-    from mx.sign.release import sign_release
-    from mx.sign.signers import KeySigner
 
     signer = KeySigner(key)
     for tag in release_tags(open_repo(repo)):

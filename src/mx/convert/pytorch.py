@@ -21,6 +21,7 @@ from mx.convert.base import (
     call_entry_point,
     first_line,
     quiet,
+    refuse_pickle,
 )
 from mx.errors import ConfigError
 from mx.frameworks import require, version_of
@@ -76,7 +77,6 @@ def _load_source(job: ConvertJob) -> tuple[Any, Feeds, dict[str, Any]]:
     torch = require("torch")
     path = job.model_dir / job.source
     if ":" not in job.source or path.suffix in {".pt", ".pth", ".ts", ".torchscript"}:
-        from mx.convert.base import refuse_pickle
 
         if not path.is_file():
             raise ConfigError(f"{path}: no such TorchScript file",

@@ -8,7 +8,7 @@ from typing import Any
 
 from mx import onnxinfo
 from mx.convert import CONVERTERS, SUFFIXES
-from mx.convert.base import ConvertJob, ParityFailed
+from mx.convert.base import ConversionFailed, ConvertJob, ParityFailed, first_line
 from mx.convert.parity import ParityReport, compare
 from mx.errors import ConfigError, MxError
 from mx.manifest import load_manifest
@@ -16,6 +16,7 @@ from mx.manifest_edit import ManifestChange, temp_path
 from mx.names import DEFAULT_VARIANT
 from mx.runtimes import runner_for
 from mx.sampling import Feeds, Spec, like, load_npz
+from mx.validate.onnx_check import io_problems
 
 
 @dataclass
@@ -122,7 +123,6 @@ def _parity(opts: ConvertOptions, tmp: Path, reference: Any, example: Feeds,
     except MxError:
         raise
     except Exception as exc:
-        from mx.convert.base import ConversionFailed, first_line
 
         raise ConversionFailed(f"the exported {opts.target} artifact does not load: "
                                f"{first_line(exc)}",
@@ -134,7 +134,6 @@ def _parity(opts: ConvertOptions, tmp: Path, reference: Any, example: Feeds,
 
 def _update_signature(change: ManifestChange, graph: Any, info: onnxinfo.GraphInfo) -> None:
     """Write the graph's signature, unless mx.yaml has one the graph agrees with."""
-    from mx.validate.onnx_check import io_problems
 
     sig = change.loaded.manifest.signature
     if sig is not None:

@@ -29,6 +29,7 @@ from mx.convert.base import (
     call_entry_point,
     first_line,
     quiet,
+    refuse_pickle,
 )
 from mx.errors import ConfigError
 from mx.frameworks import require, version_of
@@ -108,7 +109,6 @@ def _load_source(job: ConvertJob) -> _Source:
                               hint="mx loads Keras files in safe mode: lambda layers with "
                                    "Python code are refused") from None
         return _from_keras(model, None, job)
-    from mx.convert.base import refuse_pickle
 
     refuse_pickle(path)
     raise ConfigError(f"{path}: not a SavedModel directory, .keras/.h5 file or entry point",

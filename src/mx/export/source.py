@@ -9,6 +9,7 @@ from mx.client.install import install
 from mx.errors import ConfigError
 from mx.export.base import ModelSource
 from mx.infer.model import is_local_spec, local_onnx
+from mx.manifest import load_manifest
 from mx.names import DEFAULT_VARIANT
 
 
@@ -28,7 +29,6 @@ def open_source(spec: str, registry: str | None = None,
 
 
 def _local(model_dir: Path, variant: str | None) -> ModelSource:
-    from mx.manifest import load_manifest
 
     name, version, onnx = local_onnx(model_dir, variant)
     manifest = load_manifest(model_dir).manifest.model_dump(mode="json", exclude_none=True)

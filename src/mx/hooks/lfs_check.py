@@ -17,6 +17,7 @@ from mx.errors import ConfigError
 from mx.gitrepo import join
 from mx.hooks import HookOutcome
 from mx.hooks.targets import model_dirs, tracked_files
+from mx.manifest import load_manifest
 from mx.validate import Problem
 
 DEFAULT_MAX_PLAIN_BYTES = 512 * 1024
@@ -68,7 +69,6 @@ def check_lfs(root: Path, files: list[str],
 
 
 def _artifact_paths(root: Path, dirs: list[str]) -> list[str]:
-    from mx.manifest import load_manifest
 
     out = []
     for d in dirs:

@@ -9,7 +9,8 @@ from mx import lfs
 from mx.errors import ConfigError
 from mx.hooks import HookOutcome
 from mx.hooks.targets import dirs_for, model_dirs, tracked_files
-from mx.validate import Problem
+from mx.manifest import load_manifest
+from mx.validate import Problem, card_check, validate_model
 
 
 def check_models(root: Path, files: list[str], card_only: bool) -> HookOutcome:
@@ -37,14 +38,11 @@ def check_models(root: Path, files: list[str], card_only: bool) -> HookOutcome:
 
 
 def _validate(model_dir: Path) -> list[Problem]:
-    from mx.validate import validate_model
 
     return validate_model(model_dir).problems
 
 
 def _card(model_dir: Path) -> list[Problem]:
-    from mx.manifest import load_manifest
-    from mx.validate import card_check
 
     try:
         loaded = load_manifest(model_dir)

@@ -29,6 +29,8 @@ from mx.index_builder.trustmeta import write_metadata
 from mx.index_builder.workspace import reclaim_output, temp_dir
 from mx.indexdoc import ModelDocument, SearchListing, parse
 from mx.semver import Version
+from mx.site.build import build_site
+from mx.site.pages import keywords
 
 INDEX_FORMAT = "1.0"
 
@@ -114,7 +116,6 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
                    for ns in sorted({n.split("/")[0] for n in collected.releases})}
         result.metadata_written = write_metadata(out, keys, signers).written
     if site:
-        from mx.site.build import build_site
 
         commit_time = gitrepo.head_commit_time(registry_dir)
         built = build_site(out, cache_dir / "site", registry.name, registry.base_url, pages,
@@ -251,7 +252,6 @@ def latest_version(doc: dict[str, Any]) -> str | None:
 
 
 def _search_entry(doc: dict[str, Any], latest: str, card: bytes) -> dict[str, Any]:
-    from mx.site.pages import keywords
 
     m = doc["versions"][latest]["manifest"]
     return {"name": doc["name"], "latest": latest, "summary": m.get("summary", ""),

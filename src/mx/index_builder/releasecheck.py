@@ -26,6 +26,7 @@ from mx.cardrules import CardPolicy
 from mx.fsutil import atomic_write_bytes
 from mx.manifest import Artifact, Signature
 from mx.validate.card_check import card_problems
+from mx.validate.onnx_check import io_problems
 
 
 class ReleaseChecks:
@@ -81,7 +82,6 @@ def onnx_problems(data: bytes, opset: int | None, signature: Signature | None) -
     """What `mx validate` says of an ONNX file, from its bytes (no external data read)."""
     import onnx
 
-    from mx.validate.onnx_check import io_problems
 
     try:
         model = onnx.load_model_from_string(data)

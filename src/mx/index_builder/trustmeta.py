@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mx.errors import BuildError
+from mx.errors import BuildError, FetchError
 from mx.fsutil import write_if_changed
 from mx.index_builder.keys import ROLES, KeyRing
 
@@ -245,7 +245,6 @@ def seed_from_published(base_url: str, out: Path, transport: Any) -> int:
     of starting a new one. Returns the number of files fetched."""
     import json
 
-    from mx.errors import FetchError
 
     tuf = out / TUF_DIR
     if (tuf / "root.json").exists():

@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from mx.client.install import install
 from mx.errors import ConfigError
 from mx.infer.signature import Tensor
+from mx.manifest import load_manifest
 from mx.names import NAME_RE
 
 
@@ -84,7 +86,6 @@ def open_model(name: str, version: str, path: Path, threads: int = 0,
 
 def local_onnx(model_dir: Path, variant: str | None) -> tuple[str, str, Path]:
     """(name, version, ONNX file) of a model directory's manifest."""
-    from mx.manifest import load_manifest
 
     m = load_manifest(model_dir).manifest
     arts = [a for a in m.artifacts if a.format == "onnx" and
@@ -113,7 +114,6 @@ def resolve_model(spec: str, registry: str | None = None, variant: str | None = 
     if is_local_spec(spec):
         name, version, path = local_onnx(Path(spec).expanduser(), variant)
     else:
-        from mx.client.install import install
 
         installed = install(spec, variant=variant, format="onnx", registry=registry,
                             offline=offline)

@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from mx.gitrepo import join
+from mx.hooks.lfs_check import check_lfs
+from mx.hooks.targets import repo_root
 from mx.report import compare
 from mx.report.states import load_state, model_dirs, resolve
+from mx.validate import validate_model
 
 MARKER = "<!-- mx-report -->"
 
@@ -41,8 +44,6 @@ def head_tree(root: Path, head: str | None) -> Iterator[Path]:
 
 
 def build_report(root: Path, base: str, head: str | None = None) -> dict[str, Any]:
-    from mx.hooks.lfs_check import check_lfs
-    from mx.hooks.targets import repo_root
 
     root = repo_root(root)
     base_sha = resolve(root, base, "--base")
@@ -81,7 +82,6 @@ def _model(tree: Path, d: str, before: Any, after: Any) -> dict[str, Any]:
 
 
 def _validate(tree: Path, d: str, after: Any) -> dict[str, Any]:
-    from mx.validate import validate_model
 
     report = validate_model(tree / d)
     for path, digest in report.digests.items():  # hashed once, by validation

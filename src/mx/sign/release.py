@@ -10,6 +10,7 @@ from typing import Any
 
 from mx import gitrepo
 from mx.errors import GitError, MxError
+from mx.fsutil import sha256_file
 from mx.sign import notes
 from mx.sign.policy import TrustedSigner, Verified, verify_bundle
 from mx.sign.signers import BundleSigner
@@ -89,7 +90,6 @@ def verify_release(path: Path, tag: str | None, signers: list[TrustedSigner],
 def verify_directory(model_dir: Path, signature: Path, signers: list[TrustedSigner],
                      ignore: list[str], trust_config: Path | None = None) -> Verified:
     """Check a standalone bundle against the files of a directory on disk."""
-    from mx.fsutil import sha256_file
 
     bundle = load_bundle(signature.read_bytes(), str(signature))
     verified = verify_bundle(bundle, signers, str(signature), trust_config)
