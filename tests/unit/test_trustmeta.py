@@ -91,3 +91,29 @@ def test_an_offline_root_key_is_not_needed_for_ordinary_builds(out: Path,
     (out / "index/search.json").write_bytes(b"[1]")
     assert write_metadata(out, KeyRing(keys.folder), SIGNERS, now=NOW).written == [
         "targets", "snapshot", "timestamp"]
+
+
+def test_keyless_roles_are_named_by_identity_and_need_an_oidc_token(
+        out: Path, keys: KeyRing, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mx.errors import ConfigError
+    from mx.index_builder.keys import make_keyless
+
+    for var in ("GITHUB_ACTIONS", "ACTIONS_ID_TOKEN_REQUEST_URL", "SIGSTORE_ID_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    write_metadata(out, keys, SIGNERS, now=NOW)
+    identity = "https://github.com/acme/registry/.github/workflows/publish.yml@refs/heads/main"
+    make_keyless(keys.folder, identity)
+    ring = KeyRing(keys.folder)
+    key = ring.public_key("timestamp")
+    assert key.keytype == "sigstore-oidc" and key.keyval["identity"] == identity
+    assert not (keys.folder / "timestamp.pem").exists()
+    # The new root naming the identity needs only the root key; the online roles it then
+    # re-signs need the CI job's token, which this machine has not: one clear error.
+    before = files(out)
+    with pytest.raises(ConfigError) as caught:
+        write_metadata(out, ring, SIGNERS, now=NOW)
+    assert files(out) == before  # nothing half-signed is published
+    assert "keyless" in caught.value.message and "OIDC" in caught.value.message
+    assert "id-token: write" in str(caught.value.hint)
+    with pytest.raises(ConfigError, match="root stays a key"):
+        make_keyless(keys.folder, identity, roles=("root",))

@@ -104,13 +104,23 @@ def _build(registry_file: Path, out: Path, strict: bool, cache: Path, allow_unsi
 @click.option("--from-env", is_flag=True,
               help="Write the keys given as PEM in MX_INDEX_ROOT_KEY, MX_INDEX_TARGETS_KEY, "
                    "MX_INDEX_SNAPSHOT_KEY and MX_INDEX_TIMESTAMP_KEY (CI secrets); create none.")
-def keys(directory: Path, from_env: bool) -> None:
+@click.option("--keyless", "keyless_identity", metavar="IDENTITY",
+              help="Make targets, snapshot and timestamp keyless: signed by this Sigstore "
+                   "identity (a CI workflow's) with the job's OIDC token.")
+@click.option("--issuer", default="https://token.actions.githubusercontent.com",
+              show_default=True, help="The OIDC issuer of --keyless.")
+def keys(directory: Path, from_env: bool, keyless_identity: str | None, issuer: str) -> None:
     """Create a registry's TUF keys (Ed25519, one per role) in DIRECTORY."""
-    from mx.index_builder.keys import from_environment, generate
+    from mx.index_builder.keys import from_environment, generate, make_keyless
 
     if from_env:
         written = from_environment(directory)
         click.echo(f"{directory}: wrote {', '.join(written) or 'no keys'} from the environment")
+    if keyless_identity:
+        make_keyless(directory, keyless_identity, issuer)
+        click.echo(f"{directory}: targets, snapshot and timestamp are signed keyless by "
+                   f"{keyless_identity} ({issuer})")
+    if from_env or keyless_identity:
         return
     made = generate(directory)
     if made:

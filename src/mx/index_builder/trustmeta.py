@@ -66,12 +66,14 @@ def write_metadata(out: Path, keys: KeyRing, signers: dict[str, list[dict[str, A
     tuf = out / TUF_DIR
     current = load_current(tuf)
     result = MetadataResult()
+    # Everything is signed before anything is written: a signer that fails (a missing key,
+    # no OIDC token for a keyless role) leaves the published metadata as it was.
+    writes: list[tuple[str, bytes]] = []
 
     root, root_changed = _root(current.get("root"), keys, now)
     if root_changed:
         data = root.to_bytes()
-        write_if_changed(tuf / f"{root.signed.version}.root.json", data)
-        write_if_changed(tuf / "root.json", data)
+        writes += [(f"{root.signed.version}.root.json", data), ("root.json", data)]
         result.written.append("root")
 
     wanted = _targets(out, signers)
@@ -82,7 +84,7 @@ def write_metadata(out: Path, keys: KeyRing, signers: dict[str, list[dict[str, A
         targets = Metadata(Targets(version=version, expires=day + LIFETIME["targets"],
                                    targets=wanted))
         targets.sign(keys.signer("targets"))
-        write_if_changed(tuf / f"{version}.targets.json", targets.to_bytes())
+        writes.append((f"{version}.targets.json", targets.to_bytes()))
         result.written.append("targets")
     else:
         targets = old_targets
@@ -95,7 +97,7 @@ def write_metadata(out: Path, keys: KeyRing, signers: dict[str, list[dict[str, A
         snapshot = Metadata(Snapshot(version=version, expires=day + LIFETIME["snapshot"],
                                      meta=meta))
         snapshot.sign(keys.signer("snapshot"))
-        write_if_changed(tuf / f"{version}.snapshot.json", snapshot.to_bytes())
+        writes.append((f"{version}.snapshot.json", snapshot.to_bytes()))
         result.written.append("snapshot")
     else:
         snapshot = old_snapshot
@@ -108,10 +110,12 @@ def write_metadata(out: Path, keys: KeyRing, signers: dict[str, list[dict[str, A
         ts = Metadata(Timestamp(version=version, expires=day + LIFETIME["timestamp"],
                                 snapshot_meta=ts_meta))
         ts.sign(keys.signer("timestamp"))
-        write_if_changed(tuf / "timestamp.json", ts.to_bytes())  # last: it publishes the rest
+        writes.append(("timestamp.json", ts.to_bytes()))  # last: it publishes the rest
         result.written.append("timestamp")
     else:
         ts = old_ts
+    for name, data in writes:
+        write_if_changed(tuf / name, data)
     _prune(tuf, "targets", targets.signed.version)
     _prune(tuf, "snapshot", snapshot.signed.version)
     result.versions = {"root": root.signed.version, "targets": targets.signed.version,
@@ -180,7 +184,7 @@ def _root(old: Metadata[Root] | None, keys: KeyRing, now: datetime
 
     # The root key is read only when root.pem is present (it may be kept offline).
     roles = [r for r in ROLES if r != "root" or keys.has("root") or old is None]
-    wanted = {role: keys.signer(role).public_key for role in roles}
+    wanted = {role: keys.public_key(role) for role in roles}
     if old is not None:
         same = all(old.signed.roles[r].keyids == [wanted[r].keyid] for r in roles)
         if same and not _renew(old, now):
