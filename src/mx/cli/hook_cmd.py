@@ -45,7 +45,7 @@ def _finish(name: str, outcome: HookOutcome) -> None:
 def validate_hook(files: tuple[Path, ...]) -> None:
     """mx validate on every model directory the files belong to."""
     from mx.hooks.model_checks import check_models
-    from mx.hooks.targets import repo_root
+    from mx.hooks.scope import repo_root
 
     root = repo_root(Path.cwd())
     _finish("mx-validate", check_models(root, _rel(root, files), card_only=False))
@@ -56,7 +56,7 @@ def validate_hook(files: tuple[Path, ...]) -> None:
 def card_hook(files: tuple[Path, ...]) -> None:
     """Model card checks (sections, license) for the touched model directories."""
     from mx.hooks.model_checks import check_models
-    from mx.hooks.targets import repo_root
+    from mx.hooks.scope import repo_root
 
     root = repo_root(Path.cwd())
     _finish("mx-card", check_models(root, _rel(root, files), card_only=True))
@@ -69,7 +69,7 @@ def card_hook(files: tuple[Path, ...]) -> None:
 def lfs_hook(max_size: int, files: tuple[Path, ...]) -> None:
     """Artifacts are covered by .gitattributes and staged as well-formed LFS pointers."""
     from mx.hooks.lfs_check import check_lfs
-    from mx.hooks.targets import repo_root
+    from mx.hooks.scope import repo_root
 
     root = repo_root(Path.cwd())
     _finish("mx-lfs", check_lfs(root, _rel(root, files), max_size))
@@ -82,7 +82,7 @@ def lfs_hook(max_size: int, files: tuple[Path, ...]) -> None:
 def no_pickle_hook(allow: tuple[str, ...], files: tuple[Path, ...]) -> None:
     """Refuse pickle-based files (.pt, .pth, .pkl, .bin, joblib) unless allow-listed."""
     from mx.hooks.pickle_scan import check_pickles
-    from mx.hooks.targets import repo_root, tracked_files
+    from mx.hooks.scope import repo_root, tracked_files
 
     root = repo_root(Path.cwd())
     rel = _rel(root, files) or tracked_files(root)

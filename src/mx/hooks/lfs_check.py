@@ -16,7 +16,7 @@ from mx import lfs
 from mx.errors import ConfigError
 from mx.gitrepo import join
 from mx.hooks import HookOutcome
-from mx.hooks.targets import model_dirs, tracked_files
+from mx.hooks.scope import model_dirs, tracked_files
 from mx.manifest import load_manifest
 from mx.validate import Problem
 

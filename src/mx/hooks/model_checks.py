@@ -8,7 +8,7 @@ from pathlib import Path
 from mx import lfs
 from mx.errors import ConfigError
 from mx.hooks import HookOutcome
-from mx.hooks.targets import dirs_for, model_dirs, tracked_files
+from mx.hooks.scope import dirs_for, model_dirs, tracked_files
 from mx.manifest import load_manifest
 from mx.validate import Problem, card_check, validate_model
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from mx.gitrepo import join
 from mx.hooks.lfs_check import check_lfs
-from mx.hooks.targets import repo_root
+from mx.hooks.scope import repo_root
 from mx.report import compare
 from mx.report.states import load_state, model_dirs, resolve
 from mx.validate import validate_model

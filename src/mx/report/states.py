@@ -11,7 +11,7 @@ from typing import Any
 from mx import lfs, yamlio
 from mx.errors import GitError
 from mx.gitrepo import join
-from mx.hooks.targets import manifest_dirs
+from mx.hooks.scope import manifest_dirs
 from mx.names import MANIFEST_FILE
 
 CARD_FILE = "README.md"

@@ -23,7 +23,7 @@ from mx.infer.model import LoadedModel
 from mx.serve.batcher import Batcher, BatchPolicy, Feeds
 from mx.serve.intake import BodyBudget, Offload
 from mx.serve.metrics import Metrics
-from mx.serve.registry import ModelSet, Served
+from mx.serve.models import ModelSet, Served
 from mx.serve.tensors import model_metadata
 
 log = logging.getLogger("mx.serve")
