@@ -95,11 +95,21 @@ class Source(_Open):
         return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
 
 
+class MeasuredOn(_Open):
+    """Where a quality figure was measured: int8 arithmetic differs between CPUs."""
+
+    cpu: str | None = None
+    features: list[str] = Field(default_factory=list)  # avx2, avx512_vnni, ... (/proc/cpuinfo)
+    int8: str | None = None  # vnni | avx2 | other: how u8 x s8 products accumulate
+    onnxruntime: str | None = None
+
+
 class Quality(_Open):
     metric: str
     value: float
     against: str | None = None
     samples: int | None = Field(default=None, ge=0)
+    measured_on: MeasuredOn | None = None
 
 
 class Artifact(_Open):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import platform
 import resource
 import time
 from dataclasses import asdict, dataclass
@@ -14,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from mx.cpufeatures import cpu_model
 from mx.errors import MxError
 
 
@@ -29,16 +29,6 @@ class BenchJob:
     warmup: int = 5
     iterations: int = 50
     min_seconds: float = 1.0
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _status_kib(field: str) -> int:

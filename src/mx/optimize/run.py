@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mx.cpufeatures import describe, measured_on
 from mx.errors import ConfigError, MxError
 from mx.manifest import Artifact, load_manifest
 from mx.manifest_edit import ManifestChange, temp_path
@@ -93,6 +94,7 @@ def optimize(model_dir: Path, opts: OptimizeOptions) -> tuple[list[VariantResult
     calib, calib_source = _calibration(opts, specs, batches, warnings)
     parent_run = onnx_runner(parent_path)
     expected = {id(b): parent_run(b) for b in batches}
+    where = measured_on()
     change = ManifestChange(loaded)
     results: list[VariantResult] = []
     temps: list[Path] = []
@@ -111,18 +113,13 @@ def optimize(model_dir: Path, opts: OptimizeOptions) -> tuple[list[VariantResult
             transform = t.apply(parent_path, tmp, ctx)
             q = quality.measure(metric, lambda feeds: expected[id(feeds)], onnx_runner(tmp),
                                 batches)
-            if not q.passes(opts.min_quality, opts.max_error):
-                bound = (f"--min-quality {opts.min_quality}" if q.higher_is_better
-                         else f"--max-error {opts.max_error}")
-                raise QualityTooLow(
-                    f"variant {variant} ({name}): {metric} {q.value:.4f} against "
-                    f"{parent.path} misses {bound}; nothing was written",
-                    hint="give representative inputs with --data, or drop the transform")
+            _judge(q, opts, f"variant {variant} ({name})", parent.path, where, warnings)
             entry: dict[str, Any] = {"path": rel, "format": t.fmt, "variant": variant,
                                      "derived_from": parent.path, "transform": transform,
                                      "quality": {"metric": metric, "value": round(q.value, 6),
                                                  "against": parent.path,
-                                                 "samples": q.samples}}
+                                                 "samples": q.samples,
+                                                 "measured_on": where}}
             if t.fmt == "onnx":
                 from mx import onnxinfo
 
@@ -140,6 +137,27 @@ def optimize(model_dir: Path, opts: OptimizeOptions) -> tuple[list[VariantResult
     for r in results:
         r.artifact = final[str(r.artifact["path"])]
     return results, warnings
+
+
+def _judge(q: quality.QualityResult, opts: OptimizeOptions, what: str, against: str,
+           where: dict[str, Any], warnings: list[str]) -> None:
+    """Refuse a variant below the asked quality; flag one whose error is large for its task
+    (and refuse it under --min-quality, which a max_abs_error metric otherwise ignores)."""
+    on = f"measured on {describe(where)}"
+    hint = "give representative inputs with --data, or drop the transform"
+    if not q.passes(opts.min_quality, opts.max_error):
+        bound = (f"--min-quality {opts.min_quality}" if q.higher_is_better
+                 else f"--max-error {opts.max_error}")
+        raise QualityTooLow(f"{what}: {q.metric} {q.value:.4f} against {against} misses "
+                            f"{bound} ({on}); nothing was written", hint=hint)
+    why = q.large()
+    if why is None:
+        return
+    if opts.min_quality is not None and not q.higher_is_better and opts.max_error is None:
+        raise QualityTooLow(f"{what}: {why} against {against} ({on}); --min-quality "
+                            f"{opts.min_quality} refuses a large error; nothing was written",
+                            hint="set the bound you accept with --max-error, or " + hint)
+    warnings.append(f"{what}: {why} against {against} ({on})")
 
 
 def _input_specs(m: Any, parent_path: Path) -> list[Spec]:
