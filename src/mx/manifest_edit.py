@@ -77,7 +77,10 @@ class ManifestChange:
 
     def set_signature(self, signature: dict[str, Any]) -> None:
         specs = {kind: [_flow({"name": t["name"], "dtype": t["dtype"],
-                               "shape": _flow_list(t["shape"])}) for t in signature[kind]]
+                               "shape": None if t["shape"] is None else _flow_list(t["shape"]),
+                               **({"type": t["type"]} if t.get("type", "tensor") != "tensor"
+                                  else {})})
+                         for t in signature[kind]]
                  for kind in ("inputs", "outputs")}
         self._set_after("signature", _block(specs), after=("source", "card", "tags", "task"))
 

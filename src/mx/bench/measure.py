@@ -25,7 +25,7 @@ class BenchJob:
     batch: int
     threads: int
     dims: dict[str, int]
-    specs: list[tuple[str, str, list[int | str]]]
+    specs: list[tuple[str, str, list[int | str | None] | None, int | None, str]]  # Spec.to_tuple
     warmup: int = 5
     iterations: int = 50
     min_seconds: float = 1.0
@@ -54,7 +54,7 @@ def _worker(job: BenchJob) -> dict[str, Any]:
     backend = backend_for(job.fmt)
     if backend is None:
         raise MxError(f"no bench backend runs {job.fmt} artifacts")
-    feeds = generate([Spec(n, d, s) for n, d, s in job.specs], job.dims, job.batch)
+    feeds = generate([Spec(*t) for t in job.specs], job.dims, job.batch)
     base = _status_kib("VmRSS")
     t0 = time.perf_counter()
     loaded = backend.load(Path(job.path), job.device, job.threads)

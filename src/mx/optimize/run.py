@@ -17,7 +17,7 @@ from mx.manifest_edit import ManifestChange, temp_path
 from mx.optimize import quality
 from mx.optimize.transforms import TRANSFORMS, TransformContext
 from mx.runtimes import onnx_runner
-from mx.sampling import Feeds, Spec, generate, load_npz, split_batches
+from mx.sampling import Feeds, Spec, batch_axes, generate, load_npz, split_batches
 
 QUALITY_BATCH = 8
 GENERATED_BATCHES = 4
@@ -37,6 +37,7 @@ class OptimizeOptions:
     min_quality: float | None = None
     max_error: float | None = None
     dims: dict[str, int] = field(default_factory=dict)
+    batch_axes: dict[str, int] = field(default_factory=dict)  # --batch-axis NAME=AXIS
 
 
 @dataclass
@@ -85,14 +86,14 @@ def optimize(model_dir: Path, opts: OptimizeOptions) -> tuple[list[VariantResult
     if not parent_path.is_file():
         raise ConfigError(f"{parent_path}: the artifact is not in the working tree",
                           hint="run `git lfs pull` if it is an LFS pointer")
-    specs = _input_specs(m, parent_path)
+    specs = batch_axes(_input_specs(m, parent_path), opts.batch_axes)
     metric = opts.metric or quality.metric_for(m.task)
     if metric not in quality.METRICS:
         raise ConfigError(f"--metric {metric}: one of {', '.join(quality.METRICS)}")
     warnings: list[str] = []
     batches = _quality_batches(opts, specs)
     calib, calib_source = _calibration(opts, specs, batches, warnings)
-    parent_run = onnx_runner(parent_path)
+    parent_run = _runner(parent_path)
     expected = {id(b): parent_run(b) for b in batches}
     where = measured_on()
     change = ManifestChange(loaded)
@@ -111,7 +112,7 @@ def optimize(model_dir: Path, opts: OptimizeOptions) -> tuple[list[VariantResult
             tmp = temp_path(model_dir, rel)
             temps.append(tmp)
             transform = t.apply(parent_path, tmp, ctx)
-            q = quality.measure(metric, lambda feeds: expected[id(feeds)], onnx_runner(tmp),
+            q = quality.measure(metric, lambda feeds: expected[id(feeds)], _runner(tmp),
                                 batches)
             _judge(q, opts, f"variant {variant} ({name})", parent.path, where, warnings)
             entry: dict[str, Any] = {"path": rel, "format": t.fmt, "variant": variant,
@@ -127,6 +128,12 @@ def optimize(model_dir: Path, opts: OptimizeOptions) -> tuple[list[VariantResult
                 if opset:
                     entry["opset"] = opset
             change.upsert_artifact(entry, tmp)
+            ratio = tmp.stat().st_size / max(parent_path.stat().st_size, 1)
+            if transform.get("kind") in ("quantize", "cast") and ratio >= 1:
+                # onnxruntime's quantizer leaves If/Loop bodies as they are
+                warnings.append(f"variant {variant} ({name}) is {ratio:.2f}x the size of "
+                                f"{parent.path}: the transform changed few weights (those "
+                                "inside If/Loop subgraphs are left as they were)")
             results.append(VariantResult(entry, q, parent_path.stat().st_size))
         change.commit()
     except BaseException:
@@ -137,6 +144,17 @@ def optimize(model_dir: Path, opts: OptimizeOptions) -> tuple[list[VariantResult
     for r in results:
         r.artifact = final[str(r.artifact["path"])]
     return results, warnings
+
+
+def _runner(path: Path) -> Any:
+    try:
+        return onnx_runner(path)
+    except MxError:
+        raise
+    except Exception as exc:  # onnxruntime's own exception types
+        from mx.check.verdict import ort_reason
+
+        raise MxError(f"{path}: onnxruntime cannot load it: {ort_reason(exc)}") from None
 
 
 def _judge(q: quality.QualityResult, opts: OptimizeOptions, what: str, against: str,
@@ -165,13 +183,13 @@ def _input_specs(m: Any, parent_path: Path) -> list[Spec]:
         return [Spec.of(s) for s in m.signature.inputs]
     from mx import onnxinfo
 
-    return [Spec(t.name, t.dtype, t.shape)
+    return [Spec(t.name, t.dtype, t.shape, type=t.type)
             for t in onnxinfo.describe(onnxinfo.load(parent_path)).inputs]
 
 
 def _quality_batches(opts: OptimizeOptions, specs: list[Spec]) -> list[Feeds]:
     if opts.data is not None:
-        batches = split_batches(load_npz(opts.data, specs, "data"), QUALITY_BATCH)
+        batches = split_batches(load_npz(opts.data, specs, "data"), QUALITY_BATCH, specs)
         if not batches:
             raise ConfigError(f"{opts.data}: holds no rows")
         return batches
@@ -184,7 +202,7 @@ def _calibration(opts: OptimizeOptions, specs: list[Spec], batches: list[Feeds],
     static = any(parse_transform(t)[0] == "int8-static" for t in opts.transforms)
     if opts.calibration is not None:
         feeds = load_npz(opts.calibration, specs, "calibration")
-        return split_batches(feeds, QUALITY_BATCH), opts.calibration.name
+        return split_batches(feeds, QUALITY_BATCH, specs), opts.calibration.name
     if opts.data is not None:
         return batches, opts.data.name
     if static:
@@ -194,9 +212,10 @@ def _calibration(opts: OptimizeOptions, specs: list[Spec], batches: list[Feeds],
 
 
 def _default_dims(specs: list[Spec], given: dict[str, int]) -> dict[str, int]:
+    """Symbolic dims other than the batch: 16 unless --shape says (a sequence length)."""
     dims = dict(given)
     for s in specs:
-        for axis, d in enumerate(s.shape):
-            if isinstance(d, str) and axis > 0:
+        for axis, d in enumerate(s.shape or []):
+            if isinstance(d, str) and axis != s.batch_axis:
                 dims.setdefault(d, 16)
     return dims
