@@ -77,7 +77,8 @@ class ManifestChange:
 
     def set_signature(self, signature: dict[str, Any]) -> None:
         specs = {kind: [_flow({"name": t["name"], "dtype": t["dtype"],
-                               "shape": None if t["shape"] is None else _flow_list(t["shape"]),
+                               **({"shape": _flow_list(t["shape"])}
+                                  if t.get("shape") is not None else {}),
                                **({"type": t["type"]} if t.get("type", "tensor") != "tensor"
                                   else {})})
                          for t in signature[kind]]

@@ -45,8 +45,9 @@ class TensorInfo:
             raise ConfigError(f"graph value {self.name!r} has element type {self.dtype}, "
                               "which no manifest dtype names",
                               hint="write its signature entry by hand")
-        spec: dict[str, Any] = {"name": self.name, "dtype": self.dtype,
-                                "shape": None if self.shape is None else list(self.shape)}
+        spec: dict[str, Any] = {"name": self.name, "dtype": self.dtype}
+        if self.shape is not None:  # no shape: unknown rank
+            spec["shape"] = list(self.shape)
         if self.type != "tensor":
             spec["type"] = self.type
         return spec

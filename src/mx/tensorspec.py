@@ -2,7 +2,7 @@
 a shape whose dims are sizes or names, and for non-tensor values what wraps the tensor.
 
 Every ONNX value a graph can take or give has a spelling here: all element types (float8,
-int4, float4, complex...), sequences, optionals and maps, unknown ranks (`shape: null`).
+int4, float4, complex...), sequences, optionals and maps, unknown ranks (no `shape`).
 """
 
 from __future__ import annotations
@@ -85,11 +85,12 @@ def canonical_type(text: str) -> str:
 class TensorSpec(_Open):
     """A graph input or output. `dtype` and `shape` describe a tensor; for a sequence,
     optional or map value they describe the tensor innermost and `type` says what wraps
-    it. `shape: null` is a tensor of unknown rank; a string dim is symbolic."""
+    it. No `shape` (or `shape: null`) is a tensor of unknown rank; a string dim is
+    symbolic."""
 
     name: str = Field(min_length=1)
     dtype: DType
-    shape: list[Dim] | None
+    shape: list[Dim] | None = None  # omitted (or null): a tensor of unknown rank
     type: str = Field(default="tensor", max_length=200,
                       json_schema_extra={"examples": ["tensor", "sequence(tensor)",
                                                       "map(int64, tensor)",
