@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -111,14 +112,14 @@ def mobile_problems(path: Path) -> list[str]:
     return []
 
 
-def _quiet(fn: object) -> None:
+def _quiet(fn: Callable[[], object]) -> None:
     import logging
 
     log = logging.getLogger("ort_format_model.utils")  # says "Created config" at INFO
     level = log.level
     log.setLevel(logging.WARNING)
     try:
-        fn()  # type: ignore[operator]
+        fn()
     finally:
         log.setLevel(level)
 
