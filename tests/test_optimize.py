@@ -175,3 +175,29 @@ def test_bench_results_follow_the_shipped_schema(tmp_path, mx):  # type: ignore[
     assert set(hw_schema["required"]) <= set(entry)
     assert set(hw_schema["properties"]["results"]["items"]["required"]) <= \
         set(entry["results"][0])
+
+
+def test_quality_records_the_cpu_and_flags_large_errors(tmp_path, mx):  # type: ignore[no-untyped-def]
+    from mx.cpufeatures import cpu_features, int8_kind
+
+    d = converted(tmp_path, mx, "torch_models.py", "torch_models:mlp", "pytorch", "other")
+    # max_abs_error has no bound unless --max-error: a large one is said, not silent
+    r = mx("optimize", d, "-t", "prune:0.95", "-t", "int8-dynamic")
+    assert r.code == 0, r.err
+    assert "variant pruned95 (prune)" in r.err and "of the range of the parent's output" in r.err
+    assert "variant int8 " not in r.err  # u8u8 keeps the MLP within 5% on every CPU
+    arts = {a.variant: a for a in load_manifest(d).manifest.artifacts}
+    q = arts["int8"].quality
+    assert q is not None and q.measured_on is not None
+    assert q.measured_on.features == list(cpu_features()) and q.measured_on.int8 == int8_kind()
+    assert arts["int8"].transform == {"kind": "quantize", "method": "dynamic", "scheme": "u8u8",
+                                      "weight_type": "uint8", "activation_type": "uint8",
+                                      "per_channel": True, "reduce_range": False}
+    # under --min-quality the large error refuses the run
+    r = mx("optimize", d, "-t", "prune:0.9", "--min-quality", "0.99")
+    assert r.code == 1 and "pruned90" in r.err and "refuses a large error" in r.err
+    assert "pruned90" not in (d / "mx.yaml").read_text()
+    # a saturating scheme is named as such, with what this CPU is
+    r = mx("optimize", d, "-t", "int8-dynamic:u8s8")
+    assert r.code == 0 and "saturates on x86 CPUs without VNNI" in r.err
+    assert mx("optimize", d, "-t", "int8-dynamic:s4").code == 1

@@ -11,14 +11,17 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from mx import yamlio
 from mx.errors import ConfigError
 from mx.names import MANIFEST_FILE, check_model_name
 from mx.semver import InvalidVersion, Version
+from mx.tensorspec import Dim, DType, Signature, TensorSpec, _Open
+
+__all__ = ["DType", "Dim", "LoadedManifest", "Manifest", "Signature", "TensorSpec"]
 
 SCHEMA_MAJOR = 1
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -45,42 +48,6 @@ class ArtifactFormat(StrEnum):
     other = "other"
 
 
-class DType(StrEnum):
-    float16 = "float16"
-    bfloat16 = "bfloat16"
-    float32 = "float32"
-    float64 = "float64"
-    int8 = "int8"
-    int16 = "int16"
-    int32 = "int32"
-    int64 = "int64"
-    uint8 = "uint8"
-    uint16 = "uint16"
-    uint32 = "uint32"
-    uint64 = "uint64"
-    bool = "bool"
-    string = "string"
-
-
-class _Open(BaseModel):
-    # Unknown keys are kept (and reported as warnings by the loader).
-    model_config = ConfigDict(extra="allow", use_enum_values=True)
-
-
-Dim = Annotated[int, Field(ge=0)] | Annotated[str, Field(min_length=1)]
-
-
-class TensorSpec(_Open):
-    name: str = Field(min_length=1)
-    dtype: DType
-    shape: list[Dim]
-
-
-class Signature(_Open):
-    inputs: list[TensorSpec] = Field(min_length=1)
-    outputs: list[TensorSpec] = Field(min_length=1)
-
-
 class Source(_Open):
     framework: Framework
     framework_version: str | None = None
@@ -95,11 +62,21 @@ class Source(_Open):
         return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
 
 
+class MeasuredOn(_Open):
+    """Where a quality figure was measured: int8 arithmetic differs between CPUs."""
+
+    cpu: str | None = None
+    features: list[str] = Field(default_factory=list)  # avx2, avx512_vnni, ... (/proc/cpuinfo)
+    int8: str | None = None  # vnni | avx2 | other: how u8 x s8 products accumulate
+    onnxruntime: str | None = None
+
+
 class Quality(_Open):
     metric: str
     value: float
     against: str | None = None
     samples: int | None = Field(default=None, ge=0)
+    measured_on: MeasuredOn | None = None
 
 
 class Artifact(_Open):

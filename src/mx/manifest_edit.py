@@ -78,7 +78,11 @@ class ManifestChange:
 
     def set_signature(self, signature: dict[str, Any]) -> None:
         specs = {kind: [_flow({"name": t["name"], "dtype": t["dtype"],
-                               "shape": _flow_list(t["shape"])}) for t in signature[kind]]
+                               **({"shape": _flow_list(t["shape"])}
+                                  if t.get("shape") is not None else {}),
+                               **({"type": t["type"]} if t.get("type", "tensor") != "tensor"
+                                  else {})})
+                         for t in signature[kind]]
                  for kind in ("inputs", "outputs")}
         self._set_after("signature", _block(specs), after=("source", "card", "tags", "task"))
 

@@ -11,24 +11,46 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# onnx TensorProto element types -> manifest dtype names (and back)
+# onnx TensorProto element types -> manifest dtype names (and back): numpy's names where
+# numpy has the type, else ONNX's own in lower case (float8e4m3fn, int4, float4e2m1...).
 ONNX_DTYPES: dict[int, str] = {
     1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
     8: "string", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
-    16: "bfloat16",
+    14: "complex64", 15: "complex128", 16: "bfloat16", 17: "float8e4m3fn",
+    18: "float8e4m3fnuz", 19: "float8e5m2", 20: "float8e5m2fnuz", 21: "uint4", 22: "int4",
+    23: "float4e2m1", 24: "float8e8m0", 25: "uint2", 26: "int2", 27: "float6e2m3",
+    28: "float6e3m2",
 }
 DTYPE_CODES = {v: k for k, v in ONNX_DTYPES.items()}
 DEFAULT_DOMAIN = ("", "ai.onnx")
+# dim_param values exporters write for "unknown", not a name two axes could share
+UNNAMED = ("", "?", "-1", "None", "unk")
 
 
 @dataclass(frozen=True)
 class TensorInfo:
+    """A graph input or output. For a sequence, optional or map value, `dtype` and `shape`
+    describe the tensor innermost and `type` what wraps it (`sequence(tensor)`,
+    `map(int64, tensor)`...). `shape` is None where the graph gives no rank."""
+
     name: str
     dtype: str
-    shape: list[int | str]
+    shape: list[int | str | None] | None  # None in a dim: unknown (name_unknown=False)
+    type: str = "tensor"
 
     def as_spec(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        if self.dtype not in DTYPE_CODES:
+            from mx.errors import ConfigError
+
+            raise ConfigError(f"graph value {self.name!r} has element type {self.dtype}, "
+                              "which no manifest dtype names",
+                              hint="write its signature entry by hand")
+        spec: dict[str, Any] = {"name": self.name, "dtype": self.dtype}
+        if self.shape is not None:  # no shape: unknown rank
+            spec["shape"] = list(self.shape)
+        if self.type != "tensor":
+            spec["type"] = self.type
+        return spec
 
 
 @dataclass(frozen=True)
@@ -106,19 +128,41 @@ def _nodes(graph: Any) -> list[Any]:
 
 
 def _tensor(value_info: Any) -> TensorInfo:
-    t = value_info.type.tensor_type
-    shape: list[int | str] = []
-    for axis, d in enumerate(t.shape.dim):
-        if d.HasField("dim_value"):
-            shape.append(int(d.dim_value))
-        elif d.HasField("dim_param"):
-            shape.append(d.dim_param)
-        else:
-            # An unnamed dynamic axis: give it a stable name so the signature can say so.
-            shape.append(f"{value_info.name}_{axis}")
-    dtype = ONNX_DTYPES.get(int(t.elem_type), f"onnx-type-{t.elem_type}")
-    return TensorInfo(value_info.name, dtype, shape)
+    """A value's type with every dynamic axis named: unnamed ones, `-1` and `?` get
+    `<value>_<axis>`, a stable name the signature can say."""
+    return value_type(value_info.name, value_info.type, name_unknown=True)
 
+
+def value_type(name: str, tp: Any, name_unknown: bool = False) -> TensorInfo:
+    """Read an onnx TypeProto: tensors, sparse tensors, sequences, optionals and maps of
+    them. Unknown axes are None unless `name_unknown`."""
+    which = tp.WhichOneof("value")
+    if which == "sequence_type":
+        inner = value_type(name, tp.sequence_type.elem_type, name_unknown)
+        return TensorInfo(name, inner.dtype, inner.shape, f"sequence({inner.type})")
+    if which == "optional_type":
+        inner = value_type(name, tp.optional_type.elem_type, name_unknown)
+        return TensorInfo(name, inner.dtype, inner.shape, f"optional({inner.type})")
+    if which == "map_type":
+        inner = value_type(name, tp.map_type.value_type, name_unknown)
+        key = ONNX_DTYPES.get(int(tp.map_type.key_type), f"onnx-type-{tp.map_type.key_type}")
+        return TensorInfo(name, inner.dtype, inner.shape, f"map({key}, {inner.type})")
+    t = tp.sparse_tensor_type if which == "sparse_tensor_type" else tp.tensor_type
+    dtype = ONNX_DTYPES.get(int(t.elem_type), f"onnx-type-{t.elem_type}")
+    kind = "sparse_tensor" if which == "sparse_tensor_type" else "tensor"
+    if not t.HasField("shape"):
+        return TensorInfo(name, dtype, None, kind)
+    shape: list[int | str | None] = []
+    for axis, d in enumerate(t.shape.dim):
+        if d.HasField("dim_value") and d.dim_value >= 0:
+            shape.append(int(d.dim_value))
+        elif d.HasField("dim_param") and d.dim_param.strip() not in UNNAMED:
+            shape.append(d.dim_param)
+        elif name_unknown:
+            shape.append(f"{name}_{axis}")
+        else:
+            shape.append(None)
+    return TensorInfo(name, dtype, shape, kind)
 
 
 def rename_values(model: Any, mapping: dict[str, str]) -> None:

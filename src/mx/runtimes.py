@@ -6,6 +6,7 @@ onnxruntime for `onnx` and `ort`; PyTorch for `torchscript`; TensorFlow for `sav
 
 from __future__ import annotations
 
+import re
 import tarfile
 import tempfile
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mx.errors import ConfigError
+from mx.errors import ConfigError, MxError
 from mx.frameworks import require
 from mx.sampling import Feeds
 
@@ -26,7 +27,8 @@ def ort_session(path: Path, providers: list[str] | None = None, threads: int = 0
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.log_severity_level = 3
+    # Fatal only: a failed run is raised and reported once, in one line, by the caller.
+    opts.log_severity_level = 4
     if threads:
         opts.intra_op_num_threads = threads
     if not graph_optimization:
@@ -35,13 +37,37 @@ def ort_session(path: Path, providers: list[str] | None = None, threads: int = 0
                                 ["CPUExecutionProvider"])
 
 
+class RunFailed(MxError):
+    """onnxruntime refused the inputs it was given, or failed while running on them."""
+
+
+def describe_feeds(feeds: Feeds) -> str:
+    return ", ".join(f"{k} {np.asarray(v).dtype} {list(np.shape(v))}" for k, v in feeds.items())
+
+
+def run_failed(path: Path, feeds: Feeds, exc: BaseException) -> RunFailed:
+    """One line naming the input onnxruntime complained about (else every input given)."""
+    from mx.check.verdict import ort_reason
+
+    reason = ort_reason(exc)
+    named = [k for k in feeds if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w.])", reason)]
+    what = f"input {named[0]!r}" if named else f"the inputs ({describe_feeds(feeds)})"
+    return RunFailed(f"{path}: onnxruntime cannot run the model on {what}: {reason}",
+                     hint="set sizes with --shape NAME=N and the batch axis with --batch-axis "
+                          "INPUT=AXIS, or give real inputs with --data FILE.npz")
+
+
 def onnx_runner(path: Path) -> Runner:
     session = ort_session(path)
     names = {i.name for i in session.get_inputs()}
 
     def run(feeds: Feeds) -> list[np.ndarray]:
-        return [np.asarray(o) for o in session.run(None, {k: v for k, v in feeds.items()
-                                                          if k in names})]
+        given = {k: v for k, v in feeds.items() if k in names}
+        try:
+            out = session.run(None, given)
+        except Exception as exc:  # onnxruntime's own exception types, one per status
+            raise run_failed(path, given, exc) from None
+        return [np.asarray(o) for o in out]
 
     return run
 

@@ -22,35 +22,90 @@ NUMPY_DTYPES = {
     "float16": np.float16, "float32": np.float32, "float64": np.float64,
     "int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
     "uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64,
-    "bool": np.bool_,
+    "bool": np.bool_, "complex64": np.complex64, "complex128": np.complex128,
 }
+# Dim names that say "this axis is the batch" wherever it is.
+BATCH_NAMES = ("batch", "batch_size", "batchsize", "n", "num_batches")
 
 
 class Spec:
-    """The part of a TensorSpec / TensorInfo sampling needs (name, dtype, shape)."""
+    """The part of a TensorSpec / TensorInfo sampling needs: name, dtype, shape (None: an
+    unknown rank), the value's type, and which axis is the batch (None: no batch axis, as
+    for a scalar or a recurrent state given whole)."""
 
-    def __init__(self, name: str, dtype: str, shape: Sequence[int | str]) -> None:
-        self.name, self.dtype, self.shape = name, dtype, list(shape)
+    def __init__(self, name: str, dtype: str, shape: Sequence[int | str | None] | None,
+                 batch_axis: int | None = None, type: str = "tensor") -> None:
+        self.name, self.dtype, self.type = name, dtype, type
+        self.shape: list[int | str | None] | None = None if shape is None else list(shape)
+        self.batch_axis = own_batch_axis(self.shape) if batch_axis is None else batch_axis
 
     @classmethod
     def of(cls, spec: Any) -> Spec:
-        return cls(spec.name, str(spec.dtype), spec.shape)
+        return cls(spec.name, str(spec.dtype), spec.shape, type=getattr(spec, "type", "tensor"))
+
+    def to_tuple(self) -> tuple[str, str, list[int | str | None] | None, int | None, str]:
+        return self.name, self.dtype, self.shape, self.batch_axis, self.type
+
+
+def own_batch_axis(shape: Sequence[int | str | None] | None) -> int | None:
+    """What one shape says alone: a dim named like a batch, else a symbolic axis 0."""
+    if not shape:
+        return None
+    named = next((i for i, d in enumerate(shape)
+                  if isinstance(d, str) and d.lower() in BATCH_NAMES), None)
+    if named is not None:
+        return named
+    return 0 if isinstance(shape[0], str) else None
+
+
+def batch_axes(specs: Sequence[Spec], given: Mapping[str, int] | None = None) -> list[Spec]:
+    """Set each input's batch axis: `--batch-axis NAME=AXIS` first, then a dim named like a
+    batch (`batch`, `N`...), then an axis sharing the name of another input's batch dim
+    (a recurrent state `[2, batch, 128]`), then a symbolic axis 0. Scalars have none."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - {s.name for s in specs})
+    if unknown:
+        raise ConfigError(f"--batch-axis {unknown[0]}: no such input",
+                          hint="inputs: " + ", ".join(s.name for s in specs))
+    for s in specs:
+        shape = s.shape or []
+        if s.name in given:
+            axis = given[s.name]
+            if s.shape is None or not -len(shape) <= axis < len(shape):
+                raise ConfigError(f"--batch-axis {s.name}={axis}: input {s.name!r} has rank "
+                                  f"{len(shape) if s.shape is not None else 'unknown'}",
+                                  hint=f"its shape is {s.shape}")
+            s.batch_axis = axis % len(shape)
+            continue
+        s.batch_axis = next((i for i, d in enumerate(shape)
+                             if isinstance(d, str) and d.lower() in BATCH_NAMES), None)
+    names = {str(s.shape[s.batch_axis]) for s in specs
+             if s.shape and s.batch_axis is not None and isinstance(s.shape[s.batch_axis], str)}
+    for s in specs:
+        if s.batch_axis is None and s.name not in given and s.shape:
+            s.batch_axis = next((i for i, d in enumerate(s.shape) if d in names),
+                                own_batch_axis(s.shape))
+    return list(specs)
 
 
 def concrete_shape(spec: Spec, dims: Mapping[str, int], batch: int) -> list[int]:
-    """Symbolic dims from `dims`; a first symbolic axis is the batch; others default to 1."""
+    """The batch axis gets `batch`; other symbolic dims come from `dims`."""
+    if spec.shape is None:
+        raise ConfigError(f"input {spec.name!r} has no known rank, so mx cannot make inputs "
+                          "for it", hint="give real inputs with --data FILE.npz")
     out = []
     for axis, d in enumerate(spec.shape):
         if isinstance(d, int):
             out.append(d)
-        elif d in dims:
-            out.append(int(dims[d]))
-        elif axis == 0:
+        elif axis == spec.batch_axis:
             out.append(batch)
+        elif d is not None and d in dims:
+            out.append(int(dims[d]))
         else:
             raise ConfigError(
                 f"input {spec.name!r} axis {axis} is symbolic ({d!r}) and no size was given",
-                hint=f"give one with --shape {d}=N",
+                hint=f"give one with --shape {d}=N, or --batch-axis {spec.name}={axis} if it "
+                     "is the batch",
             )
     return out
 
@@ -66,17 +121,20 @@ def generate(specs: Sequence[Spec], dims: Mapping[str, int] | None = None, batch
     rng = np.random.default_rng(seed)
     feeds: Feeds = {}
     for spec in specs:
-        shape = concrete_shape(spec, dims or {}, batch)
         dtype = _np_dtype(spec)
-        if np.issubdtype(dtype, np.floating):
-            feeds[spec.name] = rng.standard_normal(shape).astype(dtype)
+        shape = concrete_shape(spec, dims or {}, batch)
+        if np.issubdtype(dtype, np.complexfloating):
+            value = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+        elif np.issubdtype(dtype, np.floating):
+            value = rng.standard_normal(shape)
         elif dtype == np.bool_:
-            feeds[spec.name] = rng.integers(0, 2, shape).astype(np.bool_)
+            value = rng.integers(0, 2, shape)
         elif "mask" in spec.name:
-            feeds[spec.name] = np.ones(shape, dtype)
+            value = np.ones(shape)
         else:
-            high = 2 if "type" in spec.name else 100
-            feeds[spec.name] = rng.integers(0, high, shape).astype(dtype)
+            value = rng.integers(0, 2 if "type" in spec.name else 100, shape)
+        # np.asarray: a rank-0 draw is a numpy scalar, which onnxruntime does not take
+        feeds[spec.name] = np.asarray(value).astype(dtype)
     return feeds
 
 
@@ -90,14 +148,15 @@ def like(example: Feeds, seed: int = DEFAULT_SEED, count: int = 3) -> list[Feeds
             if np.issubdtype(arr.dtype, np.floating):
                 std = float(arr.std()) if arr.size > 1 and float(arr.std()) > 0 else 1.0
                 mean = float(arr.mean()) if arr.size else 0.0
-                feeds[name] = (rng.standard_normal(arr.shape) * std + mean).astype(arr.dtype)
+                feeds[name] = np.asarray(rng.standard_normal(arr.shape) * std + mean) \
+                    .astype(arr.dtype)
             elif arr.dtype == np.bool_:
-                feeds[name] = rng.integers(0, 2, arr.shape).astype(np.bool_)
+                feeds[name] = np.asarray(rng.integers(0, 2, arr.shape)).astype(np.bool_)
             elif arr.size and "mask" in name:
                 feeds[name] = arr.copy()  # a random mask would change what is compared
             elif arr.size:
                 lo, hi = int(arr.min()), int(arr.max())
-                feeds[name] = rng.integers(lo, hi + 1, arr.shape).astype(arr.dtype)
+                feeds[name] = np.asarray(rng.integers(lo, hi + 1, arr.shape)).astype(arr.dtype)
             else:
                 feeds[name] = arr.copy()
         out.append(feeds)
@@ -129,6 +188,9 @@ def load_npz(path: Path, specs: Sequence[Spec], what: str = "data") -> Feeds:
         if arr.dtype != want:
             raise ConfigError(f"{path}: array {spec.name!r} is {arr.dtype} but the input is "
                               f"{spec.dtype}", hint=f"save it as {spec.dtype}")
+        if spec.shape is None:
+            feeds[spec.name] = arr
+            continue
         if arr.ndim != len(spec.shape):
             raise ConfigError(f"{path}: array {spec.name!r} has shape {list(arr.shape)} but "
                               f"the input has rank {len(spec.shape)} {spec.shape}")
@@ -141,13 +203,34 @@ def load_npz(path: Path, specs: Sequence[Spec], what: str = "data") -> Feeds:
     return feeds
 
 
-def split_batches(feeds: Feeds, size: int) -> list[Feeds]:
-    """Slice along axis 0 into batches of at most `size` rows."""
-    n = min(len(a) for a in feeds.values()) if feeds else 0
-    return [{k: v[i:i + size] for k, v in feeds.items()} for i in range(0, n, size)]
+def split_batches(feeds: Feeds, size: int, specs: Sequence[Spec] = ()) -> list[Feeds]:
+    """Slice each input along its batch axis into batches of at most `size` rows; inputs
+    without one (scalars, states given whole) go whole into every batch. Without specs
+    every input of rank >= 1 is batched on axis 0."""
+    axes = {s.name: s.batch_axis for s in specs}
+    batched = {k: (axes[k] if k in axes else (0 if np.ndim(v) else None))
+               for k, v in feeds.items()}
+    rows = [np.shape(v)[axis] for k, v in feeds.items() if (axis := batched[k]) is not None]
+    if not rows:
+        return [dict(feeds)] if feeds else []
+    n = min(rows)
+
+    def part(name: str, value: np.ndarray, start: int) -> np.ndarray:
+        axis = batched[name]
+        if axis is None:
+            return value
+        index = [slice(None)] * value.ndim
+        index[axis] = slice(start, start + size)
+        return value[tuple(index)]
+
+    return [{k: part(k, v, i) for k, v in feeds.items()} for i in range(0, n, size)]
 
 
 def _np_dtype(spec: Spec) -> Any:
+    if spec.type != "tensor":
+        raise ConfigError(f"input {spec.name!r} is a {spec.type} of {spec.dtype}, which mx "
+                          "cannot generate or read from .npz",
+                          hint="measure the model with a script, or give it tensor inputs")
     try:
         return np.dtype(NUMPY_DTYPES[spec.dtype])
     except KeyError:

@@ -54,14 +54,25 @@ class OnnxRuntimeBackend:
                 f"(it has {', '.join(ort.get_available_providers())})",
                 hint="install onnxruntime-gpu on a CUDA machine, or bench TorchScript "
                      "artifacts with the PyTorch backend")
-        session = ort_session(path, [provider], threads)
+        try:
+            session = ort_session(path, [provider], threads)
+        except Exception as exc:
+            from mx.check.verdict import ort_reason
+
+            raise MxError(f"{path}: onnxruntime cannot load it: {ort_reason(exc)}") from None
         if session.get_providers()[0] != provider:
             raise DeviceUnavailable(f"--device {device}: onnxruntime could not start "
                                     f"{provider} here")
         names = {i.name for i in session.get_inputs()}
 
         def run(feeds: Feeds) -> Any:
-            return session.run(None, {k: v for k, v in feeds.items() if k in names})
+            from mx.runtimes import run_failed
+
+            given = {k: v for k, v in feeds.items() if k in names}
+            try:
+                return session.run(None, given)
+            except Exception as exc:  # onnxruntime's own exception types
+                raise run_failed(path, given, exc) from None
 
         return Loaded(run, self.name, ort.__version__, provider, _gpu_name() if
                       device == "cuda" else None)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import platform
 import resource
 import time
 from dataclasses import asdict, dataclass
@@ -14,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from mx.cpufeatures import cpu_model
 from mx.errors import MxError
 
 
@@ -25,20 +25,10 @@ class BenchJob:
     batch: int
     threads: int
     dims: dict[str, int]
-    specs: list[tuple[str, str, list[int | str]]]
+    specs: list[tuple[str, str, list[int | str | None] | None, int | None, str]]  # Spec.to_tuple
     warmup: int = 5
     iterations: int = 50
     min_seconds: float = 1.0
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _status_kib(field: str) -> int:
@@ -64,7 +54,7 @@ def _worker(job: BenchJob) -> dict[str, Any]:
     backend = backend_for(job.fmt)
     if backend is None:
         raise MxError(f"no bench backend runs {job.fmt} artifacts")
-    feeds = generate([Spec(n, d, s) for n, d, s in job.specs], job.dims, job.batch)
+    feeds = generate([Spec(*t) for t in job.specs], job.dims, job.batch)
     base = _status_kib("VmRSS")
     t0 = time.perf_counter()
     loaded = backend.load(Path(job.path), job.device, job.threads)

@@ -13,6 +13,7 @@ from mx.bench.backends import backend_for
 from mx.errors import ConfigError
 from mx.manifest import Artifact, load_manifest
 from mx.manifest_edit import ManifestChange
+from mx.sampling import Spec, batch_axes
 
 DEFAULT_RESULTS = "bench/results.json"
 
@@ -27,6 +28,7 @@ class BenchOptions:
     warmup: int = 5
     iterations: int = 50
     min_seconds: float = 1.0
+    batch_axes: dict[str, int] = field(default_factory=dict)  # --batch-axis NAME=AXIS
 
 
 def select(artifacts: list[Artifact], wanted: list[str]) -> list[Artifact]:
@@ -54,7 +56,8 @@ def bench(model_dir: Path, opts: BenchOptions) -> tuple[Path, list[dict[str, Any
     if man.signature is None:
         raise ConfigError(f"{loaded.path}: no signature; mx bench makes inputs from it",
                           hint="`mx convert` writes one, or add it by hand")
-    specs = [(s.name, str(s.dtype), list(s.shape)) for s in man.signature.inputs]
+    specs = [s.to_tuple() for s in batch_axes([Spec.of(t) for t in man.signature.inputs],
+                                              opts.batch_axes)]
     rel = man.benchmarks or DEFAULT_RESULTS
     out_path = model_dir / rel
     doc = results.load(out_path, man.name)

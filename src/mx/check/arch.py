@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mx import onnxinfo
-from mx.check.targets import Target, cpu_kernels, installed_version, mobile_ops
+from mx.check.targets import Target, installed_version
 
 PROTOBUF_LIMIT = 2 * 1024**3
 
@@ -77,7 +77,10 @@ def check_onnx(path: Path, targets: list[Target], inputs: list[Any] | None = Non
 
         report.findings += [Finding("error", p) for p in io_problems(model, inputs, outputs)]
     for target in targets:
-        report.findings += _versions(info, target)
+        # For the installed onnxruntime its session is the authority; the compatibility
+        # table speaks for the versions that are not here.
+        if target.version != installed_version():
+            report.findings += _versions(info, target)
         report.findings += _operators(path, info, target)
     return report
 
@@ -97,48 +100,29 @@ def _versions(info: onnxinfo.GraphInfo, target: Target) -> list[Finding]:
 
 
 def _operators(path: Path, info: onnxinfo.GraphInfo, target: Target) -> list[Finding]:
-    used = sorted(info.op_counts)
-    if target.kind == "cpu":
-        kernels = cpu_kernels()
-        missing = [f"{_op(d, op)}" for d, op in used
-                   if not any(lo <= info.opsets.get(d, 1) <= hi
-                              for lo, hi in kernels.get((d, op), []))]
-        out = [Finding("error", f"no CPU kernel for {m} at opset "
-                                f"{info.opsets.get(m.split('::')[0] if '::' in m else 'ai.onnx')}",
-                       target.label) for m in missing]
-        if target.version != installed_version() and used:
-            out.append(Finding("warning", "operators were checked against the onnxruntime "
-                                          "installed here, not the target version",
-                               target.label))
-        return out
-    if target.kind == "mobile":
-        allowed = mobile_ops()
-        missing = [_op(d, op) for d, op in used if (d, op) not in allowed]
-        if missing:
-            return [Finding("error", f"not in ORT Mobile's reduced operator set: "
-                                     f"{', '.join(missing)}", target.label)]
-        return []
-    return _cuda_operators(path, target)
+    """onnxruntime's own verdict (mx.check.verdict); the operator table is information."""
+    from mx.check import verdict
 
+    here = installed_version()
+    if target.kind == "cuda":
+        import onnxruntime as ort
 
-def _cuda_operators(path: Path, target: Target) -> list[Finding]:
-    import onnxruntime as ort
-
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        return [Finding("warning", "operators not checked for CUDA: this onnxruntime has no "
-                                   "CUDA provider (run the check where onnxruntime-gpu is)",
-                        target.label)]
-    opts = ort.SessionOptions()
-    opts.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-    opts.log_severity_level = 3
-    try:
-        ort.InferenceSession(str(path), opts, providers=["CUDAExecutionProvider"])
-    except Exception as exc:
-        text = str(exc).strip().splitlines()
-        return [Finding("error", f"cannot run entirely on CUDA: {text[0][:300] if text else exc}",
-                        target.label)]
-    return []
-
-
-def _op(domain: str, op: str) -> str:
-    return op if domain == "ai.onnx" else f"{domain}::{op}"
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            return [Finding("warning", "operators not checked for CUDA: this onnxruntime has "
+                                       "no CUDA provider (run the check where onnxruntime-gpu "
+                                       "is)", target.label)]
+        problem = verdict.cuda_problem(path)
+        problems = [f"cannot run entirely on CUDA: {problem}"] if problem else []
+    elif target.kind == "mobile":
+        problems = verdict.mobile_problems(path)
+    else:
+        problem = verdict.cpu_problem(path)
+        problems = [f"onnxruntime {here[0]}.{here[1]} cannot load it on CPU: {problem}"] \
+            if problem else []
+    out = [Finding("error", p, target.label) for p in problems]
+    if target.version != here:
+        out.append(Finding("warning", f"onnxruntime {here[0]}.{here[1]} (installed here) "
+                                      f"judged the operators, not {target.version[0]}."
+                                      f"{target.version[1]}: run the check with that version "
+                                      "for its verdict", target.label))
+    return out

@@ -1,20 +1,21 @@
 """Runtimes a model can be checked against: which IR, opsets and operators each runs.
 
-- `cpu[@VERSION]`: onnxruntime's CPU provider. Operators are checked against the kernel
-  registry of the onnxruntime installed here (exact for that version).
-- `cuda[@VERSION]`: onnxruntime's CUDA provider. Operators are checked by placing the
-  graph on CUDA with CPU fallback disabled, which needs onnxruntime-gpu and a GPU; where
-  there is none the check says it was not done (never a silent pass).
-- `mobile[@VERSION]`: the pre-built ORT Mobile package's reduced operator set.
-IR and opset limits come from onnxruntime's compatibility table (docs/Versioning.md and
-onnxruntime.ai/docs/reference/compatibility.html).
+- `cpu[@VERSION]`: onnxruntime's CPU provider: the installed onnxruntime builds a session
+  for the model (mx.check.verdict), which is exact for that version.
+- `cuda[@VERSION]`: onnxruntime's CUDA provider: the graph is placed on CUDA with CPU
+  fallback disabled, which needs onnxruntime-gpu and a GPU; where there is none the check
+  says it was not done (never a silent pass).
+- `mobile[@VERSION]` (or `ort-mobile`): the ORT-format conversion and the pre-built ORT
+  Mobile package's reduced operator build.
+For a version other than the installed one, IR and opset limits come from onnxruntime's
+compatibility table (docs/Versioning.md and onnxruntime.ai/docs/reference/compatibility.html)
+and the installed onnxruntime judges the operators, with a warning saying so.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
 from mx.errors import ConfigError
 
@@ -26,6 +27,7 @@ ORT_COMPAT: dict[tuple[int, int], tuple[int, int]] = {
     (1, 22): (22, 11), (1, 23): (23, 11),
 }
 KINDS = ("cpu", "cuda", "mobile")
+ALIASES = {"ort-mobile": "mobile"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ def installed_version() -> tuple[int, int]:
 
 def parse_target(text: str) -> Target:
     kind, _, ver = text.partition("@")
+    kind = ALIASES.get(kind, kind)
     if kind not in KINDS:
         raise ConfigError(f"--target {text}: unknown runtime {kind!r}",
                           hint=f"targets: {', '.join(KINDS)}, optionally @VERSION (cpu@1.17)")
@@ -93,16 +96,3 @@ def cpu_kernels() -> dict[tuple[str, str], list[tuple[int, int]]]:
         domain = "ai.onnx" if k.domain in ("", "ai.onnx") else k.domain
         out.setdefault((domain, k.op_name), []).append(tuple(k.version_range))
     return out
-
-
-@cache
-def mobile_ops() -> frozenset[tuple[str, str]]:
-    text = resources.files("mx.check").joinpath("data/ort-mobile.required_operators.config") \
-        .read_text(encoding="utf-8")
-    ops: set[tuple[str, str]] = set()
-    for line in text.splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        domain, _, names = line.split(";", 2)
-        ops.update((domain, n) for n in names.split(","))
-    return frozenset(ops)

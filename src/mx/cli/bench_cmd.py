@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mx.cli.shapes import parse_shapes
+from mx.cli.shapes import parse_batch_axes, parse_shapes
 
 
 def _batches(value: str) -> list[int]:
@@ -29,14 +29,16 @@ def _batches(value: str) -> list[int]:
 @click.option("--threads", default=0, type=click.IntRange(0), help="Intra-op threads (0: "
                                                                    "the runtime's default).")
 @click.option("--shape", "shapes", multiple=True, help="Size of a symbolic dim: seq=128.")
+@click.option("--batch-axis", "batch_axes", multiple=True,
+              help="The batch axis of an input, when not its first symbolic one: state=1.")
 @click.option("--iterations", default=50, show_default=True, type=click.IntRange(1))
 @click.option("--warmup", default=5, show_default=True, type=click.IntRange(0))
 @click.option("--compare", is_flag=True, help="Print a table across variants from the "
                                               "results file instead of measuring.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def bench(directory: Path, variants: tuple[str, ...], device: str, batch: str, threads: int,
-          shapes: tuple[str, ...], iterations: int, warmup: int, compare: bool,
-          as_json: bool) -> None:
+          shapes: tuple[str, ...], batch_axes: tuple[str, ...], iterations: int, warmup: int,
+          compare: bool, as_json: bool) -> None:
     """Measure latency (p50/p90/p99), throughput, peak memory, load time and size of a
     model's artifacts; results go to the file mx.yaml's `benchmarks` names."""
     from mx.bench import results
@@ -70,7 +72,7 @@ def bench(directory: Path, variants: tuple[str, ...], device: str, batch: str, t
                        f"{sratio:>6}")
         return
     opts = BenchOptions(list(variants), device, _batches(batch), threads, parse_shapes(shapes),
-                        warmup, iterations)
+                        warmup, iterations, batch_axes=parse_batch_axes(batch_axes))
     out_path, measured = run(directory, opts)
     if as_json:
         emit_json({"results_file": str(out_path), "results": measured})

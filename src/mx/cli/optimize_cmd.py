@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mx.cli.shapes import parse_shapes
+from mx.cli.shapes import parse_batch_axes, parse_shapes
 
 
 @click.command()
@@ -27,11 +27,13 @@ from mx.cli.shapes import parse_shapes
                                                 "cosine similarity is below this.")
 @click.option("--max-error", type=float, help="Refuse a variant whose max abs error is above.")
 @click.option("--shape", "shapes", multiple=True, help="Size of a symbolic dim: seq=128.")
+@click.option("--batch-axis", "batch_axes", multiple=True,
+              help="The batch axis of an input, when not its first symbolic one: state=1.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def optimize(directory: Path, transforms: tuple[str, ...], parent: str | None,
              data: Path | None, calibration: Path | None, metric: str | None,
              min_quality: float | None, max_error: float | None, shapes: tuple[str, ...],
-             as_json: bool) -> None:
+             batch_axes: tuple[str, ...], as_json: bool) -> None:
     """Add optimized variants of an ONNX artifact, each measured against its parent."""
     from mx.cli.output import emit_json, human_size, warn
     from mx.optimize.run import OptimizeOptions
@@ -39,7 +41,7 @@ def optimize(directory: Path, transforms: tuple[str, ...], parent: str | None,
 
     wanted = [t.strip() for group in transforms for t in group.split(",") if t.strip()]
     opts = OptimizeOptions(wanted, parent, data, calibration, metric, min_quality,
-                           max_error, parse_shapes(shapes))
+                           max_error, parse_shapes(shapes), parse_batch_axes(batch_axes))
     results, warnings = run(directory, opts)
     for w in warnings:
         warn(w)

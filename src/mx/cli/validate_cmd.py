@@ -11,7 +11,8 @@ from mx.errors import ValidationFailed
 
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
-@click.option("--write", is_flag=True, help="Fill in (or correct) sha256 and size in mx.yaml.")
+@click.option("--write", is_flag=True, help="Fill in (or correct) sha256 and size in mx.yaml, "
+                                            "and a missing signature from the ONNX graph.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--registry", "registry_file", metavar="REGISTRY_YAML",
               type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -34,7 +35,8 @@ def validate(directory: Path, write: bool, as_json: bool, registry_file: Path | 
         for problem in report.problems:
             click.echo(str(problem), err=problem.severity == "warning")
         if report.written:
-            click.echo(f"updated {directory / 'mx.yaml'} (sha256 and size)", err=True)
+            click.echo(f"updated {directory / 'mx.yaml'} ({', '.join(report.filled)})",
+                       err=True)
         if report.ok:
             click.echo(f"{directory}: ok", err=True)
     if not report.ok:

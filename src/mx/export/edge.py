@@ -32,8 +32,8 @@ def _int8_onnx(source: ModelSource, tmp: Path, notes: list[str]) -> Path:
     out = tmp / "model.int8.onnx"
     DynamicInt8().apply(source.onnx, out, TransformContext())
     notes.append(f"{source.name} {source.version} has no int8 variant: quantized here "
-                 "(dynamic, int8 weights, per channel); measure it with `mx optimize` in the "
-                 "model's repository to record its quality")
+                 "(dynamic, u8 activations and weights, per channel); measure it with "
+                 "`mx optimize` in the model's repository to record its quality")
     return out
 
 

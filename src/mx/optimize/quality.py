@@ -2,6 +2,8 @@
 
 Classifiers: top-1 agreement. Embeddings: mean cosine similarity. Anything else: the
 maximum absolute error. Higher is better for the first two, lower for the last.
+Each metric also has a bound past which the error is large for the task: `mx optimize`
+warns about such a variant, and refuses it under `--min-quality`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ CLASSIFICATION_TASKS = {"text-classification", "image-classification", "audio-cl
                         "zero-shot-classification", "video-classification"}
 EMBEDDING_TASKS = {"feature-extraction", "sentence-similarity", "image-feature-extraction"}
 METRICS = ("agreement_top1", "cosine_similarity", "max_abs_error")
+# One prediction in a hundred changed, or embeddings turned by 8 degrees: past these a
+# variant no longer stands in for its parent.
+LARGE_BELOW = {"agreement_top1": 0.99, "cosine_similarity": 0.99}
+# An error over 5% of the range the parent's output spans moves it visibly.
+LARGE_RELATIVE_ERROR = 0.05
 
 
 @dataclass
@@ -26,6 +33,7 @@ class QualityResult:
     metric: str
     value: float
     samples: int
+    relative_error: float = 0.0  # max_abs_error over the range of the parent's output
 
     @property
     def higher_is_better(self) -> bool:
@@ -35,6 +43,19 @@ class QualityResult:
         if self.higher_is_better:
             return min_quality is None or self.value >= min_quality
         return max_error is None or self.value <= max_error
+
+    def large(self) -> str | None:
+        """Why the error is large for the task, or None when it is not."""
+        if self.metric == "max_abs_error":
+            if self.relative_error > LARGE_RELATIVE_ERROR:
+                return (f"max_abs_error {self.value:.4g} is {self.relative_error:.0%} of the "
+                        f"range of the parent's output (large above "
+                        f"{LARGE_RELATIVE_ERROR:.0%})")
+            return None
+        bound = LARGE_BELOW[self.metric]
+        if self.value < bound:
+            return f"{self.metric} {self.value:.4f} is below {bound} (large for the task)"
+        return None
 
 
 def metric_for(task: str | None) -> str:
@@ -48,16 +69,20 @@ def metric_for(task: str | None) -> str:
 def measure(metric: str, parent: Callable[[Feeds], list[Any]],
             variant: Callable[[Feeds], list[Any]], batches: Sequence[Feeds]) -> QualityResult:
     scores: list[np.ndarray] = []
-    worst = 0.0
+    worst = worst_relative = 0.0
     samples = 0
     for feeds in batches:
         a = [np.asarray(x) for x in parent(feeds)]
         b = [np.asarray(x) for x in variant(feeds)]
         if metric == "max_abs_error":
             for x, y in zip(a, b, strict=True):
-                if x.size:
-                    worst = max(worst, float(np.max(np.abs(x.astype(np.float64) -
-                                                           y.astype(np.float64).reshape(x.shape)))))
+                if x.size and x.dtype.kind in "biuf":  # strings and maps have no distance
+                    xf = x.astype(np.float64)
+                    err = float(np.max(np.abs(xf - y.astype(np.float64).reshape(x.shape))))
+                    span = float(np.max(xf) - np.min(xf)) or float(np.max(np.abs(xf)))
+                    worst = max(worst, err)
+                    worst_relative = max(worst_relative, err / span if span > 0 else
+                                         (0.0 if err == 0 else float("inf")))
             samples += len(a[0]) if a and a[0].ndim else 1
             continue
         x, y = _primary(a), _primary(b)
@@ -70,7 +95,7 @@ def measure(metric: str, parent: Callable[[Feeds], list[Any]],
             norm = np.linalg.norm(xf, axis=1) * np.linalg.norm(yf, axis=1)
             scores.append(np.sum(xf * yf, axis=1) / np.maximum(norm, 1e-12))
     if metric == "max_abs_error":
-        return QualityResult(metric, worst, samples)
+        return QualityResult(metric, worst, samples, worst_relative)
     value = float(np.mean(np.concatenate(scores))) if scores else 0.0
     return QualityResult(metric, value, samples)
 

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mx.cpufeatures import describe, measured_on
 from mx.errors import ConfigError, MxError
 from mx.manifest import Artifact, load_manifest
 from mx.manifest_edit import ManifestChange, temp_path
 from mx.optimize import quality
 from mx.optimize.transforms import TRANSFORMS, TransformContext
 from mx.runtimes import onnx_runner
-from mx.sampling import Feeds, Spec, generate, load_npz, split_batches
+from mx.sampling import Feeds, Spec, batch_axes, generate, load_npz, split_batches
 
 QUALITY_BATCH = 8
 GENERATED_BATCHES = 4
@@ -36,6 +37,7 @@ class OptimizeOptions:
     min_quality: float | None = None
     max_error: float | None = None
     dims: dict[str, int] = field(default_factory=dict)
+    batch_axes: dict[str, int] = field(default_factory=dict)  # --batch-axis NAME=AXIS
 
 
 @dataclass
@@ -84,15 +86,16 @@ def optimize(model_dir: Path, opts: OptimizeOptions) -> tuple[list[VariantResult
     if not parent_path.is_file():
         raise ConfigError(f"{parent_path}: the artifact is not in the working tree",
                           hint="run `git lfs pull` if it is an LFS pointer")
-    specs = _input_specs(m, parent_path)
+    specs = batch_axes(_input_specs(m, parent_path), opts.batch_axes)
     metric = opts.metric or quality.metric_for(m.task)
     if metric not in quality.METRICS:
         raise ConfigError(f"--metric {metric}: one of {', '.join(quality.METRICS)}")
     warnings: list[str] = []
     batches = _quality_batches(opts, specs)
     calib, calib_source = _calibration(opts, specs, batches, warnings)
-    parent_run = onnx_runner(parent_path)
+    parent_run = _runner(parent_path)
     expected = {id(b): parent_run(b) for b in batches}
+    where = measured_on()
     change = ManifestChange(loaded)
     results: list[VariantResult] = []
     temps: list[Path] = []
@@ -109,20 +112,15 @@ def optimize(model_dir: Path, opts: OptimizeOptions) -> tuple[list[VariantResult
             tmp = temp_path(model_dir, rel)
             temps.append(tmp)
             transform = t.apply(parent_path, tmp, ctx)
-            q = quality.measure(metric, lambda feeds: expected[id(feeds)], onnx_runner(tmp),
+            q = quality.measure(metric, lambda feeds: expected[id(feeds)], _runner(tmp),
                                 batches)
-            if not q.passes(opts.min_quality, opts.max_error):
-                bound = (f"--min-quality {opts.min_quality}" if q.higher_is_better
-                         else f"--max-error {opts.max_error}")
-                raise QualityTooLow(
-                    f"variant {variant} ({name}): {metric} {q.value:.4f} against "
-                    f"{parent.path} misses {bound}; nothing was written",
-                    hint="give representative inputs with --data, or drop the transform")
+            _judge(q, opts, f"variant {variant} ({name})", parent.path, where, warnings)
             entry: dict[str, Any] = {"path": rel, "format": t.fmt, "variant": variant,
                                      "derived_from": parent.path, "transform": transform,
                                      "quality": {"metric": metric, "value": round(q.value, 6),
                                                  "against": parent.path,
-                                                 "samples": q.samples}}
+                                                 "samples": q.samples,
+                                                 "measured_on": where}}
             if t.fmt == "onnx":
                 from mx import onnxinfo
 
@@ -130,6 +128,12 @@ def optimize(model_dir: Path, opts: OptimizeOptions) -> tuple[list[VariantResult
                 if opset:
                     entry["opset"] = opset
             change.upsert_artifact(entry, tmp)
+            ratio = tmp.stat().st_size / max(parent_path.stat().st_size, 1)
+            if transform.get("kind") in ("quantize", "cast") and ratio >= 1:
+                # onnxruntime's quantizer leaves If/Loop bodies as they are
+                warnings.append(f"variant {variant} ({name}) is {ratio:.2f}x the size of "
+                                f"{parent.path}: the transform changed few weights (those "
+                                "inside If/Loop subgraphs are left as they were)")
             results.append(VariantResult(entry, q, parent_path.stat().st_size))
         change.commit()
     except BaseException:
@@ -142,18 +146,50 @@ def optimize(model_dir: Path, opts: OptimizeOptions) -> tuple[list[VariantResult
     return results, warnings
 
 
+def _runner(path: Path) -> Any:
+    try:
+        return onnx_runner(path)
+    except MxError:
+        raise
+    except Exception as exc:  # onnxruntime's own exception types
+        from mx.check.verdict import ort_reason
+
+        raise MxError(f"{path}: onnxruntime cannot load it: {ort_reason(exc)}") from None
+
+
+def _judge(q: quality.QualityResult, opts: OptimizeOptions, what: str, against: str,
+           where: dict[str, Any], warnings: list[str]) -> None:
+    """Refuse a variant below the asked quality; flag one whose error is large for its task
+    (and refuse it under --min-quality, which a max_abs_error metric otherwise ignores)."""
+    on = f"measured on {describe(where)}"
+    hint = "give representative inputs with --data, or drop the transform"
+    if not q.passes(opts.min_quality, opts.max_error):
+        bound = (f"--min-quality {opts.min_quality}" if q.higher_is_better
+                 else f"--max-error {opts.max_error}")
+        raise QualityTooLow(f"{what}: {q.metric} {q.value:.4f} against {against} misses "
+                            f"{bound} ({on}); nothing was written", hint=hint)
+    why = q.large()
+    if why is None:
+        return
+    if opts.min_quality is not None and not q.higher_is_better and opts.max_error is None:
+        raise QualityTooLow(f"{what}: {why} against {against} ({on}); --min-quality "
+                            f"{opts.min_quality} refuses a large error; nothing was written",
+                            hint="set the bound you accept with --max-error, or " + hint)
+    warnings.append(f"{what}: {why} against {against} ({on})")
+
+
 def _input_specs(m: Any, parent_path: Path) -> list[Spec]:
     if m.signature is not None:
         return [Spec.of(s) for s in m.signature.inputs]
     from mx import onnxinfo
 
-    return [Spec(t.name, t.dtype, t.shape)
+    return [Spec(t.name, t.dtype, t.shape, type=t.type)
             for t in onnxinfo.describe(onnxinfo.load(parent_path)).inputs]
 
 
 def _quality_batches(opts: OptimizeOptions, specs: list[Spec]) -> list[Feeds]:
     if opts.data is not None:
-        batches = split_batches(load_npz(opts.data, specs, "data"), QUALITY_BATCH)
+        batches = split_batches(load_npz(opts.data, specs, "data"), QUALITY_BATCH, specs)
         if not batches:
             raise ConfigError(f"{opts.data}: holds no rows")
         return batches
@@ -166,7 +202,7 @@ def _calibration(opts: OptimizeOptions, specs: list[Spec], batches: list[Feeds],
     static = any(parse_transform(t)[0] == "int8-static" for t in opts.transforms)
     if opts.calibration is not None:
         feeds = load_npz(opts.calibration, specs, "calibration")
-        return split_batches(feeds, QUALITY_BATCH), opts.calibration.name
+        return split_batches(feeds, QUALITY_BATCH, specs), opts.calibration.name
     if opts.data is not None:
         return batches, opts.data.name
     if static:
@@ -176,9 +212,10 @@ def _calibration(opts: OptimizeOptions, specs: list[Spec], batches: list[Feeds],
 
 
 def _default_dims(specs: list[Spec], given: dict[str, int]) -> dict[str, int]:
+    """Symbolic dims other than the batch: 16 unless --shape says (a sequence length)."""
     dims = dict(given)
     for s in specs:
-        for axis, d in enumerate(s.shape):
-            if isinstance(d, str) and axis > 0:
+        for axis, d in enumerate(s.shape or []):
+            if isinstance(d, str) and axis != s.batch_axis:
                 dims.setdefault(d, 16)
     return dims

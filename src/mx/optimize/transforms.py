@@ -70,40 +70,89 @@ def _quantize(what: str, src: Path, dst: Path, quantize: Any) -> None:
             raise TransformFailed(f"{what} failed: {first_line(exc)}") from None
 
 
+# Integer formats of (activations, weights) and whether weights keep 7 bits. x86 CPUs
+# without VNNI multiply u8 by s8 into a saturating int16 (VPMADDUBSW): full-range s8
+# weights lose accuracy there and nowhere else (an MLP's top-1 agreement 0.84 on AVX2
+# against 1.0 with u8 weights; bench/int8_variants.py). u8 weights are widened without
+# saturation and 7-bit s8 weights cannot overflow, so both give the same numbers on every
+# CPU and a quality figure measured on one holds on the others; u8u8 kept quality best
+# across the measured models (MiniLM, PaddleOCR's classifier, the test MLP and CNN).
+INT8_SCHEMES: dict[str, tuple[str, str, bool]] = {
+    "u8u8": ("uint8", "uint8", False),
+    "u8s8-reduced": ("uint8", "int8", True),
+    "u8s8": ("uint8", "int8", False),
+    "s8s8": ("int8", "int8", False),
+}
+DEFAULT_INT8 = "u8u8"
+SATURATING = ("u8s8", "s8s8")  # may saturate in int16 on AVX2-only CPUs
+
+
+def int8_scheme(name: str, ctx: TransformContext, allowed: tuple[str, ...]) -> str:
+    scheme = ctx.arg or DEFAULT_INT8
+    if scheme not in allowed:
+        raise ConfigError(f"{name}:{ctx.arg}: not an int8 scheme for {name}",
+                          hint=f"schemes: {', '.join(allowed)} (default {DEFAULT_INT8})")
+    return scheme
+
+
+def _warn_saturation(name: str, scheme: str, ctx: TransformContext) -> None:
+    if scheme in SATURATING:
+        from mx.cpufeatures import int8_kind
+
+        here = ("this CPU is one of them: the quality measured here is what they get"
+                if int8_kind() == "avx2" else
+                "the quality measured here does not hold there")
+        ctx.warnings.append(f"{name}:{scheme} multiplies u8 by full-range s8, which saturates "
+                            f"on x86 CPUs without VNNI (AVX2 only); {here}. The default "
+                            f"({DEFAULT_INT8}) gives the same numbers on every CPU")
+
+
+def _qtype(name: str) -> Any:
+    from onnxruntime.quantization import QuantType
+
+    return QuantType.QUInt8 if name == "uint8" else QuantType.QInt8
+
+
 class DynamicInt8:
     name = "int8-dynamic"
     fmt = "onnx"
+    schemes = ("u8u8", "u8s8-reduced", "u8s8")  # dynamic activations are always u8
 
     def variant(self, ctx: TransformContext) -> str:
-        return "int8"
+        scheme = int8_scheme(self.name, ctx, self.schemes)
+        return "int8" if scheme == DEFAULT_INT8 else f"int8-{scheme}"
 
     def apply(self, src: Path, dst: Path, ctx: TransformContext) -> dict[str, Any]:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from onnxruntime.quantization import quantize_dynamic
 
-        # Per-channel scales: per-tensor ones cost MiniLM's embeddings 0.96 cosine
+        scheme = int8_scheme(self.name, ctx, self.schemes)
+        activation, weight, reduce = INT8_SCHEMES[scheme]
+        _warn_saturation(self.name, scheme, ctx)
+        # Per-channel scales: per-tensor ones cost MiniLM's embeddings 0.97-0.98 cosine
         # similarity against 0.99 (measured on real sentences), for the same size.
         _quantize("int8 dynamic quantization", src, dst,
-                  lambda pre: quantize_dynamic(pre, str(dst), weight_type=QuantType.QInt8,
-                                               per_channel=True))
-        return {"kind": "quantize", "method": "dynamic", "weight_type": "int8",
-                "per_channel": True}
+                  lambda pre: quantize_dynamic(pre, str(dst), weight_type=_qtype(weight),
+                                               per_channel=True, reduce_range=reduce))
+        return {"kind": "quantize", "method": "dynamic", "scheme": scheme,
+                "weight_type": weight, "activation_type": activation, "per_channel": True,
+                "reduce_range": reduce}
 
 
 class StaticInt8:
     name = "int8-static"
     fmt = "onnx"
+    schemes = tuple(INT8_SCHEMES)
 
     def variant(self, ctx: TransformContext) -> str:
-        return "int8-static"
+        scheme = int8_scheme(self.name, ctx, self.schemes)
+        return "int8-static" if scheme == DEFAULT_INT8 else f"int8-static-{scheme}"
 
     def apply(self, src: Path, dst: Path, ctx: TransformContext) -> dict[str, Any]:
-        from onnxruntime.quantization import (
-            CalibrationDataReader,
-            QuantFormat,
-            QuantType,
-            quantize_static,
-        )
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
 
+        scheme = int8_scheme(self.name, ctx, self.schemes)
+        activation, weight, reduce = INT8_SCHEMES[scheme]
+        _warn_saturation(self.name, scheme, ctx)
         batches = list(ctx.calibration)
 
         class Reader(CalibrationDataReader):  # type: ignore[misc]
@@ -116,10 +165,12 @@ class StaticInt8:
         _quantize("int8 static quantization", src, dst,
                   lambda pre: quantize_static(pre, str(dst), Reader(),
                                               quant_format=QuantFormat.QDQ,
-                                              activation_type=QuantType.QInt8,
-                                              weight_type=QuantType.QInt8, per_channel=True))
-        return {"kind": "quantize", "method": "static", "weight_type": "int8",
-                "activation_type": "int8", "format": "qdq",
+                                              activation_type=_qtype(activation),
+                                              weight_type=_qtype(weight), per_channel=True,
+                                              reduce_range=reduce))
+        return {"kind": "quantize", "method": "static", "scheme": scheme,
+                "weight_type": weight, "activation_type": activation, "format": "qdq",
+                "per_channel": True, "reduce_range": reduce,
                 "calibration": ctx.calibration_source,
                 "calibration_batches": len(batches)}
 

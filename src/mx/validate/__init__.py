@@ -45,6 +45,7 @@ class Report:
     model_dir: Path
     problems: list[Problem] = field(default_factory=list)
     written: bool = False  # --write changed mx.yaml
+    filled: list[str] = field(default_factory=list)  # what --write filled in: sha256, signature
     digests: dict[str, tuple[str, int]] = field(default_factory=dict)  # artifact -> sha, size
 
     @property
@@ -60,6 +61,7 @@ class Report:
             "model_dir": str(self.model_dir),
             "ok": self.ok,
             "written": self.written,
+            "filled": self.filled,
             "problems": [asdict(p) for p in self.problems],
         }
 
@@ -82,8 +84,14 @@ def validate_model(model_dir: Path, write: bool = False,
     file_problems, digests = files.check(loaded, write=write)
     report.problems += file_problems
     report.digests = dict(digests)
+    if loaded.manifest.signature is None:
+        problem, loaded = onnx_check.fill_signature(loaded, digests, write)
+        report.problems += [problem] if problem else []
+        report.filled += ["signature"] if write and loaded.manifest.signature else []
     report.problems += onnx_check.check(loaded, digests)
     if write and files.fill_hashes(loaded, digests):
+        report.filled[:0] = ["sha256 and size"]
+    if write and report.filled:
         loaded.write()
         report.written = True
     return report

@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from mx import yamlio
+from mx.errors import ConfigError
 from mx.fsutil import resolve_inside, unsafe_relpath_reason
 from mx.manifest import LoadedManifest, TensorSpec
-from mx.onnxinfo import ONNX_DTYPES
+from mx.onnxinfo import value_type
+from mx.tensorspec import canonical_type
 from mx.validate import Problem
 from mx.validate.files import Digests
 
@@ -29,6 +31,37 @@ def check(loaded: LoadedManifest, digests: Digests) -> list[Problem]:
         if not messages:
             problems += _architecture(loaded, i, line)
     return problems
+
+
+def fill_signature(loaded: LoadedManifest, digests: Digests,
+                   write: bool) -> tuple[Problem | None, LoadedManifest]:
+    """A manifest without `signature`: with --write, take it from the ONNX artifact's graph
+    (the fp32 one first), e.g. for a copied-in ONNX file; without, say that --write would."""
+    arts = [(i, a) for i, a in enumerate(loaded.manifest.artifacts)
+            if a.format == "onnx" and a.path in digests]
+    if not arts:
+        return None, loaded
+    i, art = next(((i, a) for i, a in arts if a.variant == "fp32"), arts[0])
+    line = yamlio.line_of(loaded.doc, ("artifacts", i, "path"))
+    where = str(loaded.path)
+    if not write:
+        return Problem(where, line, f"no signature: `mx validate --write` fills it from the "
+                                    f"graph of artifacts[{i}] {art.path}", "warning"), loaded
+    from mx import onnxinfo
+    from mx.manifest_edit import ManifestChange
+
+    try:
+        signature = onnxinfo.describe(onnxinfo.load(loaded.path.parent / art.path)).signature()
+        change = ManifestChange(loaded)
+        change.set_signature(signature)
+        _, manifest = change.new_text()
+    except ConfigError as exc:
+        return Problem(where, line, f"artifacts[{i}] {art.path}: cannot fill the signature "
+                                    f"from its graph: {exc}"), loaded
+    except Exception:  # unreadable: check_file reports it, in its words
+        return None, loaded
+    return None, LoadedManifest(manifest, loaded.path, loaded.text, loaded.doc,
+                                loaded.warnings)
 
 
 def _architecture(loaded: LoadedManifest, i: int, line: int | None) -> list[Problem]:
@@ -128,19 +161,6 @@ def _all_tensors(model: Any) -> list[Any]:
     return list(_get_all_tensors(model))
 
 
-def _dims(value_info: Any) -> tuple[int, list[int | str | None]]:
-    t = value_info.type.tensor_type
-    dims: list[int | str | None] = []
-    for d in t.shape.dim:
-        if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
-        elif d.HasField("dim_param"):
-            dims.append(d.dim_param)
-        else:
-            dims.append(None)
-    return int(t.elem_type), dims
-
-
 def compare_io(kind: str, specs: list[TensorSpec], actual: list[Any]) -> list[str]:
     out: list[str] = []
     by_name = {v.name: v for v in actual}
@@ -153,16 +173,21 @@ def compare_io(kind: str, specs: list[TensorSpec], actual: list[Any]) -> list[st
             have = ", ".join(sorted(by_name)) or "none"
             out.append(f"signature {kind} {spec.name!r} is not a graph {kind} (graph has: {have})")
             continue
-        elem, dims = _dims(vi)
-        dtype: str = ONNX_DTYPES.get(elem, f"onnx type {elem}")
-        if dtype != spec.dtype:
-            out.append(f"{kind} {spec.name!r} is {dtype} in the graph but {spec.dtype} in the "
-                       "signature")
-        if len(dims) != len(spec.shape):
-            out.append(f"{kind} {spec.name!r} has rank {len(dims)} in the graph "
-                       f"{_fmt(dims)} but {len(spec.shape)} in the signature {spec.shape}")
+        graph = value_type(vi.name, vi.type)
+        if canonical_type(graph.type) != canonical_type(spec.type):
+            out.append(f"{kind} {spec.name!r} is {graph.type} in the graph but {spec.type} in "
+                       "the signature")
             continue
-        for axis, (in_graph, in_sig) in enumerate(zip(dims, spec.shape, strict=True)):
+        if graph.dtype != spec.dtype:
+            out.append(f"{kind} {spec.name!r} is {graph.dtype} in the graph but {spec.dtype} in "
+                       "the signature")
+        if graph.shape is None or spec.shape is None:
+            continue  # an unknown rank on either side agrees with any shape
+        if len(graph.shape) != len(spec.shape):
+            out.append(f"{kind} {spec.name!r} has rank {len(graph.shape)} in the graph "
+                       f"{_fmt(graph.shape)} but {len(spec.shape)} in the signature {spec.shape}")
+            continue
+        for axis, (in_graph, in_sig) in enumerate(zip(graph.shape, spec.shape, strict=True)):
             if isinstance(in_sig, int) and isinstance(in_graph, int) and in_sig != in_graph:
                 out.append(f"{kind} {spec.name!r} axis {axis} is {in_graph} in the graph but "
                            f"{in_sig} in the signature")
