@@ -11,6 +11,7 @@ from typing import Any
 
 from mx import onnxinfo
 from mx.check.targets import Target, installed_version
+from mx.iocheck import io_problems
 
 PROTOBUF_LIMIT = 2 * 1024**3
 
@@ -73,8 +74,6 @@ def check_onnx(path: Path, targets: list[Target], inputs: list[Any] | None = Non
             "error", f"{inline / 1024**3:.2f} GiB of weights inside the graph; near the 2 GiB "
                      "protobuf limit: use external data"))
     if inputs is not None and outputs is not None:
-        from mx.validate.onnx_check import io_problems
-
         report.findings += [Finding("error", p) for p in io_problems(model, inputs, outputs)]
     for target in targets:
         # For the installed onnxruntime its session is the authority; the compatibility

@@ -11,12 +11,12 @@ from mx.convert import CONVERTERS, SUFFIXES
 from mx.convert.base import ConversionFailed, ConvertJob, ParityFailed, first_line
 from mx.convert.parity import ParityReport, compare
 from mx.errors import ConfigError, MxError
+from mx.iocheck import io_problems
 from mx.manifest import load_manifest
 from mx.manifest_edit import ManifestChange, temp_path
 from mx.names import DEFAULT_VARIANT
 from mx.runtimes import runner_for
 from mx.sampling import Feeds, Spec, like, load_npz
-from mx.validate.onnx_check import io_problems
 
 
 @dataclass

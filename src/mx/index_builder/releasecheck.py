@@ -24,9 +24,9 @@ from typing import Any
 from mx import __version__
 from mx.cardrules import CardPolicy
 from mx.fsutil import atomic_write_bytes
+from mx.iocheck import io_problems
 from mx.manifest import Artifact, Signature
 from mx.validate.card_check import card_problems
-from mx.validate.onnx_check import io_problems
 
 
 class ReleaseChecks:
