@@ -15,7 +15,7 @@ from mx import onnxinfo
 from mx.examples import card_text
 from mx.manifest import load_manifest
 from mx.tensorspec import TensorSpec
-from mx.validate.onnx_check import compare_io
+from mx.iocheck import compare_io
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
 
