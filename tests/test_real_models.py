@@ -13,9 +13,9 @@ from onnx import TensorProto, helper
 
 from mx import onnxinfo
 from mx.examples import card_text
+from mx.iocheck import compare_io
 from mx.manifest import load_manifest
 from mx.tensorspec import TensorSpec
-from mx.iocheck import compare_io
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
 
