@@ -171,7 +171,8 @@ def test_example_data_of_the_wrong_dtype(tmp_path, mx):  # type: ignore[no-untyp
 def test_missing_framework_names_the_extra(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     import sys
 
-    from mx.frameworks import MissingFramework, require
+    from mx.errors import MissingFramework
+    from mx.frameworks import require
 
     # The seam: make the import fail as it would where the extra is not installed.
     monkeypatch.setitem(sys.modules, "jax2onnx", None)

@@ -68,7 +68,8 @@ def test_tritonclient_live_metadata_and_infer(server: Served, host: Host) -> Non
 
 
 def test_binary_tensor_codec() -> None:
-    from mx.infer.signature import BadInput, Tensor
+    from mx.errors import BadInput
+    from mx.infer.signature import Tensor
     from mx.serve.tensors import decode_request, encode_outputs
 
     specs = [Tensor("text", "string", ("batch",)), Tensor("n", "int64", ("batch",))]

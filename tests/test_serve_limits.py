@@ -43,7 +43,7 @@ def _metric(s: Served, key: str) -> float:
 
 
 def test_parse_json_limits() -> None:
-    from mx.infer.signature import BadInput
+    from mx.errors import BadInput
     from mx.serve.intake import MAX_DEPTH, parse_json
 
     assert parse_json(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH) is not None

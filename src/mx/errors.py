@@ -83,3 +83,37 @@ class OfflineError(MxError):
 
 class BuildError(MxError):
     """The index builder refused the registry state."""
+
+
+# Families of one feature each, kept here with the rest so every error has one home.
+
+class MissingFramework(MxError):
+    """A framework an operation needs is not installed."""
+
+
+class ConversionFailed(MxError):
+    """The framework's exporter refused the model."""
+
+
+class ParityFailed(MxError):
+    """The converted artifact disagrees with the source framework."""
+
+
+class TransformFailed(MxError):
+    """onnxruntime's quantizer, converter or optimizer refused the model."""
+
+
+class QualityTooLow(MxError):
+    """A variant's quality is below what was asked for."""
+
+
+class DeviceUnavailable(MxError):
+    """The requested device (CUDA) is not usable by this backend here."""
+
+
+class BadInput(MxError):
+    """A request that does not fit the model's signature (HTTP 400)."""
+
+
+class RunFailed(MxError):
+    """onnxruntime refused the inputs it was given, or failed while running on them."""

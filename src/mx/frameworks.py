@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from mx.errors import MxError
+from mx.errors import MissingFramework
 
 # import name -> (what it is, the extra that installs it)
 EXTRAS: dict[str, tuple[str, str]] = {
@@ -24,9 +24,6 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "skl2onnx": ("skl2onnx", "sklearn"),
 }
 
-
-class MissingFramework(MxError):
-    """A framework an operation needs is not installed."""
 
 
 def require(module: str) -> ModuleType:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mx.errors import ConfigError, MxError
+from mx.errors import ConfigError, RunFailed
 from mx.frameworks import require
 from mx.sampling import Feeds
 
@@ -36,9 +36,6 @@ def ort_session(path: Path, providers: list[str] | None = None, threads: int = 0
     return ort.InferenceSession(str(path), opts, providers=providers or
                                 ["CPUExecutionProvider"])
 
-
-class RunFailed(MxError):
-    """onnxruntime refused the inputs it was given, or failed while running on them."""
 
 
 def describe_feeds(feeds: Feeds) -> str:

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mx.errors import ConfigError
-from mx.infer.signature import BadInput, Tensor, check_array, check_feeds
+from mx.errors import BadInput, ConfigError
+from mx.infer.signature import Tensor, check_array, check_feeds
 
 KINDS = {".npy": "npy", ".npz": "npz", ".jsonl": "jsonl"}
 ID_KEY = "id"

@@ -13,13 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from mx.errors import MxError
+from mx.errors import DeviceUnavailable, MxError
 from mx.frameworks import require
 from mx.sampling import Feeds
-
-
-class DeviceUnavailable(MxError):
-    """The requested device (CUDA) is not usable by this backend here."""
 
 
 @dataclass

@@ -6,11 +6,12 @@ imports its framework only when it runs (see mx.frameworks for the extras).
 
 from __future__ import annotations
 
-from mx.convert.base import ConversionFailed, Converter, ConvertJob, ParityFailed
+from mx.convert.base import Converter, ConvertJob
 from mx.convert.jaxconv import JaxConverter
 from mx.convert.pytorch import TorchConverter
 from mx.convert.sklearn import SklearnConverter
 from mx.convert.tensorflow import TensorFlowConverter
+from mx.errors import ConversionFailed, ParityFailed
 
 CONVERTERS: dict[str, Converter] = {
     "pytorch": TorchConverter(),

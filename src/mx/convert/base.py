@@ -17,14 +17,6 @@ from mx.errors import ConfigError, MxError
 from mx.sampling import Feeds, Spec
 
 
-class ConversionFailed(MxError):
-    """The framework's exporter refused the model."""
-
-
-class ParityFailed(MxError):
-    """The converted artifact disagrees with the source framework."""
-
-
 @dataclass
 class ConvertJob:
     """One conversion: `source` (an entry point or a file) in `model_dir` to `target`."""

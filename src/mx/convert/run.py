@@ -8,9 +8,9 @@ from typing import Any
 
 from mx import onnxinfo
 from mx.convert import CONVERTERS, SUFFIXES
-from mx.convert.base import ConversionFailed, ConvertJob, ParityFailed, first_line
+from mx.convert.base import ConvertJob, first_line
 from mx.convert.parity import ParityReport, compare
-from mx.errors import ConfigError, MxError
+from mx.errors import ConfigError, ConversionFailed, MxError, ParityFailed
 from mx.iocheck import io_problems
 from mx.manifest import load_manifest
 from mx.manifest_edit import ManifestChange, temp_path

@@ -12,15 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from mx.convert.base import (
-    ConversionFailed,
-    Converted,
-    ConvertJob,
-    call_entry_point,
-    quiet,
-    refuse_pickle,
-)
-from mx.errors import ConfigError
+from mx.convert.base import Converted, ConvertJob, call_entry_point, quiet, refuse_pickle
+from mx.errors import ConfigError, ConversionFailed
 from mx.frameworks import require, version_of
 from mx.onnxinfo import rename_values
 from mx.sampling import Feeds

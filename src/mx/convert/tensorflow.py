@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from mx.convert.base import (
-    ConversionFailed,
     Converted,
     ConvertJob,
     call_entry_point,
@@ -31,7 +30,7 @@ from mx.convert.base import (
     quiet,
     refuse_pickle,
 )
-from mx.errors import ConfigError
+from mx.errors import ConfigError, ConversionFailed
 from mx.frameworks import require, version_of
 from mx.onnxinfo import rename_values
 from mx.sampling import Feeds, Spec, generate

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mx.errors import MxError
+from mx.errors import BadInput
 
 # manifest / ONNX dtype names -> V2 datatypes
 DATATYPES: dict[str, str] = {
@@ -22,9 +22,6 @@ DATATYPES: dict[str, str] = {
 }
 NUMPY_OF = {v: ("object" if k == "string" else k) for k, v in DATATYPES.items()}
 
-
-class BadInput(MxError):
-    """A request that does not fit the model's signature (HTTP 400)."""
 
 
 @dataclass(frozen=True)

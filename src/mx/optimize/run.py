@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mx.cpufeatures import describe, measured_on
-from mx.errors import ConfigError, MxError
+from mx.errors import ConfigError, MxError, QualityTooLow
 from mx.manifest import Artifact, load_manifest
 from mx.manifest_edit import ManifestChange, temp_path
 from mx.optimize import quality
@@ -22,9 +22,6 @@ from mx.sampling import Feeds, Spec, batch_axes, generate, load_npz, split_batch
 QUALITY_BATCH = 8
 GENERATED_BATCHES = 4
 
-
-class QualityTooLow(MxError):
-    """A variant's quality is below what was asked for."""
 
 
 @dataclass

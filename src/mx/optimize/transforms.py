@@ -14,12 +14,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from mx.convert.base import first_line
-from mx.errors import ConfigError, MxError
+from mx.errors import ConfigError, TransformFailed
 from mx.sampling import Feeds
-
-
-class TransformFailed(MxError):
-    """onnxruntime's quantizer, converter or optimizer refused the model."""
 
 
 @dataclass

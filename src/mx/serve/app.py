@@ -9,7 +9,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mx.infer.signature import BadInput
+from mx.errors import BadInput
 from mx.serve.core import InferenceCore, ServeError
 from mx.serve.intake import HEADER_LENGTH, Refused, read_body
 

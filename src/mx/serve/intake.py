@@ -27,7 +27,8 @@ from typing import Any, TypeVar
 import numpy as np
 from starlette.requests import Request
 
-from mx.infer.signature import BadInput, Tensor
+from mx.errors import BadInput
+from mx.infer.signature import Tensor
 from mx.serve.tensors import Wanted, decode_request, encode_outputs
 
 HEADER_LENGTH = "Inference-Header-Content-Length"  # Triton's binary tensor extension

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from mx.errors import BadInput
 from mx.infer.model import LoadedModel
-from mx.infer.signature import NUMPY_OF, BadInput, Tensor, check_feeds
+from mx.infer.signature import NUMPY_OF, Tensor, check_feeds
 
 
 @dataclass
