@@ -283,6 +283,8 @@ def parse_manifest(text: str, origin: str) -> tuple[Manifest, Any, list[ConfigEr
 
 
 def load_manifest(model_dir: Path) -> LoadedManifest:
+    """`model_dir/mx.yaml`, validated. Raises ConfigError (with `path` and `line`) for a
+    missing, unreadable, oversized or invalid manifest."""
     path = model_dir / MANIFEST_FILE
     try:
         text = yamlio.read_text(path)

@@ -289,7 +289,13 @@ def install(spec: str, *, variant: str | None = None, format: str | None = None,
             to: str | os.PathLike[str] | None = None, registry: str | None = None,
             offline: bool | None = None, home: str | os.PathLike[str] | None = None,
             progress: Progress | None = None, allow_unsigned: bool = False) -> InstalledModel:
-    """Install `ns/name@range` into the cache and return where its files are."""
+    """Install `ns/name@range` into the cache and return where its files are.
+
+    Raises (all `mx.MxError`): ConfigError for a malformed spec or config; ResolveError when
+    no version matches; FetchError when the registry or an artifact cannot be fetched
+    (`.status`, `.url`); TrustError when the registry's signed metadata does not verify or
+    is missing; IndexFormatError for a malformed index document; IntegrityError for bytes
+    or signatures that do not match; OfflineError when offline and not cached."""
     settings = load_settings(registry, offline, Path(home) if home else None)
     session = ClientSession(settings, progress or NoProgress(), allow_unsigned=allow_unsigned)
     try:

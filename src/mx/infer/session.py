@@ -64,6 +64,11 @@ class Session:
 def load(spec: str, *, variant: str | None = None, registry: str | None = None,
          offline: bool | None = None, providers: list[str] | None = None,
          **session_options: Any) -> Session:
-    """A checked session for `ns/name@range` or a model directory (CPU unless `providers`)."""
+    """A checked session for `ns/name@range` or a model directory (CPU unless `providers`).
+
+    Raises `mx.MxError` for anything the user or a host can cause, as `mx install` does
+    (`ConfigError`, `ResolveError`, `FetchError`, `IntegrityError`, `TrustError`,
+    `OfflineError`), and `BadInput` from `Session.run` for inputs that do not fit the
+    model's signature."""
     return Session(resolve_model(spec, registry, variant, providers=providers,
                                  session_options=session_options, offline=offline))

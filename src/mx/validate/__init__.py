@@ -68,7 +68,9 @@ class Report:
 
 def validate_model(model_dir: Path, write: bool = False,
                    card_policy: CardPolicy | None = None) -> Report:
-    """Every check; `card_policy` is a registry's `card:` rules (mx's defaults if None)."""
+    """Every check; `card_policy` is a registry's `card:` rules (mx's defaults if None).
+
+    Never raises for a problem in the model: every one is a `Problem` in the report."""
     from mx.cardrules import DEFAULT_POLICY
     from mx.manifest import load_manifest
     from mx.validate import card_check, files, onnx_check
