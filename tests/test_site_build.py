@@ -72,7 +72,7 @@ def test_base_model_link_follows_the_registry(world: Path, tmp_path: Path,
     build_site(out, work, "T", None, models, listing, 0)
     assert 'href="https://huggingface.co/acme/base"' in (out / "models/acme/iris.html").read_text()
     # The shells are reused: mkdocs does not run again.
-    monkeypatch.setattr(shell, "_mkdocs", lambda *a: pytest.fail("mkdocs ran again"))
+    monkeypatch.setattr(shell, "_start_mkdocs", lambda *a: pytest.fail("mkdocs ran again"))
     base_doc = json.loads(json.dumps(models["acme/resnet"][0]).replace("acme/resnet", "acme/base"))
     models["acme/base"] = (base_doc, models["acme/resnet"][1], models["acme/resnet"][2])
     listing = [*listing, {**listing[0], "name": "acme/base"}]
@@ -113,6 +113,8 @@ def test_card_headings_get_unique_ids_and_shift_a_level() -> None:
         (6, "six")]
     assert '<h2 id="top">Top</h2>' in card.html and '<h6 id="six">Six</h6>' in card.html
     assert card_html("It achieves:\n- Loss: 2.37\n").html.count("<li>") == 1
+    linked = card_html("See README.md, https://example.org/x and <a@b.org>.").html
+    assert linked.count("<a ") == 2 and "http://README.md" not in linked
 
 
 def test_front_matter_fast_path_and_bounded_aliases() -> None:

@@ -12,7 +12,7 @@ from mx.errors import MxError
 
 EXTRAS = {
     "serve": ("starlette", "uvicorn", "prometheus_client"),
-    "site": ("mkdocs", "material", "markdown_it", "linkify_it", "nh3", "yaml"),
+    "site": ("mkdocs", "material", "cmarkgfm", "nh3", "yaml"),
 }
 
 

@@ -32,17 +32,17 @@ def build_site(out: Path, work: Path, title: str, site_url: str | None,
     `listing`: the entries of index/search.json."""
     work.mkdir(parents=True, exist_ok=True)
     config = template_env().get_template("mkdocs.yml.j2").render(name=title, site_url=site_url)
-    shells = shell.load(work, config, epoch)
+    job = shell.ShellJob(work, config, epoch)
     state_file = work / "pages.json"
-    state = _load_state(state_file, shells.fingerprint)
+    state = _load_state(state_file, job.fingerprint)
     names = set(models)
-    renderer = SiteRenderer(title, shells, names)
-    written = rendered = 0
+    renderer = SiteRenderer(title, names)
+    writer = _Writer(out, job)
+    rendered = 0
     new_state: dict[str, Any] = {}
-    current: set[str] = set()
     for name, (doc, latest, card) in sorted(models.items()):
         rel = page_path(name)
-        current.add(rel)
+        writer.current.add(rel)
         key = hashlib.sha256(json.dumps(doc, sort_keys=True).encode() + b"\0"
                              + latest.encode() + b"\0" + card).hexdigest()
         old = state.get(name)
@@ -52,25 +52,53 @@ def build_site(out: Path, work: Path, title: str, site_url: str | None,
                 and all((b in names) == internal for b, internal in old["refs"].items())):
             new_state[name] = old
             continue
-        html, refs = renderer.model(doc, latest, card)
-        written += write_if_changed(out / rel, html.encode())
+        page, refs = renderer.model(doc, latest, card)
+        writer.page(page)
         rendered += 1
         new_state[name] = {"key": key, "refs": {b: b in names for b in refs}}
-    for rel, text in renderer.listings(listing).items():
-        current.add(rel)
-        written += write_if_changed(out / rel, text.encode())
+    for page in renderer.listings(listing).values():
+        writer.current.add(page.path)
+        writer.page(page)
+    shells = writer.flush()
     for rel, data in search.build(listing).items():
-        current.add(f"search/{rel}")
-        written += write_if_changed(out / "search" / rel, data)
-    written += _copy_theme(shells.build, out, current)
+        writer.file(f"search/{rel}", data)
+    _copy_theme(shells.build, writer)
     if site_url:
-        current.add("sitemap.xml")
-        written += write_if_changed(out / "sitemap.xml", _sitemap(site_url, current))
+        writer.file("sitemap.xml", _sitemap(site_url, writer.current))
     atomic_write_bytes(state_file, json.dumps({"format": STATE_FORMAT,
                                                "shell": shells.fingerprint,
                                                "pages": new_state}, sort_keys=True).encode())
-    _remove_stale(out, work / "site-files.json", current)
-    return SiteResult(rendered, written)
+    _remove_stale(out, work / "site-files.json", writer.current)
+    return SiteResult(rendered, writer.written)
+
+
+class _Writer:
+    """Writes pages into their shells as soon as the shells exist; until then (mkdocs
+    building the skeleton) keeps them."""
+
+    def __init__(self, out: Path, job: shell.ShellJob) -> None:
+        self.out, self.job = out, job
+        self.pending: list[shell.Page] = []
+        self.current: set[str] = set()  # every site file of this build
+        self.written = 0
+
+    def file(self, rel: str, data: bytes) -> None:
+        self.current.add(rel)
+        self.written += write_if_changed(self.out / rel, data)
+
+    def page(self, page: shell.Page) -> None:
+        if not self.job.ready():
+            self.pending.append(page)
+            return
+        self.flush()
+        self.file(page.path, self.job.wait().render(page).encode())
+
+    def flush(self) -> shell.Shells:
+        shells = self.job.wait()
+        for page in self.pending:
+            self.file(page.path, shells.render(page).encode())
+        self.pending.clear()
+        return shells
 
 
 def _load_state(path: Path, fingerprint: str) -> dict[str, Any]:
@@ -86,15 +114,11 @@ def _load_state(path: Path, fingerprint: str) -> dict[str, Any]:
     return pages if isinstance(pages, dict) else {}
 
 
-def _copy_theme(build: Path, out: Path, current: set[str]) -> int:
+def _copy_theme(build: Path, writer: _Writer) -> None:
     """The theme's assets and 404 page, from the skeleton's build."""
-    written = 0
     files = [build / "404.html", *sorted(p for p in (build / "assets").rglob("*") if p.is_file())]
     for src in files:
-        rel = src.relative_to(build).as_posix()
-        current.add(rel)
-        written += write_if_changed(out / rel, src.read_bytes())
-    return written
+        writer.file(src.relative_to(build).as_posix(), src.read_bytes())
 
 
 def _sitemap(site_url: str, files: set[str]) -> bytes:

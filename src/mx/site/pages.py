@@ -10,7 +10,7 @@ from typing import Any
 from mx.semver import Version
 from mx.site import benchmarks, cardmeta
 from mx.site.sanitize import card_html, safe_link, slug
-from mx.site.shell import Shells
+from mx.site.shell import Page
 
 STOPWORDS = frozenset({
     "a", "about", "above", "after", "again", "all", "also", "an", "and", "any", "are", "as",
@@ -50,8 +50,10 @@ def human(n: object) -> str:
 def template_env() -> Any:
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
+    # auto_reload off: templates are package data, and checking each one's mtime on every
+    # render costs more than rendering a small page.
     env = Environment(loader=PackageLoader("mx", "templates/site"), undefined=StrictUndefined,
-                      keep_trailing_newline=True, autoescape=True)
+                      keep_trailing_newline=True, autoescape=True, auto_reload=False)
     env.filters.update(slug=slug, human=human)
     return env
 
@@ -77,20 +79,23 @@ def page_path(name: str) -> str:
 
 
 class SiteRenderer:
-    def __init__(self, title: str, shells: Shells, registry: set[str]) -> None:
+    """Page contents; mx.site.shell puts them into the theme's HTML."""
+
+    def __init__(self, title: str, registry: set[str]) -> None:
         self.title = title
-        self.shells = shells
         self.registry = registry  # model names: a base model among them links to its page
         self.env = template_env()
+        self.templates = {name: self.env.get_template(f"{name}.html.j2")
+                          for name in ("toc", "model", "home", "search", "listing")}
 
     def _page(self, slot: str, path: str, title: str, content: str,
-              toc: list[dict[str, Any]] | None = None) -> str:
+              toc: list[dict[str, Any]] | None = None) -> Page:
         from markupsafe import escape
 
-        toc_html = self.env.get_template("toc.html.j2").render(items=toc or [])
-        return self.shells.render(slot, path, str(escape(title)), content, toc_html)
+        toc_html = self.templates["toc"].render(items=toc or [])
+        return Page(slot, path, str(escape(title)), content, toc_html)
 
-    def model(self, doc: dict[str, Any], latest: str, card_text: bytes) -> tuple[str, list[str]]:
+    def model(self, doc: dict[str, Any], latest: str, card_text: bytes) -> tuple[Page, list[str]]:
         """The page, and the base models its card names (their links follow the registry)."""
         name = doc["name"]
         rec = doc["versions"][latest]
@@ -125,7 +130,7 @@ class SiteRenderer:
         chart += benchmarks.latency_chart(bench)
         card = card_html(body, PAGE_IDS)
         inputs, outputs = _tensors(signature.get("inputs")), _tensors(signature.get("outputs"))
-        content = self.env.get_template("model.html.j2").render(
+        content = self.templates["model"].render(
             name=name, namespace=name.split("/")[0], summary=manifest.get("summary", ""),
             latest=latest, root="../../", info=info,
             multi_model=len({r["model"] for r in info.metrics}) > 1,
@@ -145,17 +150,16 @@ class SiteRenderer:
                                  if h.level <= 3]})
         return (self._page("model", page_path(name), name, content, toc), info.base_refs())
 
-    def listings(self, entries: list[dict[str, Any]]) -> dict[str, str]:
+    def listings(self, entries: list[dict[str, Any]]) -> dict[str, Page]:
         """Home, search, and the pages by task, by tag and by namespace."""
-        env = self.env
-        pages: dict[str, str] = {}
+        pages: dict[str, Page] = {}
         tasks = sorted({m["task"] for m in entries if m.get("task")})
-        pages["index.html"] = self._page("home", "index.html", self.title, env.get_template(
-            "home.html.j2").render(title=self.title, models=entries, count=len(entries),
+        pages["index.html"] = self._page("home", "index.html", self.title, self.templates[
+            "home"].render(title=self.title, models=entries, count=len(entries),
                                    tasks=len(tasks), root=""))
-        pages["search.html"] = self._page("search", "search.html", "Search", env.get_template(
-            "search.html.j2").render(root=""))
-        listing = env.get_template("listing.html.j2")
+        pages["search.html"] = self._page("search", "search.html", "Search", self.templates[
+            "search"].render(root=""))
+        listing = self.templates["listing"]
         for kind, key, folder in (("Task", "task", "tasks"), ("Tag", "tags", "tags"),
                                   ("Namespace", "namespace", "namespaces")):
             groups: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -1,14 +1,13 @@
 """Untrusted text on pages: card Markdown to allow-listed HTML, rendered as the Hugging Face
-Hub does (CommonMark with GitHub's tables, strikethrough and autolinks), headings given ids
-so the table of contents and in-card links reach them. Nothing from a card runs."""
+Hub and GitHub do (CommonMark with GitHub's tables, strikethrough and autolinks), headings
+given ids so the table of contents and in-card links reach them. Nothing from a card runs."""
 
 from __future__ import annotations
 
-import functools
+import html
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
 
 # What a model card may use: the structure of Markdown, and nothing that runs.
 ALLOWED_TAGS = {
@@ -48,13 +47,15 @@ class CardHtml:
     headings: list[Heading]
 
 
-@functools.cache
-def _markdown() -> Any:
-    from markdown_it import MarkdownIt
+def _to_html(markdown_text: str) -> str:
+    import cmarkgfm
+    from cmarkgfm.cmark import Options
 
-    # "gfm-like": CommonMark + tables, strikethrough and linkify; raw HTML is parsed (cards
-    # use <img>, <div align>, <details>) and then cleaned by nh3 below.
-    return MarkdownIt("gfm-like", {"typographer": False})
+    # GitHub's own renderer (cmark-gfm: CommonMark, tables, strikethrough, autolinks, task
+    # lists, tag filter). UNSAFE keeps the card's raw HTML (<img>, <div align>, <details>)
+    # for nh3 to clean below, instead of dropping it all.
+    return str(cmarkgfm.github_flavored_markdown_to_html(markdown_text,
+                                                         options=Options.CMARK_OPT_UNSAFE))
 
 
 def heading_slug(text: str) -> str:
@@ -63,32 +64,34 @@ def heading_slug(text: str) -> str:
     return s.lstrip("_-")[:100] or "section"
 
 
+# cmark-gfm writes headings without attributes; a card's raw <h2 id=...> is not matched.
+_HEADING = re.compile(r"<h([1-6])>(.*?)</h\1>", re.S)
+_TASK = re.compile(r'<input type="checkbox"( checked="")? disabled="" /> ?')
+
+
 def card_html(markdown_text: str, reserved: Collection[str] = ()) -> CardHtml:
     """Render a card body and keep only allow-listed tags, attributes and URL schemes
     (no script, iframe, event handlers, style, or javascript:/data: links). Heading ids
     never repeat one another or an id in `reserved` (the page's own sections)."""
     import nh3
 
-    md = _markdown()
-    tokens = md.parse(markdown_text)
     used = set(reserved)
-    headings = []
-    for i, tok in enumerate(tokens):
-        if tok.type != "heading_open":
-            continue
-        inline = tokens[i + 1]
-        text = "".join(c.content for c in inline.children or []
-                       if c.type in ("text", "code_inline"))
-        text = " ".join(text.split())
+    headings: list[Heading] = []
+
+    def anchor(m: re.Match[str]) -> str:
+        text = " ".join(html.unescape(re.sub(r"<[^>]*>", "", m[2])).split())
         base = heading_slug(text)
-        anchor, n = base, 0
-        while anchor in used:
+        slug_, n = base, 0
+        while slug_ in used:
             n += 1
-            anchor = f"{base}-{n}"
-        used.add(anchor)
-        tok.attrSet("id", anchor)
-        headings.append(Heading(min(int(tok.tag[1]) + 1, 6), text, anchor))
-    rendered = md.renderer.render(tokens, md.options, {})
+            slug_ = f"{base}-{n}"
+        used.add(slug_)
+        headings.append(Heading(min(int(m[1]) + 1, 6), text, slug_))
+        return f'<h{m[1]} id="{slug_}">{m[2]}</h{m[1]}>'
+
+    rendered = _HEADING.sub(anchor, _to_html(markdown_text))
+    # Task-list boxes as characters: the allow-list has no <input>.
+    rendered = _TASK.sub(lambda m: "\u2611 " if m[1] else "\u2610 ", rendered)
     clean = nh3.clean(rendered, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
                       url_schemes=URL_SCHEMES, link_rel="nofollow noopener noreferrer",
                       strip_comments=True, attribute_filter=_filter_attribute)

@@ -38,16 +38,65 @@ _TOC = re.compile(r'<nav class="md-nav md-nav--secondary"[^>]*>.*?</nav>', re.S)
 _ARTICLE = re.compile(r'(<article class="md-content__inner md-typeset">).*?(</article>)', re.S)
 
 
+@dataclass(frozen=True)
+class Page:
+    slot: str
+    path: str  # relative to the site root
+    title: str  # HTML-escaped
+    content: str  # HTML
+    toc: str  # HTML: the theme's table-of-contents nav
+
+
 @dataclass
 class Shells:
     fingerprint: str
     parts: dict[str, list[str]]  # slot -> text and hole names, alternating
     build: Path  # the skeleton's built site: assets/ and 404.html are copied from it
 
-    def render(self, slot: str, path: str, title: str, content: str, toc: str) -> str:
-        values = {"TITLE": title, "CONTENT": content, "TOC": toc, "PATH": path}
-        parts = self.parts[slot]
+    def render(self, page: Page) -> str:
+        values = {"TITLE": page.title, "CONTENT": page.content, "TOC": page.toc,
+                  "PATH": page.path}
+        parts = self.parts[page.slot]
         return "".join(p if i % 2 == 0 else values[p] for i, p in enumerate(parts))
+
+
+class ShellJob:
+    """The shells, from the cache at once or from a skeleton build running meanwhile: a
+    cold build renders its pages on one core while mkdocs runs on the other."""
+
+    def __init__(self, work: Path, config: str, epoch: int) -> None:
+        self.fingerprint = fingerprint(config)
+        self.work = work
+        self.folder = work / f"shell-{self.fingerprint}"
+        self.shells: Shells | None = None
+        self.proc: subprocess.Popen[str] | None = None
+        try:
+            parts = json.loads((self.folder / "shells.json").read_text())
+            self.shells = Shells(self.fingerprint, parts, self.folder / "build")
+        except (FileNotFoundError, ValueError):
+            _skeleton(self.folder, config)
+            self.proc = _start_mkdocs(self.folder, epoch)
+
+    def ready(self) -> bool:
+        return self.shells is not None or (self.proc is not None and self.proc.poll() is not None)
+
+    def wait(self) -> Shells:
+        if self.shells is None:
+            assert self.proc is not None
+            out, err = self.proc.communicate()
+            if self.proc.returncode != 0:
+                lines = [ln for ln in (err + out).splitlines() if ln.strip()]
+                raise BuildError("site: mkdocs build failed: "
+                                 + (lines[-1] if lines else "no output"),
+                                 hint="the skeleton is in " + str(self.folder))
+            parts = {slot: _cut((self.folder / "build" / (page[:-3] + ".html"))
+                                .read_text(), page, slot) for slot, page in SLOTS.items()}
+            atomic_write_bytes(self.folder / "shells.json", json.dumps(parts).encode())
+            for old in self.work.glob("shell-*"):  # an older theme's or title's: never used
+                if old != self.folder and old.is_dir():
+                    shutil.rmtree(old, ignore_errors=True)
+            self.shells = Shells(self.fingerprint, parts, self.folder / "build")
+        return self.shells
 
 
 def fingerprint(config: str) -> str:
@@ -57,26 +106,6 @@ def fingerprint(config: str) -> str:
     for name in OWN_ASSETS:
         h.update(name.encode() + b"\0" + folder.joinpath(name).read_bytes())
     return h.hexdigest()[:32]
-
-
-def load(work: Path, config: str, epoch: int) -> Shells:
-    """The shells for this mkdocs.yml, from the cache or from a fresh skeleton build."""
-    fp = fingerprint(config)
-    folder = work / f"shell-{fp}"
-    cached = folder / "shells.json"
-    try:
-        return Shells(fp, json.loads(cached.read_text()), folder / "build")
-    except (FileNotFoundError, ValueError):
-        pass
-    _skeleton(folder, config)
-    _mkdocs(folder, epoch)
-    parts = {slot: _cut((folder / "build" / page).with_suffix(".html").read_text(), page, slot)
-             for slot, page in SLOTS.items()}
-    atomic_write_bytes(cached, json.dumps(parts).encode())
-    for old in work.glob("shell-*"):  # shells of an older theme or title are not used again
-        if old != folder and old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
-    return Shells(fp, parts, folder / "build")
 
 
 def _skeleton(folder: Path, config: str) -> None:
@@ -95,16 +124,13 @@ def _skeleton(folder: Path, config: str) -> None:
     (folder / "mkdocs.yml").write_text(config)
 
 
-def _mkdocs(folder: Path, epoch: int) -> None:
+def _start_mkdocs(folder: Path, epoch: int) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "mkdocs", "build", "--quiet", "--strict", "--clean",
            "--config-file", str(folder / "mkdocs.yml")]
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "NO_MKDOCS_2_WARNING": "1",
            "DISABLE_MKDOCS_2_WARNING": "true"}
-    proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-        raise BuildError(f"site: mkdocs build failed: {lines[-1] if lines else 'no output'}",
-                         hint="rerun with MX_DEBUG=1; the skeleton is in " + str(folder))
+    return subprocess.Popen(cmd, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
 
 
 def _cut(html: str, page: str, slot: str) -> list[str]:
