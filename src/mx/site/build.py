@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,28 @@ def build_site(out: Path, work: Path, title: str, site_url: str | None,
     """`models`: name -> (index document, version shown, card bytes of that version);
     `listing`: the entries of index/search.json."""
     work.mkdir(parents=True, exist_ok=True)
+    # What the earlier builder (mkdocs over every page) left in the cache.
+    for old in ("docs", "build", "rendered.json", "mkdocs.yml"):
+        path = work / old
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
     config = template_env().get_template("mkdocs.yml.j2").render(name=title, site_url=site_url)
     job = shell.ShellJob(work, config, epoch)
+    try:
+        return _build(out, work, site_url, models, listing, job, title)
+    finally:
+        job.close()
+
+
+def _build(out: Path, work: Path, site_url: str | None,
+           models: dict[str, tuple[dict[str, Any], str, bytes]], listing: list[dict[str, Any]],
+           job: shell.ShellJob, title: str) -> SiteResult:
     state_file = work / "pages.json"
     state = _load_state(state_file, job.fingerprint)
     names = set(models)
-    renderer = SiteRenderer(title, names)
+    renderer = SiteRenderer(title, names, work / "templates")
     writer = _Writer(out, job)
     rendered = 0
     new_state: dict[str, Any] = {}

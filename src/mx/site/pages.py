@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from mx.semver import Version
@@ -47,15 +48,25 @@ def human(n: object) -> str:
     return f"{size:.1f} TiB"
 
 
-def template_env() -> Any:
+def template_env(bytecode: Path | None = None) -> Any:
+    """The site's jinja2 environment; `bytecode`: a folder to keep compiled templates in
+    (compiling them costs more than a rebuild's other work on the listings)."""
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     # auto_reload off: templates are package data, and checking each one's mtime on every
     # render costs more than rendering a small page.
     env = Environment(loader=PackageLoader("mx", "templates/site"), undefined=StrictUndefined,
-                      keep_trailing_newline=True, autoescape=True, auto_reload=False)
+                      keep_trailing_newline=True, autoescape=True, auto_reload=False,
+                      bytecode_cache=None if bytecode is None else _bytecode(bytecode))
     env.filters.update(slug=slug, human=human)
     return env
+
+
+def _bytecode(folder: Path) -> Any:
+    from jinja2 import FileSystemBytecodeCache
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileSystemBytecodeCache(str(folder))
 
 
 def card_body(card_text: bytes) -> str:
@@ -81,10 +92,10 @@ def page_path(name: str) -> str:
 class SiteRenderer:
     """Page contents; mx.site.shell puts them into the theme's HTML."""
 
-    def __init__(self, title: str, registry: set[str]) -> None:
+    def __init__(self, title: str, registry: set[str], bytecode: Path | None = None) -> None:
         self.title = title
         self.registry = registry  # model names: a base model among them links to its page
-        self.env = template_env()
+        self.env = template_env(bytecode)
         self.templates = {name: self.env.get_template(f"{name}.html.j2")
                           for name in ("toc", "model", "home", "search", "listing")}
 
@@ -155,8 +166,8 @@ class SiteRenderer:
         pages: dict[str, Page] = {}
         tasks = sorted({m["task"] for m in entries if m.get("task")})
         pages["index.html"] = self._page("home", "index.html", self.title, self.templates[
-            "home"].render(title=self.title, models=entries, count=len(entries),
-                                   tasks=len(tasks), root=""))
+            "home"].render(title=self.title, rows=model_rows(entries, "", True),
+                                   count=len(entries), tasks=len(tasks), root=""))
         pages["search.html"] = self._page("search", "search.html", "Search", self.templates[
             "search"].render(root=""))
         listing = self.templates["listing"]
@@ -172,15 +183,35 @@ class SiteRenderer:
             title = folder.capitalize()
             pages[f"{folder}/index.html"] = self._page(folder, f"{folder}/index.html", title,
                                                        listing.render(
-                title=title, kind=kind, root="../", models=[],
+                title=title, kind=kind, root="../", rows="",
                 groups=[{"name": g, "file": f"{slug(g)}.html", "count": len(ms)}
                         for g, ms in sorted(groups.items())]))
             for group, ms in sorted(groups.items()):
                 path = f"{folder}/{slug(group)}.html"
                 title = f"{kind}: {group}"
                 pages[path] = self._page("listing", path, title, listing.render(
-                    title=title, models=ms, groups=None, kind=kind, root="../"))
+                    title=title, rows=model_rows(ms, "../", False), groups=None, kind=kind,
+                    root="../"))
         return pages
+
+
+def model_rows(models: list[dict[str, Any]], root: str, with_task: bool) -> Any:
+    """The rows of a table of models. Written here, not in a template loop: the home page
+    and the big tag pages list every model, and jinja takes ten times as long a row."""
+    from markupsafe import Markup, escape
+
+    rows = []
+    for m in models:
+        name = escape(m["name"])
+        task = ""
+        if with_task:
+            t = m.get("task")
+            task = (f'<td><a href="{root}tasks/{slug(t)}.html">{escape(t)}</a></td>' if t
+                    else "<td></td>")
+        rows.append(f'<tr><td><a href="{root}models/{name}.html">{name}</a></td>'
+                    f'<td>{escape(m["latest"])}</td>{task}<td>{escape(m.get("summary") or "")}'
+                    "</td></tr>")
+    return Markup("\n".join(rows))
 
 
 def _quality(q: Any) -> str:

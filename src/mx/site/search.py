@@ -52,10 +52,14 @@ def build(entries: list[dict[str, Any]]) -> dict[str, bytes]:
         in_name = _name_terms(e["name"])
         other = " ".join([e.get("summary") or "", e.get("task") or "",
                           " ".join(e.get("tags") or []), e.get("keywords") or ""])
-        for term in sorted(in_name | set(terms(other))):
-            postings[term].append(i * 2 + (term in in_name))
+        # Ids only grow, so each posting list comes out sorted without sorting it.
+        for term in in_name:
+            postings[term].append(i * 2 + 1)
+        for term in set(terms(other)).difference(in_name):
+            postings[term].append(i * 2)
     files: dict[str, bytes] = {}
-    leaves = _split(sorted(postings), postings, "")
+    counts = {t: len(p) for t, p in postings.items()}
+    leaves = _split(sorted(postings), counts, "")
     for key, members in leaves:
         files[f"t/{key}.json"] = _dumps({t: postings[t] for t in members})
     for n in range(0, len(ordered), DOCS_PER_FILE):
@@ -67,10 +71,10 @@ def build(entries: list[dict[str, Any]]) -> dict[str, bytes]:
     return files
 
 
-def _split(members: list[str], postings: dict[str, list[int]],
+def _split(members: list[str], counts: dict[str, int],
            prefix: str) -> list[tuple[str, list[str]]]:
     """Leaves (key, terms) under `prefix`, in key order; `members` all begin with it."""
-    size = sum(len(postings[t]) for t in members)
+    size = sum(counts[t] for t in members)
     if prefix and (size <= SHARD_POSTINGS or len(prefix) >= MAX_KEY):
         return [(prefix, members)]
     children: dict[str, list[str]] = defaultdict(list)
@@ -81,5 +85,5 @@ def _split(members: list[str], postings: dict[str, list[int]],
         if key.endswith("_"):
             out.append((key, children[key]))  # the term equal to the prefix: a leaf
         else:
-            out.extend(_split(children[key], postings, key))
+            out.extend(_split(children[key], counts, key))
     return out

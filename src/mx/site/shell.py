@@ -77,6 +77,12 @@ class ShellJob:
             _skeleton(self.folder, config)
             self.proc = _start_mkdocs(self.folder, epoch)
 
+    def close(self) -> None:
+        """Stop a skeleton build the site will not wait for (the build failed meanwhile)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
     def ready(self) -> bool:
         return self.shells is not None or (self.proc is not None and self.proc.poll() is not None)
 
