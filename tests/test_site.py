@@ -1,10 +1,14 @@
-"""The registry website, in a real browser (Debian's chromium driven by Playwright)."""
+"""The registry website, in a real browser (Debian's chromium driven by Playwright).
+
+One registry is built for the module: the shared world, a hostile card (acme/evil) and a
+card as the Hugging Face Trainer writes it, benchmarked by `mx bench` (acme/trained)."""
 
 from __future__ import annotations
 
 import json
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,70 +17,43 @@ from urllib.parse import urljoin, urlparse
 import httpx
 import pytest
 
-from mx.examples import card_text, make_model_repo, sign_all_releases
+from mx.cli.main import run
+from mx.examples import git_home
+from tests.site_cards import add_evil, add_trained, unsafe_markup
 from tests.support.servers import Host, static_host
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / ".test-screenshots"
-EVIL_CARD_BODY = """
-## Model details
-
-Trained near zanzibar on a quokka corpus.
-
-<script>alert("card script")</script>
-[click me](javascript:alert('link'))
-<img src="x" onerror="alert('img')">
-<iframe src="https://example.invalid/"></iframe>
-<a href="#" onclick="alert('click')">onclick link</a>
-
-## Intended use
-
-Tests of the site's sanitiser.
-
-## Limitations
-
-None known.
-
-## Bias and risks
-
-None known.
-
-## Training data
-
-Synthetic.
-
-## Evaluation
-
-Not evaluated.
-"""
 
 
-@pytest.fixture
-def site_world(mx, world: Path) -> Path:  # type: ignore[no-untyped-def]
-    """The shared world plus acme/evil, whose card tries every trick; built with its site."""
-    repo = world / "repos" / "evil"
-    make_model_repo(repo, "acme/evil", ["0.1.0"], summary="A card | with <b>markup</b>",
-                    tags=("nlp", "<script>x</script>"))
-    front, _, _ = card_text("acme/evil").partition("\n## Model details")
-    (repo / "README.md").write_text(front + "\n" + EVIL_CARD_BODY)
-    from mx.examples import git
-
-    git(repo, "commit", "-qam", "the evil card")
-    git(repo, "tag", "-a", "-m", "r", "v0.2.0")
-    (repo / "mx.yaml").write_text((repo / "mx.yaml").read_text().replace("0.1.0", "0.2.0"))
-    git(repo, "commit", "-qam", "version")
-    git(repo, "tag", "-d", "v0.2.0")
-    git(repo, "tag", "-a", "-m", "r", "v0.2.0")
-    sign_all_releases(repo, world / "keys" / "acme.pem")
-    reg = world / "registry.yaml"
-    reg.write_text(reg.read_text().replace("sources:\n", "sources:\n  - repo: repos/evil\n"))
-    res = mx("index", "build", reg, "-o", world / "site")
-    assert res.code == 0, res.err
-    return world / "site"
+@pytest.fixture(scope="module")
+def site_world(tmp_path_factory: pytest.TempPathFactory, world_template: Path,
+               index_keys: Path) -> Path:
+    root = tmp_path_factory.mktemp("site-world")
+    world = root / "world"
+    shutil.copytree(world_template, world, symlinks=True,
+                    ignore=shutil.ignore_patterns("home", "mxhome"))
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in git_home(root / "home").items():
+            mp.setenv(key, value)
+        mp.setenv("MX_HOME", str(root / "mxhome"))
+        mp.setenv("MX_INDEX_KEYS", str(index_keys))
+        subprocess.run(["git", "lfs", "install", "--skip-repo"], check=True,
+                       capture_output=True)
+        sources = add_evil(world) + add_trained(world)
+        reg = world / "registry.yaml"
+        reg.write_text(reg.read_text().replace("sources:\n", "sources:\n" + sources))
+        assert run(["index", "build", str(reg), "-o", str(world / "site")]) == 0
+    return world
 
 
-@pytest.fixture
-def site_host(site_world: Path) -> Iterator[Host]:
-    with static_host(site_world) as host:
+@pytest.fixture(scope="module")
+def site(site_world: Path) -> Path:
+    return site_world / "site"
+
+
+@pytest.fixture(scope="module")
+def site_host(site: Path) -> Iterator[Host]:
+    with static_host(site) as host:
         yield host
 
 
@@ -101,20 +78,34 @@ def shot(page: Any, name: str) -> None:
 def test_home_lists_models(browser: Any, site_host: Host) -> None:
     page = browser.new_page()
     page.goto(site_host.url)
-    for name in ("acme/iris", "acme/resnet", "acme/evil"):
+    for name in ("acme/iris", "acme/resnet", "acme/evil", "acme/trained"):
         assert page.get_by_role("link", name=name).count() >= 1
+    assert page.locator(".md-tabs__item--active").inner_text().strip() == "Models"
     shot(page, "home")
     page.close()
 
 
-def test_search_finds_a_word_of_one_card(browser: Any, site_host: Host) -> None:
+def test_search_fetches_small_shards(browser: Any, site_host: Host) -> None:
     page = browser.new_page()
+    fetched: list[str] = []
+    page.on("requestfinished", lambda r: fetched.append(r.url))
     page.goto(site_host.url + "search.html")
     page.fill(".mx-search-input", "zanzibar")
     page.wait_for_selector(".mx-search-results li a")
-    links = page.locator(".mx-search-results li a").all_inner_texts()
-    assert links == ["acme/evil 0.2.0"]
+    assert page.locator(".mx-search-results li a").all_inner_texts() == ["acme/evil 0.2.0"]
     shot(page, "search")
+    data = [u for u in fetched if "/search/" in u]
+    assert not any(u.endswith("index/search.json") for u in fetched)
+    assert any(re.search(r"/search/t/z[^/]*\.json$", u) for u in data)
+    assert len(data) <= 4, data  # meta, one shard, one page of records
+    page.fill(".mx-search-input", "zanz")  # a word's beginning finds it too
+    page.wait_for_function("document.querySelector('.mx-search-results a') && document."
+                           "querySelector('.mx-search-results a').textContent == 'acme/evil 0.2.0'")
+    page.fill(".mx-search-input", "linear classifier")
+    page.wait_for_function("document.querySelectorAll('.mx-search-results li a').length == 3")
+    page.fill(".mx-search-input", "snet")  # any part of a word of a name
+    page.wait_for_function("[...document.querySelectorAll('.mx-search-results li a')]"
+                           ".map(a => a.textContent).join() == 'acme/resnet 0.1.0'")
     page.fill(".mx-search-input", "linear classifier")
     page.wait_for_function("document.querySelectorAll('.mx-search-results li a').length == 3")
     page.locator(".mx-search-results li a", has_text="acme/iris").click()
@@ -134,25 +125,104 @@ def test_model_page(browser: Any, site_host: Host) -> None:
     assert "fp32" in text and "model.onnx" in text and "signed with key" in text
     assert "stable" in text and "canary" in text
     assert page.locator(".mx-chart svg").count() == 1
+    assert page.title() == "acme/iris - Test registry"
     shot(page, "model")
     page.close()
 
 
-def test_cards_cannot_inject_markup(browser: Any, site_host: Host, site_world: Path) -> None:
-    html = (site_world / "models/acme/evil.html").read_text()
-    body = html[html.index("mx-card"):]
-    for bad in ("<script>alert", "javascript:", "onerror=", "onclick=", "<iframe"):
-        assert bad not in body, bad
+def test_trainer_card_renders_as_on_the_hub(browser: Any, site_host: Host) -> None:
+    page = browser.new_page()
+    page.goto(site_host.url + "models/acme/trained.html")
+    card = page.locator(".mx-card")
+    # A list right after a line of text is a list (CommonMark), as in every Trainer card.
+    assert card.locator("ul").first.locator("li").all_inner_texts() == [
+        "Loss: 2.3700", "Accuracy: 0.9312"]
+    assert card.locator("del, s").inner_text() == "Old numbers"
+    assert card.locator("a[href='https://example.org/notes']").count() == 1  # autolink
+    cells = card.locator("table tbody tr").first.locator("td").all_inner_texts()
+    assert cells == ["0.2541", "1.0", "1563", "0.2370", "0.9312"]
+    # model-index as a metrics table
+    rows = page.locator(".mx-results table tbody tr")
+    assert rows.count() == 2
+    assert rows.nth(0).locator("td").all_inner_texts() == [
+        "Text Classification", "imdb", "plain_text / test", "Accuracy", "0.9312"]
+    assert rows.nth(1).locator("td").all_inner_texts()[-2:] == ["Loss", "2.37"]
+    assert rows.nth(0).locator("a").get_attribute("href") == \
+        "https://huggingface.co/datasets/stanfordnlp/imdb"
+    meta = page.locator(".mx-meta")
+    assert meta.locator("a", has_text="stanfordnlp/imdb").get_attribute("href") == \
+        "https://huggingface.co/datasets/stanfordnlp/imdb"
+    assert meta.locator("a", has_text="google-bert/bert-base-uncased").get_attribute(
+        "href") == "https://huggingface.co/google-bert/bert-base-uncased"
+    assert meta.locator("a", has_text="transformers").get_attribute("href") == \
+        "https://huggingface.co/models?library=transformers"
+    assert [a.inner_text() for a in meta.locator("a[href*='language=']").all()] == ["en", "fr"]
+    meta.locator("a", has_text="acme/iris").click()  # a base model in this registry
+    page.wait_for_url("**/models/acme/iris.html")
+    page.close()
+
+
+def test_headings_have_anchors_that_resolve(browser: Any, site_host: Host) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 700})
+    page.goto(site_host.url + "models/acme/trained.html")
+    ids = set(page.eval_on_selector_all("[id]", "els => els.map(e => e.id)"))
+    hrefs = page.eval_on_selector_all("a[href^='#']", "els => els.map(e => e.getAttribute('href'))")
+    assert [h for h in hrefs if h[1:] not in ids] == []
+    toc = page.locator(".md-sidebar--secondary .md-nav__link")
+    assert "Training procedure" in toc.all_inner_texts()
+    assert "Benchmarks" in toc.all_inner_texts() and "Evaluation results" in toc.all_inner_texts()
+    toc.filter(has_text="Training procedure").click()
+    page.wait_for_url("**#training-procedure")
+    heading = page.locator("#training-procedure")
+    assert heading.inner_text().startswith("Training procedure")
+    assert heading.evaluate("h => h.closest('.mx-card') !== null && h.tagName") == "H3"
+    assert 0 <= heading.evaluate("h => h.getBoundingClientRect().top") < 200  # scrolled to
+    page.evaluate("window.scrollTo(0, 0)")
+    page.get_by_role("link", name="the training procedure").click()  # a link inside the card
+    page.wait_for_function("document.getElementById('training-procedure')"
+                           ".getBoundingClientRect().top < 200")
+    page.close()
+
+
+def test_benchmark_tables_show_mx_bench_results(browser: Any, site_host: Host,
+                                                site_world: Path) -> None:
+    results = json.loads((site_world / "repos/trained/bench/results.json").read_text())
+    ((_, hw),) = results["hardware"].items()
+    page = browser.new_page()
+    page.goto(site_host.url + "models/acme/trained.html")
+    heading = page.locator("#mx-bench-1").inner_text()
+    assert hw["cpu"] in heading and hw["backend"] in heading
+    rows = page.locator(".mx-bench table tbody tr")
+    assert rows.count() == len(hw["results"]) == 2
+    header = page.locator(".mx-bench table thead th").all_inner_texts()
+    for i, res in enumerate(hw["results"]):
+        cells = dict(zip(header, rows.nth(i).locator("td").all_inner_texts(), strict=True))
+        assert cells["Variant"] == res["variant"] and cells["Batch"] == str(res["batch"])
+        assert cells["p50 ms"] == format(res["latency_ms"]["p50"], ".3g")
+        assert cells["p99 ms"] == format(res["latency_ms"]["p99"], ".3g")
+        assert cells["Items/s"] == format(res["throughput"], ".4g")
+    assert cells["p50 vs fp32"] == "1.00x"
+    chart = page.locator(".mx-chart svg[aria-label^='p50 latency']")
+    assert chart.locator("rect").count() == 2
+    shot(page, "trained")
+    page.close()
+
+
+def test_cards_cannot_inject_markup(browser: Any, site_host: Host, site: Path) -> None:
+    html = (site / "models/acme/evil.html").read_text()
+    card = html[html.index('<div class="mx-card">') + 21:html.index("</article>")]
+    assert unsafe_markup(card) == []
     assert "&lt;b&gt;markup&lt;/b&gt;" in html  # the summary shows as text
     page = browser.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(site_host.url + "models/acme/evil.html")
-    page.get_by_text("onclick link").click()
-    page.get_by_text("click me").click()
+    for text in ("onclick link", "click me", "spaces link", "data link", "more"):
+        page.get_by_text(text, exact=False).first.click()
     page.wait_for_timeout(200)
     assert dialogs == []
     assert "zanzibar" in page.inner_text(".mx-card")
+    assert page.evaluate("JSON.parse(document.getElementById('__config').textContent).base")
     page.close()
 
 
@@ -190,35 +260,13 @@ def test_every_internal_link_resolves(site_host: Host) -> None:
     assert broken == []
     assert any(u.endswith("models/acme/iris.html") for u in seen)
     assert any("/tags/" in u for u in seen) and any("/tasks/" in u for u in seen)
+    assert any("/assets/javascripts/bundle." in u for u in seen)
 
 
-def test_search_listing_has_card_words(site_world: Path) -> None:
-    listing = json.loads((site_world / "index/search.json").read_text())
+def test_search_listing_has_card_words(site: Path) -> None:
+    listing = json.loads((site / "index/search.json").read_text())
     evil = next(m for m in listing["models"] if m["name"] == "acme/evil")
     assert {"zanzibar", "quokka"} <= set(evil["keywords"].split())
-
-
-def test_site_is_deterministic_and_incremental(mx, world: Path, registry_file: Path,  # type: ignore[no-untyped-def]
-                                               tmp_path: Path) -> None:
-    first, second = tmp_path / "a", tmp_path / "b"
-    res = mx("index", "build", registry_file, "-o", first, "--json")
-    assert json.loads(res.out)["pages_rendered"] == 2
-    shutil.rmtree(tmp_path / "mxhome", ignore_errors=True)
-    assert mx("index", "build", registry_file, "-o", second).code == 0
-    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
-    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
-    assert all((first / f).read_bytes() == (second / f).read_bytes() for f in files)
-    res = mx("index", "build", registry_file, "-o", second, "--json")
-    summary = json.loads(res.out)
-    assert summary["pages_rendered"] == 0 and summary["site_files_written"] == 0
-    from mx.examples import make_model_repo
-
-    make_model_repo(world / "repos/iris", "acme/iris", ["1.3.0"])
-    sign_all_releases(world / "repos/iris", world / "keys/acme.pem")
-    res = mx("index", "build", registry_file, "-o", second, "--json")
-    summary = json.loads(res.out)
-    assert summary["pages_rendered"] == 1  # only acme/iris; acme/resnet untouched
-    assert "1.3.0" in (second / "models/acme/iris.html").read_text()
 
 
 def test_cli_search_finds_card_words(mx, site_host: Host) -> None:  # type: ignore[no-untyped-def]

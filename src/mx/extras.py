@@ -12,7 +12,7 @@ from mx.errors import MxError
 
 EXTRAS = {
     "serve": ("starlette", "uvicorn", "prometheus_client"),
-    "site": ("mkdocs", "material", "markdown", "nh3"),
+    "site": ("mkdocs", "material", "cmarkgfm", "nh3", "yaml"),
 }
 
 

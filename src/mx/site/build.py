@@ -1,133 +1,159 @@
-"""Build the site: render changed pages, run mkdocs-material, copy what changed into the
-output. Pages of models whose documents did not change are not rendered again, and
-mkdocs rebuilds only pages whose Markdown changed (--dirty)."""
+"""Build the site into the output: the theme's shells (mkdocs-material, run only when the
+theme, title or site URL changed), a page per model rendered only when its model changed,
+the listings, the sharded search data and the sitemap. A file whose bytes did not change
+is not written again (its mtime, and so its ETag, stays)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
-from mx.errors import BuildError
 from mx.fsutil import atomic_write_bytes, write_if_changed
-from mx.site.pages import SiteRenderer, page_path
+from mx.site import search, shell
+from mx.site.pages import SiteRenderer, page_path, template_env
 
-ASSETS = ("mx.css", "mx-search.js")
+STATE_FORMAT = 2
 
 
 @dataclass
 class SiteResult:
     pages_rendered: int
-    files_copied: int
-
-
-def _template_fingerprint() -> str:
-    h = hashlib.sha256()
-    folder = resources.files("mx").joinpath("templates/site")
-    for name in sorted(p.name for p in folder.iterdir()):
-        h.update(name.encode())
-        h.update(folder.joinpath(name).read_bytes())
-    return h.hexdigest()
+    files_copied: int  # site files written (pages, listings, search data, assets)
 
 
 def build_site(out: Path, work: Path, title: str, site_url: str | None,
                models: dict[str, tuple[dict[str, Any], str, bytes]],
                listing: list[dict[str, Any]], epoch: int) -> SiteResult:
-    """`models`: name -> (index document, version shown, card bytes of that version)."""
-    docs = work / "docs"
-    state_file = work / "rendered.json"
-    fingerprint = _template_fingerprint()
+    """`models`: name -> (index document, version shown, card bytes of that version);
+    `listing`: the entries of index/search.json."""
+    work.mkdir(parents=True, exist_ok=True)
+    # What the earlier builder (mkdocs over every page) left in the cache.
+    for old in ("docs", "build", "rendered.json", "mkdocs.yml"):
+        path = work / old
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    config = template_env().get_template("mkdocs.yml.j2").render(name=title, site_url=site_url)
+    job = shell.ShellJob(work, config, epoch)
     try:
-        state: dict[str, str] = json.loads(state_file.read_text())
-    except (FileNotFoundError, ValueError):
-        state = {}
-    renderer = SiteRenderer(title)
+        return _build(out, work, site_url, models, listing, job, title)
+    finally:
+        job.close()
+
+
+def _build(out: Path, work: Path, site_url: str | None,
+           models: dict[str, tuple[dict[str, Any], str, bytes]], listing: list[dict[str, Any]],
+           job: shell.ShellJob, title: str) -> SiteResult:
+    state_file = work / "pages.json"
+    state = _load_state(state_file, job.fingerprint)
+    names = set(models)
+    renderer = SiteRenderer(title, names, work / "templates")
+    writer = _Writer(out, job)
     rendered = 0
-    new_state: dict[str, str] = {}
+    new_state: dict[str, Any] = {}
     for name, (doc, latest, card) in sorted(models.items()):
-        key = hashlib.sha256(fingerprint.encode() + json.dumps(doc, sort_keys=True).encode()
-                             + latest.encode() + card).hexdigest()
-        target = docs / page_path(name)
-        new_state[name] = key
-        if state.get(name) == key and target.exists():
+        rel = page_path(name)
+        writer.current.add(rel)
+        key = hashlib.sha256(json.dumps(doc, sort_keys=True).encode() + b"\0"
+                             + latest.encode() + b"\0" + card).hexdigest()
+        old = state.get(name)
+        # A base model joining or leaving the registry turns its link to the Hub into one to
+        # its page here (or back): the page is rendered again even if its model did not change.
+        if (old and old["key"] == key and (out / rel).exists()
+                and all((b in names) == internal for b, internal in old["refs"].items())):
+            new_state[name] = old
             continue
-        write_if_changed(target, renderer.model(doc, latest, card).encode())
+        page, refs = renderer.model(doc, latest, card)
+        writer.page(page)
         rendered += 1
-    listings = renderer.listings(listing)
-    for rel, text in listings.items():
-        write_if_changed(docs / rel, text.encode())
-    assets = resources.files("mx").joinpath("templates/site")
-    for asset in ASSETS:
-        write_if_changed(docs / "assets" / asset, assets.joinpath(asset).read_bytes())
-    config = renderer.env.get_template("mkdocs.yml.j2").render(name=title, site_url=site_url)
-    config_changed = write_if_changed(work / "mkdocs.yml", config.encode())
-    _remove_stale_pages(docs, work / "build", {page_path(n) for n in models}, set(listings))
-    _mkdocs(work, dirty=(work / "build").exists() and not config_changed, epoch=epoch)
-    atomic_write_bytes(state_file, json.dumps(new_state, sort_keys=True).encode())
-    copied = _sync(work / "build", out, work / "site-files.json")
-    return SiteResult(rendered, copied)
+        new_state[name] = {"key": key, "refs": {b: b in names for b in refs}}
+    for page in renderer.listings(listing).values():
+        writer.current.add(page.path)
+        writer.page(page)
+    shells = writer.flush()
+    for rel, data in search.build(listing).items():
+        writer.file(f"search/{rel}", data)
+    _copy_theme(shells.build, writer)
+    if site_url:
+        writer.file("sitemap.xml", _sitemap(site_url, writer.current))
+    atomic_write_bytes(state_file, json.dumps({"format": STATE_FORMAT,
+                                               "shell": shells.fingerprint,
+                                               "pages": new_state}, sort_keys=True).encode())
+    _remove_stale(out, work / "site-files.json", writer.current)
+    return SiteResult(rendered, writer.written)
 
 
-def _remove_stale_pages(docs: Path, build: Path, model_pages: set[str],
-                        listing_pages: set[str]) -> None:
-    keep = model_pages | listing_pages
-    for md in sorted(docs.rglob("*.md")):
-        rel = md.relative_to(docs).as_posix()
-        if rel not in keep:
-            md.unlink()
-            (build / rel).with_suffix(".html").unlink(missing_ok=True)
+class _Writer:
+    """Writes pages into their shells as soon as the shells exist; until then (mkdocs
+    building the skeleton) keeps them."""
+
+    def __init__(self, out: Path, job: shell.ShellJob) -> None:
+        self.out, self.job = out, job
+        self.pending: list[shell.Page] = []
+        self.current: set[str] = set()  # every site file of this build
+        self.written = 0
+
+    def file(self, rel: str, data: bytes) -> None:
+        self.current.add(rel)
+        self.written += write_if_changed(self.out / rel, data)
+
+    def page(self, page: shell.Page) -> None:
+        if not self.job.ready():
+            self.pending.append(page)
+            return
+        self.flush()
+        self.file(page.path, self.job.wait().render(page).encode())
+
+    def flush(self) -> shell.Shells:
+        shells = self.job.wait()
+        for page in self.pending:
+            self.file(page.path, shells.render(page).encode())
+        self.pending.clear()
+        return shells
 
 
-def _mkdocs(work: Path, dirty: bool, epoch: int) -> None:
-    cmd = [sys.executable, "-m", "mkdocs", "build", "--quiet", "--strict",
-           "--config-file", str(work / "mkdocs.yml")]
-    if dirty:
-        cmd.append("--dirty")
-    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "NO_MKDOCS_2_WARNING": "1",
-           "DISABLE_MKDOCS_2_WARNING": "true"}
-    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-        raise BuildError(f"site: mkdocs build failed: {lines[-1] if lines else 'no output'}",
-                         hint="rerun with MX_DEBUG=1; the Markdown is in " + str(work / "docs"))
+def _load_state(path: Path, fingerprint: str) -> dict[str, Any]:
+    """Pages rendered by the last build, if it used the same shells and state format."""
+    try:
+        state = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT \
+            or state.get("shell") != fingerprint:
+        return {}
+    pages = state.get("pages")
+    return pages if isinstance(pages, dict) else {}
 
 
-def _sync(build: Path, out: Path, manifest: Path) -> int:
-    """Copy the built site into `out` (only files that differ) and remove site files a
-    previous build wrote that this one did not; the index and artifacts are not touched."""
+def _copy_theme(build: Path, writer: _Writer) -> None:
+    """The theme's assets and 404 page, from the skeleton's build."""
+    files = [build / "404.html", *sorted(p for p in (build / "assets").rglob("*") if p.is_file())]
+    for src in files:
+        writer.file(src.relative_to(build).as_posix(), src.read_bytes())
+
+
+def _sitemap(site_url: str, files: set[str]) -> bytes:
+    base = site_url.rstrip("/") + "/"
+    urls = "".join(f"<url><loc>{escape(base + rel)}</loc></url>\n"
+                   for rel in sorted(files) if rel.endswith(".html") and rel != "404.html")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n'
+            f"{urls}</urlset>\n").encode()
+
+
+def _remove_stale(out: Path, manifest: Path, current: set[str]) -> None:
+    """Remove site files a previous build wrote that this one did not (a model, tag or
+    shard that is gone); the index, cards and artifacts are never touched."""
     try:
         previous = set(json.loads(manifest.read_text()))
     except (FileNotFoundError, ValueError):
         previous = set()
-    current: set[str] = set()
-    copied = 0
-    for src in sorted(build.rglob("*")):
-        if not src.is_file():
-            continue
-        rel = src.relative_to(build).as_posix()
-        current.add(rel)
-        dest = out / rel
-        st = src.stat()
-        try:
-            ds = dest.stat()
-            if ds.st_size == st.st_size and (ds.st_mtime_ns == st.st_mtime_ns
-                                             or dest.read_bytes() == src.read_bytes()):
-                continue  # unchanged: keep its mtime, so its ETag stays too
-        except FileNotFoundError:
-            pass
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        shutil.copy2(src, tmp)
-        os.replace(tmp, dest)
-        copied += 1
     for rel in sorted(previous - current):
         (out / rel).unlink(missing_ok=True)
     atomic_write_bytes(manifest, json.dumps(sorted(current)).encode())
-    return copied

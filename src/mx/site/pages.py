@@ -1,14 +1,17 @@
-"""Markdown pages of the registry site, rendered with jinja2 from the index documents."""
+"""HTML pages of the registry site, rendered with jinja2 (autoescaped) from the index
+documents into the theme's shells (mx.site.shell)."""
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from mx.semver import Version
-from mx.site import charts
-from mx.site.sanitize import card_html, code, md, safe_link, slug
+from mx.site import benchmarks, cardmeta
+from mx.site.sanitize import card_html, safe_link, slug
+from mx.site.shell import Page
 
 STOPWORDS = frozenset({
     "a", "about", "above", "after", "again", "all", "also", "an", "and", "any", "are", "as",
@@ -24,6 +27,13 @@ STOPWORDS = frozenset({
     "using",
 })
 _WORD = re.compile(r"[a-z0-9][a-z0-9_.+-]{2,39}")
+# The page's own section ids: a card heading never takes one (its slug gets a suffix).
+PAGE_IDS = frozenset({"mx-title", "mx-results", "mx-versions", "mx-variants", "mx-io",
+                      "mx-files", "mx-benchmarks", "mx-model-card"}
+                     | {f"mx-bench-{i}" for i in range(1, 65)})
+_SECTIONS = (("mx-results", "Evaluation results"), ("mx-versions", "Versions"),
+             ("mx-variants", "Variants"), ("mx-io", "Inputs and outputs"),
+             ("mx-files", "Files"), ("mx-benchmarks", "Benchmarks"))
 
 
 def human(n: object) -> str:
@@ -38,31 +48,29 @@ def human(n: object) -> str:
     return f"{size:.1f} TiB"
 
 
-def _env() -> Any:
+def template_env(bytecode: Path | None = None) -> Any:
+    """The site's jinja2 environment; `bytecode`: a folder to keep compiled templates in
+    (compiling them costs more than a rebuild's other work on the listings)."""
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
+    # auto_reload off: templates are package data, and checking each one's mtime on every
+    # render costs more than rendering a small page.
     env = Environment(loader=PackageLoader("mx", "templates/site"), undefined=StrictUndefined,
-                      keep_trailing_newline=True, autoescape=False)
-    env.filters.update(md=md, code=code, slug=slug, human=human)
+                      keep_trailing_newline=True, autoescape=True, auto_reload=False,
+                      bytecode_cache=None if bytecode is None else _bytecode(bytecode))
+    env.filters.update(slug=slug, human=human)
     return env
 
 
-def split_card(card_text: bytes) -> tuple[dict[str, Any], str]:
-    """(front matter, body) of a card; a malformed card still shows, as text."""
-    from mx.card import split_front_matter
-    from mx.yamlio import to_plain
+def _bytecode(folder: Path) -> Any:
+    from jinja2 import FileSystemBytecodeCache
 
-    text = card_text.decode("utf-8", "replace")
-    try:
-        meta, body, _ = split_front_matter(text, "card")
-    except Exception:
-        return {}, text
-    plain = to_plain(meta) if meta is not None else {}
-    return (plain if isinstance(plain, dict) else {}), body
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileSystemBytecodeCache(str(folder))
 
 
 def card_body(card_text: bytes) -> str:
-    return split_card(card_text)[1]
+    return cardmeta.split(card_text)[1]
 
 
 def keywords(card_text: bytes, limit: int = 300) -> list[str]:
@@ -78,19 +86,33 @@ def keywords(card_text: bytes, limit: int = 300) -> list[str]:
 
 
 def page_path(name: str) -> str:
-    return f"models/{name}.md"
+    return f"models/{name}.html"
 
 
 class SiteRenderer:
-    def __init__(self, title: str) -> None:
-        self.title = title
-        self.env = _env()
+    """Page contents; mx.site.shell puts them into the theme's HTML."""
 
-    def model(self, doc: dict[str, Any], latest: str, card_text: bytes) -> str:
+    def __init__(self, title: str, registry: set[str], bytecode: Path | None = None) -> None:
+        self.title = title
+        self.registry = registry  # model names: a base model among them links to its page
+        self.env = template_env(bytecode)
+        self.templates = {name: self.env.get_template(f"{name}.html.j2")
+                          for name in ("toc", "model", "home", "search", "listing")}
+
+    def _page(self, slot: str, path: str, title: str, content: str,
+              toc: list[dict[str, Any]] | None = None) -> Page:
+        from markupsafe import escape
+
+        toc_html = self.templates["toc"].render(items=toc or [])
+        return Page(slot, path, str(escape(title)), content, toc_html)
+
+    def model(self, doc: dict[str, Any], latest: str, card_text: bytes) -> tuple[Page, list[str]]:
+        """The page, and the base models its card names (their links follow the registry)."""
         name = doc["name"]
         rec = doc["versions"][latest]
         manifest = rec["manifest"]
-        card_meta, body = split_card(card_text)
+        front, body = cardmeta.split(card_text)
+        info = cardmeta.card_info(cardmeta.front_matter(front), self.registry, "../../")
         channels: dict[str, list[str]] = defaultdict(list)
         for channel, version in (doc.get("channels") or {}).items():
             channels[version].append(channel)
@@ -111,50 +133,85 @@ class SiteRenderer:
         signature = manifest.get("signature") or {}
         source = manifest.get("source") or {}
         web = safe_link((doc.get("repo") or {}).get("web"))
-        tag_link = f"{web.rstrip('/')}/tree/{rec.get('tag', '')}" if web else None
-        benchmarks = _benchmark_tables(rec.get("benchmarks"))
-        chart = charts.variant_bars(
+        bench = rec.get("benchmarks")
+        tables = benchmarks.tables(bench, human)
+        chart = benchmarks.variant_bars(
             [(f"{a['variant']} {a['format']}", float(a["size"]), human(a["size"]))
              for a in rec["artifacts"]], "File size by variant", "")
-        chart += _latency_chart(rec.get("benchmarks"))
-        return str(self.env.get_template("model.md.j2").render(
+        chart += benchmarks.latency_chart(bench)
+        card = card_html(body, PAGE_IDS)
+        inputs, outputs = _tensors(signature.get("inputs")), _tensors(signature.get("outputs"))
+        content = self.templates["model"].render(
             name=name, namespace=name.split("/")[0], summary=manifest.get("summary", ""),
-            latest=latest, root="../../",
+            latest=latest, root="../../", info=info,
+            multi_model=len({r["model"] for r in info.metrics}) > 1,
             meta={"license": manifest.get("license"), "task": manifest.get("task"),
-                  "tags": manifest.get("tags") or [], "framework": source.get("framework"),
-                  "base_model": _base_model(card_meta)},
+                  "tags": manifest.get("tags") or [], "framework": source.get("framework")},
             source_label=f"{(doc.get('repo') or {}).get('url', '')} at {rec.get('tag', '')}",
-            source_link=tag_link, signer=_signer(rec.get("signature")),
-            versions=versions, artifacts=artifacts, files=files,
-            inputs=_tensors(signature.get("inputs")), outputs=_tensors(signature.get("outputs")),
-            benchmarks=benchmarks, chart=chart, card_html=card_html(body)))
+            source_link=f"{web.rstrip('/')}/tree/{rec.get('tag', '')}" if web else None,
+            signer=_signer(rec.get("signature")), versions=versions, artifacts=artifacts,
+            files=files, inputs=inputs, outputs=outputs, benchmarks=tables, chart=chart,
+            card_html=card.html)
+        shown = {"mx-results": bool(info.metrics), "mx-io": bool(inputs or outputs),
+                 "mx-benchmarks": bool(tables)}
+        toc: list[dict[str, Any]] = [{"id": i, "text": t, "children": []}
+                                     for i, t in _SECTIONS if shown.get(i, True)]
+        toc.append({"id": "mx-model-card", "text": "Model card",
+                    "children": [{"id": h.id, "text": h.text} for h in card.headings
+                                 if h.level <= 3]})
+        return (self._page("model", page_path(name), name, content, toc), info.base_refs())
 
-    def listings(self, entries: list[dict[str, Any]]) -> dict[str, str]:
+    def listings(self, entries: list[dict[str, Any]]) -> dict[str, Page]:
         """Home, search, and the pages by task, by tag and by namespace."""
-        env = self.env
-        pages: dict[str, str] = {}
-        models = [{**e, "page": page_path(e["name"])} for e in entries]
-        tasks = sorted({m["task"] for m in models if m.get("task")})
-        pages["index.md"] = env.get_template("home.md.j2").render(
-            title=self.title, models=models, count=len(models), tasks=tasks, root="")
-        pages["search.md"] = env.get_template("search.md.j2").render(root="")
+        pages: dict[str, Page] = {}
+        tasks = sorted({m["task"] for m in entries if m.get("task")})
+        pages["index.html"] = self._page("home", "index.html", self.title, self.templates[
+            "home"].render(title=self.title, rows=model_rows(entries, "", True),
+                                   count=len(entries), tasks=len(tasks), root=""))
+        pages["search.html"] = self._page("search", "search.html", "Search", self.templates[
+            "search"].render(root=""))
+        listing = self.templates["listing"]
         for kind, key, folder in (("Task", "task", "tasks"), ("Tag", "tags", "tags"),
                                   ("Namespace", "namespace", "namespaces")):
             groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for m in models:
+            for m in entries:
                 values = m.get(key) if key == "tags" else [
                     m["name"].split("/")[0] if key == "namespace" else m.get(key)]
                 for value in values or []:
                     if value:
                         groups[str(value)].append(m)
-            pages[f"{folder}/index.md"] = env.get_template("listing.md.j2").render(
-                title=f"{folder.capitalize()}", kind=kind, root="../",
-                groups=[{"name": g, "file": f"{slug(g)}.md", "count": len(ms)}
-                        for g, ms in sorted(groups.items())])
-            for group, ms in groups.items():
-                pages[f"{folder}/{slug(group)}.md"] = env.get_template("listing.md.j2").render(
-                    title=f"{kind}: {group}", models=ms, root="../")
+            title = folder.capitalize()
+            pages[f"{folder}/index.html"] = self._page(folder, f"{folder}/index.html", title,
+                                                       listing.render(
+                title=title, kind=kind, root="../", rows="",
+                groups=[{"name": g, "file": f"{slug(g)}.html", "count": len(ms)}
+                        for g, ms in sorted(groups.items())]))
+            for group, ms in sorted(groups.items()):
+                path = f"{folder}/{slug(group)}.html"
+                title = f"{kind}: {group}"
+                pages[path] = self._page("listing", path, title, listing.render(
+                    title=title, rows=model_rows(ms, "../", False), groups=None, kind=kind,
+                    root="../"))
         return pages
+
+
+def model_rows(models: list[dict[str, Any]], root: str, with_task: bool) -> Any:
+    """The rows of a table of models. Written here, not in a template loop: the home page
+    and the big tag pages list every model, and jinja takes ten times as long a row."""
+    from markupsafe import Markup, escape
+
+    rows = []
+    for m in models:
+        name = escape(m["name"])
+        task = ""
+        if with_task:
+            t = m.get("task")
+            task = (f'<td><a href="{root}tasks/{slug(t)}.html">{escape(t)}</a></td>' if t
+                    else "<td></td>")
+        rows.append(f'<tr><td><a href="{root}models/{name}.html">{name}</a></td>'
+                    f'<td>{escape(m["latest"])}</td>{task}<td>{escape(m.get("summary") or "")}'
+                    "</td></tr>")
+    return Markup("\n".join(rows))
 
 
 def _quality(q: Any) -> str:
@@ -179,56 +236,3 @@ def _signer(sig: Any) -> str:
         return f"signed with key {str(signer['key_id'])[:16]}"
     who = signer.get("certificate_identity") or signer.get("identity")
     return f"signed by {who} ({signer.get('issuer', '')})"
-
-
-def _base_model(meta: dict[str, Any]) -> str:
-    value = meta.get("base_model")
-    return ", ".join(value) if isinstance(value, list) else str(value or "")
-
-
-def _benchmark_rows(bench: Any) -> list[dict[str, Any]]:
-    rows = bench.get("results") if isinstance(bench, dict) else bench
-    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
-
-
-def _hardware(row: dict[str, Any]) -> str:
-    hw = row.get("hardware")
-    if isinstance(hw, dict):
-        return ", ".join(f"{v}" for _, v in sorted(hw.items()) if v not in (None, ""))
-    return str(hw or "unknown hardware")
-
-
-def _benchmark_tables(bench: Any) -> list[dict[str, Any]]:
-    """One table per hardware; columns are the scalar fields the results carry."""
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in _benchmark_rows(bench):
-        groups[_hardware(row)].append(row)
-    tables = []
-    for hardware, rows in sorted(groups.items()):
-        columns: list[str] = []
-        for row in rows:
-            for key, value in row.items():
-                if key != "hardware" and not isinstance(value, dict | list) and key not in columns:
-                    columns.append(key)
-        tables.append({"hardware": hardware, "columns": columns,
-                       "rows": [[_cell(r.get(c)) for c in columns] for r in rows]})
-    return tables
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
-
-
-def _latency_chart(bench: Any) -> str:
-    rows = _benchmark_rows(bench)
-    first = _hardware(rows[0]) if rows else ""
-    points = []
-    for row in rows:
-        latency = row.get("p50_ms", row.get("latency_p50_ms"))
-        if _hardware(row) == first and isinstance(latency, int | float):
-            label = f"{row.get('variant', '?')} b{row.get('batch', '?')}"
-            points.append((label, float(latency), f"{latency:.3g}"))
-    return charts.variant_bars(points, f"p50 latency on {first}", "ms")
-
