@@ -130,7 +130,7 @@ def test_model_ci_on_a_pull_request(model_repo: Path, tmp_path: Path) -> None:
     commands = [s.command for s in run.steps if s.command]
     assert commands[:5] == ['mx validate "$MODEL_DIR"', 'mx convert "$MODEL_DIR"',
                             'mx optimize "$MODEL_DIR" -t "$TRANSFORMS"',
-                            'mx check "$MODEL_DIR" -t cpu -t mobile',
+                            'mx check "$MODEL_DIR" -t "$TARGETS"',
                             'mx bench "$MODEL_DIR" --device cpu --batch "$BATCH"']
     convert = next(s for s in run.steps if s.command and "convert" in s.command)
     assert "sets no source.export: nothing to convert" in convert.stderr

@@ -12,7 +12,7 @@ import click
                 default=".")
 @click.option("-t", "--target", "targets", multiple=True,
               help="cpu, cuda or mobile, optionally @VERSION of onnxruntime (cpu@1.17). "
-                   "Repeatable; default cpu at the installed version.")
+                   "Repeatable or comma-separated; default cpu at the installed version.")
 @click.option("--artifact", "artifacts", multiple=True, help="Only this artifact (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def check(directory: Path, targets: tuple[str, ...], artifacts: tuple[str, ...],
@@ -26,7 +26,8 @@ def check(directory: Path, targets: tuple[str, ...], artifacts: tuple[str, ...],
     from mx.manifest import load_manifest
 
     m = load_manifest(directory).manifest
-    chosen = [parse_target(t) for t in (targets or ("cpu",))]
+    names = [t.strip() for spec in (targets or ("cpu",)) for t in spec.split(",") if t.strip()]
+    chosen = [parse_target(t) for t in names]
     arts = [a for a in m.artifacts if a.format == "onnx" and (not artifacts or
                                                               a.path in artifacts)]
     unknown = set(artifacts) - {a.path for a in arts}
