@@ -84,7 +84,7 @@ def read_user_config(path: Path | None = None) -> dict[str, Any]:
 
 def registry_url(name_or_url: str, config: dict[str, Any]) -> str:
     """A registry given by URL, path, or a name from `[registries.<name>]`."""
-    regs = config.get("registries", {})
+    regs = _table(config, "registries")
     if name_or_url in regs:
         url = regs[name_or_url].get("url") if isinstance(regs[name_or_url], dict) else None
         if not isinstance(url, str):
@@ -106,13 +106,26 @@ def _registry_entry(url: str | None, config: dict[str, Any]) -> tuple[str, dict[
     """The `[registries.<name>]` table whose url is `url` (name and table), else ("", {})."""
     if url is None:
         return "", {}
-    registries = config.get("registries", {})
-    if not isinstance(registries, dict):
-        raise ConfigError(f"{config_path()}: [registries] must be a table")
+    registries = _table(config, "registries")
     for name, entry in registries.items():
         if isinstance(entry, dict) and str(entry.get("url", "")).rstrip("/") == url.rstrip("/"):
             return str(name), entry
     return "", {}
+
+
+def _table(config: dict[str, Any], key: str) -> dict[str, Any]:
+    value = config.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{config_path()}: {key} = {value!r} must be a table ([{key}])")
+    return value
+
+
+def _flag(entry: dict[str, Any], key: str, name: str) -> bool:
+    value = entry.get(key, False)
+    if not isinstance(value, bool):  # bool("no") is True: never guess
+        raise ConfigError(f"{config_path()}: registries.{name}.{key} = {value!r} must be "
+                          "true or false")
+    return value
 
 
 SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -131,6 +144,17 @@ def _root_pin(name: str, entry: dict[str, Any]) -> tuple[Path | None, str | None
     return root_file, digest.lower() if isinstance(digest, str) else None
 
 
+# (least, most) each setting may be: past these a value is a typo or a hostile file, and
+# would otherwise fail deep inside the HTTP stack (time_t overflow, a 0-worker pool).
+_DAY = 86_400.0
+LIMIT_RANGES: dict[str, tuple[float, float]] = {
+    "max_index_bytes": (1, 1 << 40), "max_lfs_batch_bytes": (1, 1 << 40),
+    "connect_timeout": (0.001, _DAY), "read_timeout": (0.001, _DAY),
+    "retries": (0, 100), "backoff": (0, 3600.0), "parallel_downloads": (1, 256),
+    "chunk_size": (1, 1 << 30), "index_max_age": (0, 365 * _DAY),
+}
+
+
 def _limits(table: Any) -> Limits:
     """`[limits]` in config.toml overrides the defaults, field by field."""
     if not isinstance(table, dict):
@@ -144,6 +168,10 @@ def _limits(table: Any) -> Limits:
         if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
             raise ConfigError(f"{config_path()}: limits.{key} = {value!r} is not a "
                               "non-negative number")
+        least, most = LIMIT_RANGES.get(key, (0, float("inf")))
+        if not least <= value <= most:  # NaN fails this too
+            raise ConfigError(f"{config_path()}: limits.{key} = {value!r} is outside "
+                              f"{least:g}..{most:g}")
         values[key] = int(value) if known[key] in ("int", int) else float(value)
     return Limits(**values)
 
@@ -154,8 +182,10 @@ def load_settings(
 ) -> Settings:
     """Settings from arguments, then the environment, then mx.toml, then the config file."""
     config = read_user_config()
-    chosen = (registry or os.environ.get("MX_REGISTRY") or project_registry
-              or config.get("default_registry"))
+    default = config.get("default_registry")
+    if default is not None and not isinstance(default, str):
+        raise ConfigError(f"{config_path()}: default_registry = {default!r} must be a string")
+    chosen = registry or os.environ.get("MX_REGISTRY") or project_registry or default
     url = registry_url(chosen, config) if chosen else None
     limits = _limits(config.get("limits", {}))
     ttl = os.environ.get("MX_INDEX_TTL")
@@ -167,15 +197,15 @@ def load_settings(
     entry_name, entry = _registry_entry(url, config)
     root_file, root_sha256 = _root_pin(entry_name, entry)
     return Settings(
-        require_signatures=bool(entry.get("require_signatures", False)),
+        require_signatures=_flag(entry, "require_signatures", entry_name),
         root_file=root_file, root_sha256=root_sha256,
         allow_unsigned_index=(bool(allow_unsigned_index)
-                              or bool(entry.get("allow_unsigned_index", False))
+                              or _flag(entry, "allow_unsigned_index", entry_name)
                               or _truthy(os.environ.get("MX_ALLOW_UNSIGNED_INDEX"))),
         limits=limits,
         home=home or default_home(),
         registry=url,
         offline=offline if offline is not None else _truthy(os.environ.get("MX_OFFLINE")),
         token=os.environ.get("MX_TOKEN"),
-        trust=dict(config.get("trust", {})),
+        trust=dict(_table(config, "trust")),
     )

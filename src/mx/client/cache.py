@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
@@ -36,6 +37,8 @@ from typing import Any
 
 from mx.fsutil import atomic_write_bytes, sha256_file
 from mx.locking import Lock, acquire
+
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 CACHEDIR_TAG = (b"Signature: 8a477f597d28d172789f06886806bc55\n"
                 b"# This file is a cache directory tag created by mx.\n"
@@ -156,9 +159,9 @@ class Cache:
     def read_record(self, variant_dir: Path) -> dict[str, Any] | None:
         try:
             data = json.loads(self.record_path(variant_dir).read_bytes())
-            return data if isinstance(data, dict) else None
         except (FileNotFoundError, NotADirectoryError, ValueError):
             return None
+        return data if _well_formed(data) else None
 
     def installed_files(self, variant_dir: Path, artifacts: list[dict[str, Any]]) -> bool:
         """True when every artifact is linked in the variant folder with the right size and
@@ -278,6 +281,32 @@ class Cache:
         with self.variant_lock(variant_dir):
             shutil.rmtree(variant_dir, ignore_errors=True)
             self.record_path(variant_dir).unlink(missing_ok=True)
+
+
+def _well_formed(rec: Any) -> bool:
+    """A record of the shape mx writes: anything else (a hand edit, a half-written disk,
+    another tool) is read as no record, so the variant is reinstalled, never crashed on
+    and never followed outside its folder."""
+    if not isinstance(rec, dict):
+        return False
+    files = rec.get("files", {})
+    if not isinstance(files, dict) or not all(
+            isinstance(rel, str) and _inside(rel) and isinstance(sha, str)
+            and SHA256_HEX.match(sha) for rel, sha in files.items()):
+        return False
+    sig = rec.get("signature")
+    if sig is not None and not (isinstance(sig, dict) and isinstance(sig.get("sha256"),
+                                                                     str | None)):
+        return False
+    arts = rec.get("artifacts", [])
+    return isinstance(arts, list) and all(
+        isinstance(a, dict) and isinstance(a.get("path"), str | None)
+        and isinstance(a.get("size"), int | None) for a in arts)
+
+
+def _inside(rel: str) -> bool:
+    parts = rel.split("/")
+    return bool(rel) and not rel.startswith("/") and ".." not in parts and "\\" not in rel
 
 
 def link_file(src: Path, dest: Path) -> None:

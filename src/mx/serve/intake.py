@@ -154,7 +154,9 @@ def split_binary(raw: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     """(JSON header, binary tensors) of a request body."""
     if header_length is None:
         return raw, b""
-    if not header_length.isdigit() or int(header_length) > len(raw):
+    # isascii: str.isdigit() is also true of '²', which int() refuses
+    if (not (header_length.isascii() and header_length.isdigit())
+            or int(header_length) > len(raw)):
         raise BadInput(f"{HEADER_LENGTH}: {header_length!r} is not a length within the "
                        f"{len(raw)}-byte body")
     n = int(header_length)
