@@ -17,6 +17,7 @@ the files it names while a host or CDN updates.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,44 +77,35 @@ def write_metadata(out: Path, keys: KeyRing, signers: dict[str, list[dict[str, A
         writes += [(f"{root.signed.version}.root.json", data), ("root.json", data)]
         result.written.append("root")
 
+    def next_role(role: str, old: Metadata[Any] | None, same: bool,
+                  make: Callable[[int, datetime], Any], file: str) -> Metadata[Any]:
+        """`old` while it still says the same and is not near expiry; else the next
+        version, signed, queued for writing."""
+        if old is not None and same and not root_changed and not _renew(old, now):
+            return old
+        version = old.signed.version + 1 if old is not None else 1
+        md = Metadata(make(version, day + LIFETIME[role]))
+        md.sign(keys.signer(role))
+        writes.append((file.format(version=version), md.to_bytes()))
+        result.written.append(role)
+        return md
+
     wanted = _targets(out, signers)
     old_targets = current.get("targets")
-    if (old_targets is None or root_changed or old_targets.signed.targets != wanted
-            or _renew(old_targets, now)):
-        version = old_targets.signed.version + 1 if old_targets else 1
-        targets = Metadata(Targets(version=version, expires=day + LIFETIME["targets"],
-                                   targets=wanted))
-        targets.sign(keys.signer("targets"))
-        writes.append((f"{version}.targets.json", targets.to_bytes()))
-        result.written.append("targets")
-    else:
-        targets = old_targets
-
-    old_snapshot = current.get("snapshot")
+    targets = next_role(
+        "targets", old_targets, old_targets is not None and old_targets.signed.targets == wanted,
+        lambda v, exp: Targets(version=v, expires=exp, targets=wanted), "{version}.targets.json")
     meta = {"targets.json": MetaFile(version=targets.signed.version)}
-    if (old_snapshot is None or root_changed or old_snapshot.signed.meta != meta
-            or _renew(old_snapshot, now)):
-        version = old_snapshot.signed.version + 1 if old_snapshot else 1
-        snapshot = Metadata(Snapshot(version=version, expires=day + LIFETIME["snapshot"],
-                                     meta=meta))
-        snapshot.sign(keys.signer("snapshot"))
-        writes.append((f"{version}.snapshot.json", snapshot.to_bytes()))
-        result.written.append("snapshot")
-    else:
-        snapshot = old_snapshot
-
-    old_ts = current.get("timestamp")
+    old_snapshot = current.get("snapshot")
+    snapshot = next_role(
+        "snapshot", old_snapshot, old_snapshot is not None and old_snapshot.signed.meta == meta,
+        lambda v, exp: Snapshot(version=v, expires=exp, meta=meta), "{version}.snapshot.json")
     ts_meta = MetaFile(version=snapshot.signed.version)
-    if (old_ts is None or root_changed or old_ts.signed.snapshot_meta != ts_meta
-            or _renew(old_ts, now)):
-        version = old_ts.signed.version + 1 if old_ts else 1
-        ts = Metadata(Timestamp(version=version, expires=day + LIFETIME["timestamp"],
-                                snapshot_meta=ts_meta))
-        ts.sign(keys.signer("timestamp"))
-        writes.append(("timestamp.json", ts.to_bytes()))  # last: it publishes the rest
-        result.written.append("timestamp")
-    else:
-        ts = old_ts
+    old_ts = current.get("timestamp")
+    ts = next_role(  # last in `writes`: the timestamp is what publishes the rest
+        "timestamp", old_ts, old_ts is not None and old_ts.signed.snapshot_meta == ts_meta,
+        lambda v, exp: Timestamp(version=v, expires=exp, snapshot_meta=ts_meta),
+        "timestamp.json")
     for name, data in writes:
         write_if_changed(tuf / name, data)
     _prune(tuf, "targets", targets.signed.version)
