@@ -33,6 +33,8 @@ def test_site_is_deterministic_and_incremental(mx, world: Path, registry_file: P
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
     assert all((first / f).read_bytes() == (second / f).read_bytes() for f in files)
+    sitemap = (first / "sitemap.xml").read_text()  # registry.yaml has a base_url
+    assert "<loc>http://127.0.0.1/models/acme/iris.html</loc>" in sitemap
     res = mx("index", "build", registry_file, "-o", second, "--json")
     summary = json.loads(res.out)
     assert summary["pages_rendered"] == 0 and summary["site_files_written"] == 0
