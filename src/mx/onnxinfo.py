@@ -204,3 +204,17 @@ def toposort(graph: Any) -> None:
         c.CopyFrom(n)
     del graph.node[:]
     graph.node.extend(copies)
+
+
+def save_ort_format(src: Path, dst: Path) -> None:
+    """Write `src` in onnxruntime's ORT format to `dst`, as `convert_onnx_models_to_ort`
+    does for a fixed-optimization model (basic graph optimizations). onnxruntime's own
+    exception escapes for the caller to word."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    opts.optimized_model_filepath = str(dst)
+    opts.add_session_config_entry("session.save_model_format", "ORT")
+    opts.log_severity_level = 4
+    ort.InferenceSession(str(src), opts, providers=["CPUExecutionProvider"])

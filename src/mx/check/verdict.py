@@ -19,6 +19,8 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from mx.onnxinfo import save_ort_format
+
 _PREFIX = re.compile(r"^\s*\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*([A-Z_]+)\s*:\s*")
 _LOAD = re.compile(r"(Load model from|Exception during loading: ?)\s*\S*\s*(failed:)?\s*")
 # onnxruntime's ways of naming the node an error is about
@@ -83,20 +85,13 @@ def cuda_problem(path: Path) -> str | None:
 
 def mobile_problems(path: Path) -> list[str]:
     """Why the pre-built ORT Mobile package would not run the model (empty: it would)."""
-    import onnxruntime as ort
     from onnxruntime.tools.ort_format_model.utils import create_config_from_models
     from onnxruntime.tools.reduced_build_config_parser import parse_config
 
     with tempfile.TemporaryDirectory(prefix="mx-mobile-") as tmp:
         ort_model = Path(tmp) / "model.ort"
-        opts = ort.SessionOptions()
-        # What `convert_onnx_models_to_ort` does for a fixed-optimization ORT model.
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        opts.optimized_model_filepath = str(ort_model)
-        opts.add_session_config_entry("session.save_model_format", "ORT")
-        opts.log_severity_level = 4
         try:
-            ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            save_ort_format(path, ort_model)
         except Exception as exc:
             return [f"cannot convert to the ORT format: {ort_reason(exc)}"]
         config = Path(tmp) / "required.config"

@@ -15,6 +15,7 @@ import numpy as np
 
 from mx.convert.base import first_line
 from mx.errors import ConfigError, TransformFailed
+from mx.onnxinfo import save_ort_format
 from mx.sampling import Feeds
 
 
@@ -271,13 +272,8 @@ class OrtFormat:
     def apply(self, src: Path, dst: Path, ctx: TransformContext) -> dict[str, Any]:
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        opts.optimized_model_filepath = str(dst)
-        opts.add_session_config_entry("session.save_model_format", "ORT")
-        opts.log_severity_level = 3
         try:
-            ort.InferenceSession(str(src), opts, providers=["CPUExecutionProvider"])
+            save_ort_format(src, dst)
         except Exception as exc:
             raise TransformFailed(f"ORT format conversion failed: {first_line(exc)}") from None
         return {"kind": "ort-format", "optimization": "basic", "onnxruntime": ort.__version__}
