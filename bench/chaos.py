@@ -196,8 +196,7 @@ ROWS = 200_000
 
 def setup(root: Path, size: int, env: dict[str, str]) -> None:
     import numpy as np
-
-    from mx.examples import linear_classifier, make_model_repo, manifest_text
+    from tests.support.examples import linear_classifier, make_model_repo, manifest_text
 
     make_model_repo(root / "repos" / "big", "chaos/big", ["1.0.0"], pad_to=size)
     make_model_repo(root / "repos" / "a", "chaos/a", ["1.0.0", "1.1.0"])

@@ -9,6 +9,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+# The example models and repos the benchmarks build live with the tests' fixtures.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
@@ -27,7 +30,7 @@ def median_of(runs: int, fn: Callable[[], object],
 
 
 def bench_env(root: Path) -> dict[str, str]:
-    from mx.examples import sandbox_env
+    from tests.support.examples import sandbox_env
 
     return sandbox_env(root, "bench")
 

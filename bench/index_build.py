@@ -30,8 +30,8 @@ def make_repos(root: Path, count: int, versions: int, card_words: int = 0) -> No
     import random
 
     import pygit2
+    from tests.support.examples import card_text, linear_classifier, manifest_text
 
-    from mx.examples import card_text, linear_classifier, manifest_text
     from mx.lfs import local_object
 
     sig = pygit2.Signature("bench", "bench@example.invalid", 1767225600, 0)

@@ -37,7 +37,7 @@ def write_weights(path: Path, size: int) -> None:
 
 
 def make_repo(root: Path, name: str, size: int) -> Path:
-    from mx.examples import card_text, git
+    from tests.support.examples import card_text, git
 
     repo = root / "repos" / name.replace("/", "-")
     repo.mkdir(parents=True)
@@ -58,7 +58,7 @@ def make_repo(root: Path, name: str, size: int) -> Path:
 def make_registry(root: Path, size: int, signed_size: int, env: dict[str, str]) -> Path:
     """bench/big (unsigned) for the download comparison; bench/half and
     bench/half-unsigned (same bytes, one signed) for the cost of verification."""
-    from mx.examples import make_signing_key, sign_all_releases
+    from tests.support.examples import make_signing_key, sign_all_releases
 
     private, _ = make_signing_key(root / "keys", "bench")
     repos = [make_repo(root, "bench/big", size), make_repo(root, "bench/half", signed_size),

@@ -63,7 +63,7 @@ def _torch_model(name: str, out: Path) -> tuple[Path, list[Feeds], str]:
 
 
 def _linear(out: Path) -> tuple[Path, list[Feeds], str]:
-    from mx.examples import linear_classifier
+    from tests.support.examples import linear_classifier
 
     linear_classifier(out)
     # the edge bundle test's inputs: uniform [0, 1)

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support.examples
+
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +94,7 @@ def model_dir(root: Path, name: str, head: str = "dense") -> Path:
     if name == "cnn":
         small_cnn(d / "model.onnx", head)
     else:
-        from mx.examples import linear_classifier
+        from tests.support.examples import linear_classifier
 
         linear_classifier(d / "model.onnx")
     return d

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+# The example model repos are built by the tests' fixture code (tests/support/examples.py).
+sys.path.insert(0, str(ROOT))
 OUT = ROOT / "demo-out"
 MX = [sys.executable, "-m", "mx"]
 
@@ -154,8 +156,7 @@ def release_trained_iris(repo: Path, version: str, hidden: tuple[int, ...],
                          env: dict[str, str]) -> None:
     """Train, convert and optimize acme/iris, then commit and tag it as `version`."""
     import onnxruntime as ort
-
-    from mx.examples import git
+    from tests.support.examples import git
 
     (repo / "train.py").write_text(TRAIN.format(hidden=hidden))
     (repo / "mx.yaml").write_text(IRIS_MANIFEST.format(version=version))
@@ -177,8 +178,14 @@ def main() -> None:
     started = time.monotonic()
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir()
+    from tests.support.examples import (
+        make_model_repo,
+        make_signing_key,
+        sandbox_env,
+        sign_all_releases,
+    )
+
     from mx.devserver import base_url, make_server, serve_in_thread
-    from mx.examples import make_model_repo, make_signing_key, sandbox_env, sign_all_releases
 
     env = sandbox_env(OUT, "mx demo")
 

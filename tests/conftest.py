@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mx.cli.main import run
-from mx.examples import (
+from tests.support.examples import (
     ExampleRepo,
     git,
     git_home,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mx.cli.main import run
-from mx.examples import card_text, git, make_model_repo, sign_all_releases
+from tests.support.examples import card_text, git, make_model_repo, sign_all_releases
 
 EVIL_CARD_BODY = """
 ## Model details

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mx.examples import git, make_model_repo, make_signing_key, sign_all_releases
+from tests.support.examples import git, make_model_repo, make_signing_key, sign_all_releases
 from tests.support.servers import static_host
 
 REGISTRY = """\

@@ -10,7 +10,7 @@ import pytest
 
 from mx.card import parse_card
 from mx.cardrules import SECTION_HEADINGS, CardPolicy, normalize_heading, section_problems
-from mx.examples import card_text, linear_classifier, manifest_text
+from tests.support.examples import card_text, linear_classifier, manifest_text
 
 CARDS = Path(__file__).parent / "fixtures" / "cards"
 

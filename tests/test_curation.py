@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mx.examples import git
+from tests.support.examples import git
 
 
 def _as_repo(world: Path) -> None:

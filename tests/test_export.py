@@ -13,7 +13,7 @@ from google.protobuf import text_format
 from ruamel.yaml import YAML
 from tritonclient.grpc import model_config_pb2
 
-from mx.examples import card_text, linear_classifier, manifest_text
+from tests.support.examples import card_text, linear_classifier, manifest_text
 from tests.support.servers import Host
 
 

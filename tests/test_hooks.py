@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mx.examples import git, make_model_repo
+from tests.support.examples import git, make_model_repo
 from tests.support.precommit import try_repo
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mx.examples import card_text, git, make_model_repo, manifest_text
 from mx.index_builder.giturl import check_repo
 from tests.conftest import mx_subprocess
+from tests.support.examples import card_text, git, make_model_repo, manifest_text
 
 
 def billion_laughs(levels: int = 9) -> str:

@@ -7,8 +7,14 @@ from typing import Any
 
 import pytest
 
-from mx.examples import ExampleRepo, git, make_model_repo, manifest_text, sign_all_releases
 from tests.conftest import REGISTRY_YAML
+from tests.support.examples import (
+    ExampleRepo,
+    git,
+    make_model_repo,
+    manifest_text,
+    sign_all_releases,
+)
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:
@@ -193,7 +199,7 @@ def release_with_card(repo: Path, version: str, card: str) -> None:
 
 def test_release_whose_card_fails_validate_is_skipped_or_strict(  # type: ignore[no-untyped-def]
         mx, tmp_path: Path, registry_file: Path, repos: dict[str, ExampleRepo]) -> None:
-    from mx.examples import card_text
+    from tests.support.examples import card_text
 
     card = card_text("acme/iris").replace("tags: [example]", "tags: [example, {a: 1}]")
     card = card.replace("## Evaluation\n", "## Notes\n")
@@ -216,7 +222,7 @@ def test_release_whose_card_fails_validate_is_skipped_or_strict(  # type: ignore
 
 def test_registry_card_rules_apply_to_the_build(  # type: ignore[no-untyped-def]
         mx, tmp_path: Path, registry_file: Path, repos: dict[str, ExampleRepo]) -> None:
-    from mx.examples import card_text
+    from tests.support.examples import card_text
 
     repo = repos["iris"].path
     release_with_card(repo, "1.3.0", card_text("acme/iris").replace("## Bias and risks\n",

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mx.examples import make_model_repo, make_signing_key, sign_all_releases
 from tests.conftest import push_to
+from tests.support.examples import make_model_repo, make_signing_key, sign_all_releases
 from tests.support.servers import LfsServer, static_host
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mx.errors import ConfigError
-from mx.examples import manifest_text
 from mx.manifest import json_schema, load_manifest, parse_manifest
+from tests.support.examples import manifest_text
 
 GOOD = manifest_text("acme/iris", "1.4.0")
 

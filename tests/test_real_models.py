@@ -12,10 +12,10 @@ import pytest
 from onnx import TensorProto, helper
 
 from mx import onnxinfo
-from mx.examples import card_text
 from mx.iocheck import compare_io
 from mx.manifest import load_manifest
 from mx.tensorspec import TensorSpec
+from tests.support.examples import card_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
 

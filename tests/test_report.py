@@ -8,8 +8,8 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
-from mx.examples import git, make_model_repo
 from mx.report.render import markdown
+from tests.support.examples import git, make_model_repo
 
 
 def gfm_tables(text: str) -> list[list[list[str]]]:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mx.examples import git_home
 from tests.support.bigmodel import artifact_sha, make_big_registry, mx_cmd, mx_env, mx_proc
+from tests.support.examples import git_home
 from tests.support.republish import resign
 from tests.support.servers import Host, static_host
 

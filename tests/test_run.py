@@ -13,7 +13,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from mx.examples import card_text, linear_classifier, manifest_text
+from tests.support.examples import card_text, linear_classifier, manifest_text
 from tests.support.servers import Host
 from tests.support.terminal import stderr_on_tty
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from mx.examples import make_model_repo, sign_all_releases
 from mx.index_builder.keys import KeyRing, generate
 from mx.index_builder.trustmeta import write_metadata
 from tests.conftest import mx_subprocess
+from tests.support.examples import make_model_repo, sign_all_releases
 from tests.support.servers import Host, static_host
 from tests.test_security import (
     DOC,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mx.examples import git, make_model_repo, make_signing_key, sign_all_releases
 from mx.sign.notes import NOTES_REF
+from tests.support.examples import git, make_model_repo, make_signing_key, sign_all_releases
 from tests.support.republish import resign
 from tests.support.servers import Host
 

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from mx.cli.main import run
-from mx.examples import git_home
 from tests.site_cards import add_evil, add_trained, unsafe_markup
+from tests.support.examples import git_home
 from tests.support.servers import Host, static_host
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / ".test-screenshots"

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from mx.examples import make_model_repo, sign_all_releases
 from mx.site import cardmeta, search, shell
 from mx.site.build import build_site
 from mx.site.sanitize import card_html
 from tests.site_cards import unsafe_markup
+from tests.support.examples import make_model_repo, sign_all_releases
 
 
 def _mtimes(root: Path) -> dict[str, int]:

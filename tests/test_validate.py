@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from mx.examples import card_text, git, linear_classifier, make_model_repo, manifest_text
+from tests.support.examples import card_text, git, linear_classifier, make_model_repo, manifest_text
 
 PATH_LINE = manifest_text("acme/iris", "1.0.0").splitlines().index("  - path: model.onnx") + 1
 

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from mx.cli.main import cli
-from mx.examples import git, make_model_repo, make_signing_key
 from tests.conftest import push_to
+from tests.support.examples import git, make_model_repo, make_signing_key
 from tests.support.servers import static_host
 from tests.support.workflows import Run, run_workflow
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import mx
 from mx.cli.main import run
-from mx.examples import card_text, git
+from tests.support.examples import card_text, git
 
 NAME = "bench/big"
 SRC = str(Path(mx.__file__).resolve().parents[1])

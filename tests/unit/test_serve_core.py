@@ -12,10 +12,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from mx.errors import ConfigError
-from mx.examples import linear_classifier, manifest_text
 from mx.infer.model import LoadedModel, resolve_model
 from mx.serve.app import build_app
 from mx.serve.core import InferenceCore, ServeError, ServeLimits
+from tests.support.examples import linear_classifier, manifest_text
 
 
 @pytest.fixture
