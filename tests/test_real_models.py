@@ -116,7 +116,7 @@ ALL_TYPES = sorted(onnxinfo.ONNX_DTYPES)
 def test_every_element_type_has_a_dtype(code: int) -> None:
     vi = helper.make_tensor_value_info("x", code, ["n", None, 3])
     info = onnxinfo.value_type("x", vi.type, name_unknown=True)
-    spec = TensorSpec.model_validate(info.as_spec())
+    spec = TensorSpec.model_validate(info.manifest_entry())
     assert spec.dtype == onnxinfo.ONNX_DTYPES[code] and spec.shape == ["n", "x_1", 3]
     assert compare_io("input", [spec], [vi]) == []
 
@@ -133,7 +133,7 @@ def test_sequence_optional_map_and_unknown_rank() -> None:
         helper.make_value_info("any", helper.make_tensor_type_proto(TensorProto.BFLOAT16,
                                                                     None)),
     ]
-    specs = [TensorSpec.model_validate(onnxinfo.value_type(v.name, v.type, True).as_spec())
+    specs = [TensorSpec.model_validate(onnxinfo.value_type(v.name, v.type, True).manifest_entry())
              for v in values]
     assert [(s.type, s.dtype, s.shape) for s in specs] == [
         ("sequence(map(int64, tensor))", "float32", []),

@@ -69,10 +69,10 @@ def test_tritonclient_live_metadata_and_infer(server: Served, host: Host) -> Non
 
 def test_binary_tensor_codec() -> None:
     from mx.errors import BadInput
-    from mx.infer.signature import Tensor
     from mx.serve.tensors import decode_request, encode_outputs
+    from mx.tensorspec import Value
 
-    specs = [Tensor("text", "string", ("batch",)), Tensor("n", "int64", ("batch",))]
+    specs = [Value("text", "string", ("batch",)), Value("n", "int64", ("batch",))]
     raw = b"".join(len(s).to_bytes(4, "little") + s for s in (b"hi", "h\u00e9".encode()))
     ints = np.array([7, -1], "<i8").tobytes()
     body = {"inputs": [

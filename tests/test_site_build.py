@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mx.site import cardmeta, search, shell
+from mx.site import cardfacts, search, shell
 from mx.site.build import build_site
 from mx.site.sanitize import card_html
 from tests.site_cards import unsafe_markup
@@ -120,16 +120,16 @@ def test_card_headings_get_unique_ids_and_shift_a_level() -> None:
 
 
 def test_front_matter_fast_path_and_bounded_aliases() -> None:
-    front, body = cardmeta.split(b"---\ndatasets: [a/b]\nlanguage: en\n---\n# Card\n")
-    assert body == "# Card\n" and cardmeta.front_matter(front)["datasets"] == ["a/b"]
-    assert cardmeta.split(b"---\nnever closed\n") == (None, "---\nnever closed\n")
+    front, body = cardfacts.split(b"---\ndatasets: [a/b]\nlanguage: en\n---\n# Card\n")
+    assert body == "# Card\n" and cardfacts.front_matter(front)["datasets"] == ["a/b"]
+    assert cardfacts.split(b"---\nnever closed\n") == (None, "---\nnever closed\n")
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
         for p, c in zip("abcdefgh", "bcdefghi", strict=True))
     start = time.perf_counter()
-    assert cardmeta.front_matter(bomb) == {}  # refused by the bounded reader
+    assert cardfacts.front_matter(bomb) == {}  # refused by the bounded reader
     assert time.perf_counter() - start < 5
-    info = cardmeta.card_info({"datasets": ["ok/set", "javascript:x", "<b>"],
+    info = cardfacts.card_info({"datasets": ["ok/set", "javascript:x", "<b>"],
                                "base_model": "x\" onclick=\"y", "language": [["nested"]],
                                "model-index": [{"results": "not a list"}]}, set(), "")
     assert [d.href for d in info.datasets] == ["https://huggingface.co/datasets/ok/set", None,

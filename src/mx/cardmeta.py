@@ -52,7 +52,7 @@ class CardMeta(BaseModel):
 def check_meta(doc: Any) -> tuple[CardMeta, list[tuple[int | None, str]]]:
     """CardMeta of the fields that are right, and (line, message) for each that is not."""
     raw = yamlio.to_plain(doc) if doc is not None else {}
-    report = Report(doc)
+    report = FrontMatterProblems(doc)
     clean: dict[str, Any] = {}
     for key, value in raw.items():
         if value is None or not isinstance(key, str):
@@ -75,7 +75,7 @@ def check_meta(doc: Any) -> tuple[CardMeta, list[tuple[int | None, str]]]:
     return CardMeta.model_validate(clean), report.problems
 
 
-class Report:
+class FrontMatterProblems:
     """Collects (line, message) problems; the line is found from the YAML location."""
 
     def __init__(self, doc: Any) -> None:
@@ -87,7 +87,7 @@ class Report:
         self.problems.append((line, f"front matter {dotted(loc)}: {message}"))
 
 
-def _one_or_many(value: Any, loc: Loc, report: Report) -> list[str] | None:
+def _one_or_many(value: Any, loc: Loc, report: FrontMatterProblems) -> list[str] | None:
     if isinstance(value, str):
         return [value]
     if not isinstance(value, list):
@@ -101,7 +101,7 @@ def _one_or_many(value: Any, loc: Loc, report: Report) -> list[str] | None:
     return list(value) if ok else None
 
 
-def _model_index(value: Any, report: Report) -> bool:
+def _model_index(value: Any, report: FrontMatterProblems) -> bool:
     before = len(report.problems)
     loc: Loc = ("model-index",)
     if not isinstance(value, list):
@@ -122,7 +122,7 @@ def _model_index(value: Any, report: Report) -> bool:
     return len(report.problems) == before
 
 
-def _result(result: Any, loc: Loc, report: Report) -> None:
+def _result(result: Any, loc: Loc, report: FrontMatterProblems) -> None:
     if not _mapping(result, loc, report, required=("task", "dataset", "metrics")):
         return
     task = result.get("task")
@@ -152,7 +152,7 @@ def _result(result: Any, loc: Loc, report: Report) -> None:
         report((*loc, "source"), "'name' is given without 'url'")
 
 
-def _mapping(value: Any, loc: Loc, report: Report, required: tuple[str, ...]) -> bool:
+def _mapping(value: Any, loc: Loc, report: FrontMatterProblems, required: tuple[str, ...]) -> bool:
     if not isinstance(value, dict):
         report(loc, f"{shown(value)} is not a mapping")
         return False
@@ -162,7 +162,7 @@ def _mapping(value: Any, loc: Loc, report: Report, required: tuple[str, ...]) ->
     return True
 
 
-def _string(mapping: dict[str, Any], key: str, loc: Loc, report: Report) -> None:
+def _string(mapping: dict[str, Any], key: str, loc: Loc, report: FrontMatterProblems) -> None:
     value = mapping.get(key)
     if value is not None and not isinstance(value, str):
         report((*loc, key), f"{shown(value)} is not a string")

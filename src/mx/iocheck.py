@@ -6,6 +6,7 @@ compare a graph with its signature, so the comparison lives below all of them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mx.onnxinfo import value_type
@@ -61,5 +62,5 @@ def compare_io(kind: str, specs: list[TensorSpec], actual: list[Any]) -> list[st
     return out
 
 
-def _fmt(dims: list[int | str | None]) -> str:
+def _fmt(dims: Sequence[int | str | None]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"

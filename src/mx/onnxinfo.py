@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mx.tensorspec import Value
+
 # onnx TensorProto element types -> manifest dtype names (and back): numpy's names where
 # numpy has the type, else ONNX's own in lower case (float8e4m3fn, int4, float4e2m1...).
 ONNX_DTYPES: dict[int, str] = {
@@ -21,42 +23,15 @@ ONNX_DTYPES: dict[int, str] = {
     23: "float4e2m1", 24: "float8e8m0", 25: "uint2", 26: "int2", 27: "float6e2m3",
     28: "float6e3m2",
 }
-DTYPE_CODES = {v: k for k, v in ONNX_DTYPES.items()}
 DEFAULT_DOMAIN = ("", "ai.onnx")
 # dim_param values exporters write for "unknown", not a name two axes could share
 UNNAMED = ("", "?", "-1", "None", "unk")
 
 
 @dataclass(frozen=True)
-class TensorInfo:
-    """A graph input or output. For a sequence, optional or map value, `dtype` and `shape`
-    describe the tensor innermost and `type` what wraps it (`sequence(tensor)`,
-    `map(int64, tensor)`...). `shape` is None where the graph gives no rank."""
-
-    name: str
-    dtype: str
-    shape: list[int | str | None] | None  # None in a dim: unknown (name_unknown=False)
-    type: str = "tensor"
-
-    def as_spec(self) -> dict[str, Any]:
-        if self.dtype not in DTYPE_CODES:
-            from mx.errors import ConfigError
-
-            raise ConfigError(f"graph value {self.name!r} has element type {self.dtype}, "
-                              "which no manifest dtype names",
-                              hint="write its signature entry by hand")
-        spec: dict[str, Any] = {"name": self.name, "dtype": self.dtype}
-        if self.shape is not None:  # no shape: unknown rank
-            spec["shape"] = list(self.shape)
-        if self.type != "tensor":
-            spec["type"] = self.type
-        return spec
-
-
-@dataclass(frozen=True)
 class GraphInfo:
-    inputs: list[TensorInfo]
-    outputs: list[TensorInfo]
+    inputs: list[Value]
+    outputs: list[Value]
     ir_version: int
     opsets: dict[str, int]  # domain ("ai.onnx" for the default) -> version
     op_counts: dict[tuple[str, str], int]  # (domain, op_type) -> nodes, subgraphs included
@@ -69,8 +44,8 @@ class GraphInfo:
 
     def signature(self) -> dict[str, Any]:
         """The manifest `signature` block (symbolic dims kept as names)."""
-        return {"inputs": [t.as_spec() for t in self.inputs],
-                "outputs": [t.as_spec() for t in self.outputs]}
+        return {"inputs": [t.manifest_entry() for t in self.inputs],
+                "outputs": [t.manifest_entry() for t in self.outputs]}
 
 
 def load(path: Path, with_data: bool = False) -> Any:
@@ -127,31 +102,31 @@ def _nodes(graph: Any) -> list[Any]:
     return out
 
 
-def _tensor(value_info: Any) -> TensorInfo:
+def _tensor(value_info: Any) -> Value:
     """A value's type with every dynamic axis named: unnamed ones, `-1` and `?` get
     `<value>_<axis>`, a stable name the signature can say."""
     return value_type(value_info.name, value_info.type, name_unknown=True)
 
 
-def value_type(name: str, tp: Any, name_unknown: bool = False) -> TensorInfo:
+def value_type(name: str, tp: Any, name_unknown: bool = False) -> Value:
     """Read an onnx TypeProto: tensors, sparse tensors, sequences, optionals and maps of
     them. Unknown axes are None unless `name_unknown`."""
     which = tp.WhichOneof("value")
     if which == "sequence_type":
         inner = value_type(name, tp.sequence_type.elem_type, name_unknown)
-        return TensorInfo(name, inner.dtype, inner.shape, f"sequence({inner.type})")
+        return Value(name, inner.dtype, inner.shape, f"sequence({inner.type})")
     if which == "optional_type":
         inner = value_type(name, tp.optional_type.elem_type, name_unknown)
-        return TensorInfo(name, inner.dtype, inner.shape, f"optional({inner.type})")
+        return Value(name, inner.dtype, inner.shape, f"optional({inner.type})")
     if which == "map_type":
         inner = value_type(name, tp.map_type.value_type, name_unknown)
         key = ONNX_DTYPES.get(int(tp.map_type.key_type), f"onnx-type-{tp.map_type.key_type}")
-        return TensorInfo(name, inner.dtype, inner.shape, f"map({key}, {inner.type})")
+        return Value(name, inner.dtype, inner.shape, f"map({key}, {inner.type})")
     t = tp.sparse_tensor_type if which == "sparse_tensor_type" else tp.tensor_type
     dtype = ONNX_DTYPES.get(int(t.elem_type), f"onnx-type-{t.elem_type}")
     kind = "sparse_tensor" if which == "sparse_tensor_type" else "tensor"
     if not t.HasField("shape"):
-        return TensorInfo(name, dtype, None, kind)
+        return Value(name, dtype, None, kind)
     shape: list[int | str | None] = []
     for axis, d in enumerate(t.shape.dim):
         if d.HasField("dim_value") and d.dim_value >= 0:
@@ -162,7 +137,7 @@ def value_type(name: str, tp: Any, name_unknown: bool = False) -> TensorInfo:
             shape.append(f"{name}_{axis}")
         else:
             shape.append(None)
-    return TensorInfo(name, dtype, shape, kind)
+    return Value(name, dtype, tuple(shape), kind)
 
 
 def rename_values(model: Any, mapping: dict[str, str]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mx.errors import ConfigError
+from mx.tensorspec import TensorSpec, Value
 
 Feeds = dict[str, np.ndarray]
 DEFAULT_SEED = 1234
@@ -29,22 +30,37 @@ BATCH_NAMES = ("batch", "batch_size", "batchsize", "n", "num_batches")
 
 
 class Spec:
-    """The part of a TensorSpec / TensorInfo sampling needs: name, dtype, shape (None: an
-    unknown rank), the value's type, and which axis is the batch (None: no batch axis, as
-    for a scalar or a recurrent state given whole)."""
+    """A graph input (`mx.tensorspec.Value`) and which of its axes is the batch (None: no
+    batch axis, as for a scalar or a recurrent state given whole). The batch axis is what
+    sampling adds: `batch_axes` settles it for a whole signature."""
 
-    def __init__(self, name: str, dtype: str, shape: Sequence[int | str | None] | None,
-                 batch_axis: int | None = None, type: str = "tensor") -> None:
-        self.name, self.dtype, self.type = name, dtype, type
-        self.shape: list[int | str | None] | None = None if shape is None else list(shape)
-        self.batch_axis = own_batch_axis(self.shape) if batch_axis is None else batch_axis
+    def __init__(self, value: Value, batch_axis: int | None = None) -> None:
+        self.value = value
+        self.batch_axis = own_batch_axis(value.shape) if batch_axis is None else batch_axis
 
     @classmethod
-    def of(cls, spec: Any) -> Spec:
-        return cls(spec.name, str(spec.dtype), spec.shape, type=getattr(spec, "type", "tensor"))
+    def of(cls, spec: TensorSpec | Value) -> Spec:
+        return cls(spec if isinstance(spec, Value) else Value.of(spec))
 
-    def to_tuple(self) -> tuple[str, str, list[int | str | None] | None, int | None, str]:
-        return self.name, self.dtype, self.shape, self.batch_axis, self.type
+    @property
+    def name(self) -> str:
+        return self.value.name
+
+    @property
+    def dtype(self) -> str:
+        return self.value.dtype
+
+    @property
+    def shape(self) -> tuple[int | str | None, ...] | None:
+        return self.value.shape
+
+    @property
+    def type(self) -> str:
+        return self.value.type
+
+    def to_tuple(self) -> tuple[Value, int | None]:
+        """What crosses to a measuring process: `Spec(*spec.to_tuple())` rebuilds it."""
+        return self.value, self.batch_axis
 
 
 def own_batch_axis(shape: Sequence[int | str | None] | None) -> int | None:
@@ -68,7 +84,7 @@ def batch_axes(specs: Sequence[Spec], given: Mapping[str, int] | None = None) ->
         raise ConfigError(f"--batch-axis {unknown[0]}: no such input",
                           hint="inputs: " + ", ".join(s.name for s in specs))
     for s in specs:
-        shape = s.shape or []
+        shape = s.shape or ()
         if s.name in given:
             axis = given[s.name]
             if s.shape is None or not -len(shape) <= axis < len(shape):

@@ -8,10 +8,13 @@ int4, float4, complex...), sequences, optionals and maps, unknown ranks (no `sha
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from mx.errors import ConfigError
 
 
 class _Open(BaseModel):
@@ -107,3 +110,37 @@ class TensorSpec(_Open):
 class Signature(_Open):
     inputs: list[TensorSpec] = Field(min_length=1)
     outputs: list[TensorSpec] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Value:
+    """A graph input or output in memory, whoever reports it: the ONNX graph
+    (`mx.onnxinfo`), onnxruntime (`mx.infer`), or a manifest entry read back (`Value.of`).
+    `TensorSpec` is its written form in mx.yaml.
+
+    `shape` is None for an unknown rank; a dim is a size, a symbolic name, or None where
+    the graph gives neither. For a sequence, optional or map value, `dtype` and `shape`
+    describe the tensor innermost and `type` says what wraps it."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | str | None, ...] | None
+    type: str = "tensor"
+
+    @classmethod
+    def of(cls, spec: TensorSpec) -> Value:
+        return cls(spec.name, str(spec.dtype),
+                   None if spec.shape is None else tuple(spec.shape), spec.type)
+
+    def manifest_entry(self) -> dict[str, Any]:
+        """The mx.yaml signature entry (the `TensorSpec` form) for this value."""
+        if self.dtype not in DType.__members__:
+            raise ConfigError(f"graph value {self.name!r} has element type {self.dtype}, "
+                              "which no manifest dtype names",
+                              hint="write its signature entry by hand")
+        entry: dict[str, Any] = {"name": self.name, "dtype": self.dtype}
+        if self.shape is not None:  # no shape: unknown rank
+            entry["shape"] = list(self.shape)
+        if self.type != "tensor":
+            entry["type"] = self.type
+        return entry

@@ -16,7 +16,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from mx.errors import BadInput, ConfigError
-from mx.infer.signature import Tensor, check_array, check_feeds
+from mx.infer.signature import check_array, check_feeds
+from mx.tensorspec import Value
 
 KINDS = {".npy": "npy", ".npz": "npz", ".jsonl": "jsonl"}
 ID_KEY = "id"
@@ -33,7 +34,7 @@ class Chunk:
         return len(next(iter(self.feeds.values())))
 
 
-class Source(Protocol):
+class InputReader(Protocol):
     path: Path
     rows: int
 
@@ -55,14 +56,14 @@ def find_inputs(root: Path) -> list[Path]:
     return found
 
 
-def open_source(path: Path, specs: Sequence[Tensor]) -> Source:
+def open_reader(path: Path, specs: Sequence[Value]) -> InputReader:
     if path.suffix == ".jsonl":
-        return JsonlSource(path, specs)
-    return ArraySource(path, specs)
+        return JsonlReader(path, specs)
+    return ArrayReader(path, specs)
 
 
-class ArraySource:
-    def __init__(self, path: Path, specs: Sequence[Tensor]) -> None:
+class ArrayReader:
+    def __init__(self, path: Path, specs: Sequence[Value]) -> None:
         self.path, self.specs = path, list(specs)
         try:
             if path.suffix == ".npy":
@@ -94,8 +95,8 @@ class ArraySource:
                 raise BadInput(f"{self.path}: rows {lo}-{hi - 1}: {exc}", exc.hint) from None
 
 
-class JsonlSource:
-    def __init__(self, path: Path, specs: Sequence[Tensor]) -> None:
+class JsonlReader:
+    def __init__(self, path: Path, specs: Sequence[Value]) -> None:
         self.path, self.specs = path, list(specs)
         self.dtypes = {s.name: (object if s.dtype == "string" else np.dtype(s.dtype))
                        for s in specs}

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mx.batch.inputs import find_inputs, open_source
+from mx.batch.inputs import find_inputs, open_reader
 from mx.batch.outputs import ArrayFormat, ChunkFormat, JsonlFormat, PartialRun, Rows
 from mx.errors import ConfigError, MxError
 from mx.fsutil import atomic_write_bytes
@@ -92,8 +92,8 @@ def run_files(model: LoadedModel, src: Path, dest: Path, opts: RunOptions,
 
 def _run_file(model: LoadedModel, inp: Path, out: Path, fingerprint: dict[str, Any],
               opts: RunOptions, progress: Progress, result: RunResult) -> FileResult:
-    source = open_source(inp, model.inputs)
-    if source.rows == 0:
+    reader = open_reader(inp, model.inputs)
+    if reader.rows == 0:
         raise ConfigError(f"{inp}: no rows")
     partial = PartialRun(out, fingerprint, _format(model, out))
     done = partial.resume()
@@ -102,27 +102,27 @@ def _run_file(model: LoadedModel, inp: Path, out: Path, fingerprint: dict[str, A
                                "input or batch size; started again")
     batch = _batch_size(model, opts.batch_size)
     per_checkpoint = max(1, opts.checkpoint_rows // batch) * batch
-    task = progress.add(inp.name, source.rows)
+    task = progress.add(inp.name, reader.rows)
     progress.advance(task, done)
     pending: Rows = []
     start = done
     try:
-        for chunk in source.chunks(done, batch):
+        for chunk in reader.chunks(done, batch):
             outputs = model.run(chunk.feeds)
             result.batches += 1
             pending.append((chunk.ids, outputs))
             end = chunk.start + chunk.rows
-            if end - start >= per_checkpoint or end == source.rows:
+            if end - start >= per_checkpoint or end == reader.rows:
                 partial.save(start, end, pending)
                 pending, start = [], end
             progress.advance(task, chunk.rows)
-        partial.finish(source.rows)
+        partial.finish(reader.rows)
     except MxError:
         partial.discard()  # bad input: nothing of this file stays behind
         raise
     finally:
         progress.done(task)
-    return FileResult(inp, out, source.rows, resumed_rows=done)
+    return FileResult(inp, out, reader.rows, resumed_rows=done)
 
 
 def _batch_size(model: LoadedModel, wanted: int) -> int:

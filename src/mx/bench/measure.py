@@ -7,7 +7,7 @@ import multiprocessing
 import os
 import resource
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 
 from mx.cpufeatures import cpu_model
 from mx.errors import MxError
+from mx.tensorspec import Value
 
 
 @dataclass
@@ -25,7 +26,7 @@ class BenchJob:
     batch: int
     threads: int
     dims: dict[str, int]
-    specs: list[tuple[str, str, list[int | str | None] | None, int | None, str]]  # Spec.to_tuple
+    specs: list[tuple[Value, int | None]]  # Spec.to_tuple
     warmup: int = 5
     iterations: int = 50
     min_seconds: float = 1.0
@@ -126,7 +127,3 @@ def hardware(result: dict[str, Any]) -> dict[str, Any]:
 def hardware_key(hw: dict[str, Any]) -> str:
     return (f"{hw['cpu']} x{hw['cores']} | {hw['gpu'] or 'no gpu'} | {hw['backend']} "
             f"{hw['backend_version']} | {hw['provider']}")
-
-
-def job_dict(job: BenchJob) -> dict[str, Any]:
-    return asdict(job)

@@ -34,13 +34,13 @@ LOCK_HEADER = "# Written by `mx install`: exact versions, hashes and URLs. Do no
 
 
 @dataclass(frozen=True)
-class Wanted:
+class Dependency:
     req: Requirement
     variant: str | None
     format: str | None
 
 
-def read_project(path: Path) -> tuple[str | None, list[Wanted]]:
+def read_project(path: Path) -> tuple[str | None, list[Dependency]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -59,7 +59,7 @@ def read_project(path: Path) -> tuple[str | None, list[Wanted]]:
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: models.{name}: expected a range string or a table")
         req = parse_requirement(f"{name}@{value.get('version', 'latest')}")
-        wanted.append(Wanted(req, value.get("variant"), value.get("format")))
+        wanted.append(Dependency(req, value.get("variant"), value.get("format")))
     return registry if isinstance(registry, str) else None, wanted
 
 
@@ -107,7 +107,7 @@ class LockDocument(BaseModel):
     model: list[LockedModel] = Field(max_length=10_000)
 
 
-def _lock_satisfies(entry: dict[str, Any], want: Wanted) -> bool:
+def _lock_satisfies(entry: dict[str, Any], want: Dependency) -> bool:
     if want.variant is not None and entry.get("variant") != want.variant:
         return False
     if want.format is not None and {f.get("format") for f in entry["file"]} != {want.format}:
@@ -145,7 +145,7 @@ def install_project(session: ClientSession, project_dir: Path,
     return installed
 
 
-def _lock_entry(inst: InstalledModel, want: Wanted) -> dict[str, Any]:
+def _lock_entry(inst: InstalledModel, want: Dependency) -> dict[str, Any]:
     return {
         "name": inst.name, "version": inst.version, "variant": inst.variant,
         "registry": inst.registry, "requested": want.req.selector,

@@ -34,6 +34,7 @@ from mx.errors import ConfigError, ConversionFailed
 from mx.frameworks import require, version_of
 from mx.onnxinfo import rename_values
 from mx.sampling import Feeds, Spec, generate
+from mx.tensorspec import Value
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -175,8 +176,9 @@ def _example(example_in: Any, names: list[str], specs: list[Any], job: ConvertJo
     if example_in is not None:
         seq = example_in if isinstance(example_in, list | tuple) else (example_in,)
         return {n: np.asarray(v) for n, v in zip(names, seq, strict=True)}
-    spec_list = [Spec(n, s.dtype.name, [d if d is not None else ("batch" if i == 0 else f"d{i}")
-                                        for i, d in enumerate(s.shape.as_list())])
+    spec_list = [Spec(Value(n, s.dtype.name,
+                            tuple(d if d is not None else ("batch" if i == 0 else f"d{i}")
+                                  for i, d in enumerate(s.shape.as_list()))))
                  for n, s in zip(names, specs, strict=True)]
     return generate(spec_list, batch=2)
 

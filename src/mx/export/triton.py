@@ -15,7 +15,7 @@ from mx import __version__
 from mx.errors import ConfigError
 from mx.export.base import ExportOptions, ModelSource, copy_model
 from mx.infer.model import LoadedModel, open_model
-from mx.infer.signature import Tensor
+from mx.tensorspec import Value
 
 TRITON_TYPES = {
     "bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "uint16": "TYPE_UINT16",
@@ -41,10 +41,11 @@ def batch_axis(model: LoadedModel) -> bool:
                                    for t in model.outputs)
 
 
-def _tensor(t: Tensor, batched: bool) -> str:
+def _tensor(t: Value, batched: bool) -> str:
     if t.dtype not in TRITON_TYPES:
         raise ConfigError(f"{t.name}: Triton has no type for {t.dtype}")
-    dims = [d if isinstance(d, int) else -1 for d in (t.shape[1:] if batched else t.shape)]
+    shape = t.shape or ()  # onnxruntime always gives a rank here
+    dims = [d if isinstance(d, int) else -1 for d in (shape[1:] if batched else shape)]
     return ("  {\n"
             f'    name: "{t.name}"\n'
             f"    data_type: {TRITON_TYPES[t.dtype]}\n"

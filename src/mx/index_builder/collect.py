@@ -15,7 +15,7 @@ from mx.errors import BuildError, ConfigError
 from mx.fsutil import atomic_write_bytes
 from mx.gitrepo import ReleaseTag
 from mx.index_builder.releasecheck import ReleaseChecks
-from mx.index_builder.sources import Source
+from mx.index_builder.sources import RegistrySource
 from mx.manifest import Manifest, parse_manifest
 from mx.names import MANIFEST_FILE
 
@@ -37,7 +37,7 @@ class ArtifactRef:
 
 @dataclass
 class Release:
-    source: Source
+    source: RegistrySource
     tag: ReleaseTag
     manifest: Manifest
     card_text: bytes
@@ -104,7 +104,7 @@ class ManifestCache:
             atomic_write_bytes(self.path, json.dumps(self.entries, sort_keys=True).encode())
 
 
-def collect_source(source: Source, out: Collected, strict: bool,
+def collect_source(source: RegistrySource, out: Collected, strict: bool,
                    manifests: ManifestCache, checks: ReleaseChecks) -> None:
     wanted = set(source.spec.models) if source.spec.models is not None else None
     for tag in gitrepo.release_tags(source.repo):
@@ -142,7 +142,7 @@ def collect_source(source: Source, out: Collected, strict: bool,
         versions[key] = release
 
 
-def read_release(source: Source, tag: ReleaseTag, manifests: ManifestCache,
+def read_release(source: RegistrySource, tag: ReleaseTag, manifests: ManifestCache,
                  checks: ReleaseChecks) -> Release:
     repo, commit = source.repo, tag.commit
     mpath = gitrepo.join(tag.model_dir, MANIFEST_FILE)
@@ -190,7 +190,7 @@ def read_release(source: Source, tag: ReleaseTag, manifests: ManifestCache,
     return Release(source, tag, manifest, card, artifacts, benchmarks, data)
 
 
-def _artifact(source: Source, tag: ReleaseTag, rel: str, fmt: str, variant: str,
+def _artifact(source: RegistrySource, tag: ReleaseTag, rel: str, fmt: str, variant: str,
               sha256: str | None, size: int | None, endpoint: str | None) -> ArtifactRef:
     path = gitrepo.join(tag.model_dir, rel)
     data = gitrepo.tree_entry_data(source.repo, tag.commit, path)

@@ -15,7 +15,7 @@ from mx.index_builder.registry import SourceSpec
 
 
 @dataclass
-class Source:
+class RegistrySource:
     spec: SourceSpec
     label: str  # as written in registry.yaml, for messages
     url: str  # published in the index (file:// for a local path)
@@ -55,7 +55,7 @@ class Source:
                  "a registry maintainer can name another store with sources[].lfs")
 
 
-def open_source(spec: SourceSpec, registry_dir: Path, cache_dir: Path) -> Source:
+def open_source(spec: SourceSpec, registry_dir: Path, cache_dir: Path) -> RegistrySource:
     if not is_url(spec.repo) or spec.repo.startswith("file://"):
         raw = spec.repo.removeprefix("file://")
         path = (registry_dir / raw).resolve()
@@ -65,11 +65,11 @@ def open_source(spec: SourceSpec, registry_dir: Path, cache_dir: Path) -> Source
         repo = gitrepo.open_repo(path)
         gd = gitrepo.git_dir(repo)
         url = (path.as_uri() if repo.is_bare else Path(repo.workdir).resolve().as_uri())
-        return Source(spec, spec.repo, url, repo, [gd])
+        return RegistrySource(spec, spec.repo, url, repo, [gd])
     mirror = cache_dir / "sources" / (hashlib.sha256(spec.repo.encode()).hexdigest()[:24] + ".git")
     _mirror(spec.repo, mirror)
     repo = gitrepo.open_repo(mirror)
-    return Source(spec, spec.repo, spec.repo, repo, [mirror])
+    return RegistrySource(spec, spec.repo, spec.repo, repo, [mirror])
 
 
 def _mirror(url: str, dest: Path) -> None:

@@ -12,9 +12,9 @@ import numpy as np
 
 from mx.client.install import install
 from mx.errors import ConfigError
-from mx.infer.signature import Tensor
 from mx.manifest import load_manifest
 from mx.names import NAME_RE
+from mx.tensorspec import Value
 
 
 @dataclass
@@ -23,8 +23,8 @@ class LoadedModel:
     version: str
     path: Path
     session: Any  # onnxruntime.InferenceSession
-    inputs: list[Tensor]
-    outputs: list[Tensor]
+    inputs: list[Value]
+    outputs: list[Value]
     load_seconds: float
 
     @property
@@ -47,14 +47,14 @@ _ORT_TYPES = {
 }
 
 
-def _tensors(args: Any) -> list[Tensor]:
+def _tensors(args: Any) -> list[Value]:
     out = []
     for a in args:
         # onnxruntime says "tensor(float)"; map through numpy's names
         dtype = _ORT_TYPES.get(a.type, a.type)
         shape = tuple(d if isinstance(d, int) else (d or f"dim{i}") for i, d in
                       enumerate(a.shape))
-        out.append(Tensor(a.name, dtype, shape))
+        out.append(Value(a.name, dtype, shape))
     return out
 
 

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from mx.infer.model import LoadedModel, resolve_model
-from mx.infer.signature import Tensor, check_feeds
+from mx.infer.signature import check_feeds
+from mx.tensorspec import Value
 
 
 class Session:
@@ -32,11 +33,11 @@ class Session:
         return self.model.version
 
     @property
-    def inputs(self) -> list[Tensor]:
+    def inputs(self) -> list[Value]:
         return self.model.inputs
 
     @property
-    def outputs(self) -> list[Tensor]:
+    def outputs(self) -> list[Value]:
         return self.model.outputs
 
     @property

@@ -7,12 +7,12 @@ No I/O here: `mx serve` (400s), `mx run` and `mx.load` share these checks.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from mx.errors import BadInput
+from mx.tensorspec import Value
 
 # manifest / ONNX dtype names -> V2 datatypes
 DATATYPES: dict[str, str] = {
@@ -23,40 +23,37 @@ DATATYPES: dict[str, str] = {
 NUMPY_OF = {v: ("object" if k == "string" else k) for k, v in DATATYPES.items()}
 
 
-
-@dataclass(frozen=True)
-class Tensor:
-    name: str
-    dtype: str  # numpy / manifest name
-    shape: tuple[int | str, ...]  # str: a symbolic dim
-
-    @property
-    def datatype(self) -> str:
-        return DATATYPES.get(self.dtype, self.dtype.upper())
-
-    @property
-    def v2_shape(self) -> list[int]:
-        return [d if isinstance(d, int) else -1 for d in self.shape]
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "datatype": self.datatype, "shape": self.v2_shape}
+def v2_datatype(spec: Value) -> str:
+    """The V2 protocol's name for the value's element type (FP32, BYTES...)."""
+    return DATATYPES.get(spec.dtype, spec.dtype.upper())
 
 
-def check_array(spec: Tensor, arr: np.ndarray) -> None:
+def v2_shape(spec: Value) -> list[int]:
+    """The shape as V2 metadata gives it: -1 for a symbolic or unknown dim."""
+    return [d if isinstance(d, int) else -1 for d in spec.shape or ()]
+
+
+def describe(spec: Value) -> dict[str, Any]:
+    return {"name": spec.name, "datatype": v2_datatype(spec), "shape": v2_shape(spec)}
+
+
+def check_array(spec: Value, arr: np.ndarray) -> None:
     """Raise BadInput unless `arr` has the spec's dtype, rank and fixed dims."""
     if str(arr.dtype) != spec.dtype and not (spec.dtype == "string" and arr.dtype == object):
         raise BadInput(f"input {spec.name!r}: dtype {arr.dtype}, the model takes {spec.dtype}",
-                       hint=f"send {spec.datatype} data")
+                       hint=f"send {v2_datatype(spec)} data")
+    if spec.shape is None:
+        return  # an unknown rank takes any shape
     if arr.ndim != len(spec.shape):
         raise BadInput(f"input {spec.name!r}: shape {list(arr.shape)} has {arr.ndim} dims, "
-                       f"the model takes {len(spec.shape)} ({spec.v2_shape})")
+                       f"the model takes {len(spec.shape)} ({v2_shape(spec)})")
     for axis, (got, want) in enumerate(zip(arr.shape, spec.shape, strict=True)):
         if isinstance(want, int) and got != want:
             raise BadInput(f"input {spec.name!r}: dim {axis} is {got}, the model takes {want} "
-                           f"(shape {spec.v2_shape})")
+                           f"(shape {v2_shape(spec)})")
 
 
-def check_feeds(specs: Sequence[Tensor], feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+def check_feeds(specs: Sequence[Value], feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Names, dtypes and shapes of a whole request, as arrays."""
     by_name = {s.name: s for s in specs}
     unknown = [n for n in feeds if n not in by_name]

@@ -180,8 +180,7 @@ def _input_specs(m: Any, parent_path: Path) -> list[Spec]:
         return [Spec.of(s) for s in m.signature.inputs]
     from mx import onnxinfo
 
-    return [Spec(t.name, t.dtype, t.shape, type=t.type)
-            for t in onnxinfo.describe(onnxinfo.load(parent_path)).inputs]
+    return [Spec(t) for t in onnxinfo.describe(onnxinfo.load(parent_path)).inputs]
 
 
 def _quality_batches(opts: OptimizeOptions, specs: list[Spec]) -> list[Feeds]:

@@ -28,8 +28,8 @@ import numpy as np
 from starlette.requests import Request
 
 from mx.errors import BadInput
-from mx.infer.signature import Tensor
 from mx.serve.tensors import Wanted, decode_request, encode_outputs
+from mx.tensorspec import Value
 
 HEADER_LENGTH = "Inference-Header-Content-Length"  # Triton's binary tensor extension
 MAX_DEPTH = 64  # a rank-8 tensor in a V2 request is nested 11 deep
@@ -170,14 +170,14 @@ class Decoded:
     extra: dict[str, Any]  # request fields the answer repeats (`id`)
 
 
-def decode_body(raw: bytes, header_length: str | None, specs: Sequence[Tensor]) -> Decoded:
+def decode_body(raw: bytes, header_length: str | None, specs: Sequence[Value]) -> Decoded:
     header, binary = split_binary(raw, header_length)
     body = parse_json(header)
     feeds, wanted = decode_request(body, specs, binary)
     return Decoded(feeds, wanted, {"id": body["id"]} if "id" in body else {})
 
 
-def encode_body(head: dict[str, Any], specs: Sequence[Tensor],
+def encode_body(head: dict[str, Any], specs: Sequence[Value],
                 arrays: Mapping[str, np.ndarray], wanted: Wanted) -> tuple[bytes, list[bytes]]:
     """(JSON header, binary outputs) of an answer: `head` plus the outputs."""
     entries, blobs = encode_outputs(specs, arrays, wanted)
@@ -196,12 +196,12 @@ class Offload:
         self.pool: ProcessPoolExecutor | None = None
 
     async def decode(self, raw: bytes, header_length: str | None,
-                     specs: Sequence[Tensor]) -> Decoded:
+                     specs: Sequence[Value]) -> Decoded:
         if len(raw) <= OFFLOAD_BYTES:
             return decode_body(raw, header_length, specs)
         return await self._call(decode_body, raw, header_length, list(specs))
 
-    async def encode(self, head: dict[str, Any], specs: Sequence[Tensor],
+    async def encode(self, head: dict[str, Any], specs: Sequence[Value],
                      arrays: Mapping[str, np.ndarray],
                      wanted: Wanted) -> tuple[bytes, list[bytes]]:
         as_json = sum(a.nbytes for name, a in arrays.items()

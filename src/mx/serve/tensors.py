@@ -18,7 +18,8 @@ import numpy as np
 
 from mx.errors import BadInput
 from mx.infer.model import LoadedModel
-from mx.infer.signature import NUMPY_OF, Tensor, check_feeds
+from mx.infer.signature import NUMPY_OF, check_feeds, describe, v2_datatype
+from mx.tensorspec import Value
 
 
 @dataclass
@@ -28,7 +29,7 @@ class Wanted:
     all_binary: bool = False  # every output as raw bytes (`binary_data_output`, no list)
 
 
-def decode_request(body: Any, specs: Sequence[Tensor], binary: bytes = b""
+def decode_request(body: Any, specs: Sequence[Value], binary: bytes = b""
                    ) -> tuple[dict[str, np.ndarray], Wanted]:
     """A V2 infer request (JSON header and any binary part) -> (feeds, wanted outputs)."""
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
@@ -44,9 +45,9 @@ def decode_request(body: Any, specs: Sequence[Tensor], binary: bytes = b""
             raise BadInput(f"unknown input {name!r}; the model takes "
                            + ", ".join(repr(s.name) for s in specs))
         spec = by_name[name]
-        if datatype != spec.datatype:
+        if datatype != v2_datatype(spec):
             raise BadInput(f"input {name!r}: datatype {datatype}, the model takes "
-                           f"{spec.datatype}")
+                           f"{v2_datatype(spec)}")
         if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
             raise BadInput(f"input {name!r}: shape must be a list of non-negative integers")
         size = (item.get("parameters") or {}).get("binary_data_size")
@@ -125,7 +126,7 @@ def _wanted(body: dict[str, Any]) -> Wanted:
     return Wanted([str(o["name"]) for o in wanted], binary)
 
 
-def encode_outputs(specs: Sequence[Tensor], arrays: Mapping[str, np.ndarray],
+def encode_outputs(specs: Sequence[Value], arrays: Mapping[str, np.ndarray],
                    wanted: Wanted) -> tuple[list[dict[str, Any]], list[bytes]]:
     """(JSON output entries, raw bytes of the binary ones in the same order)."""
     known = {s.name: s for s in specs}
@@ -138,7 +139,7 @@ def encode_outputs(specs: Sequence[Tensor], arrays: Mapping[str, np.ndarray],
         if wanted.names is not None and spec.name not in wanted.names:
             continue
         arr = arrays[spec.name]
-        entry: dict[str, Any] = {"name": spec.name, "datatype": spec.datatype,
+        entry: dict[str, Any] = {"name": spec.name, "datatype": v2_datatype(spec),
                                  "shape": list(arr.shape)}
         if wanted.all_binary or spec.name in wanted.binary:
             raw = _to_bytes(arr)
@@ -165,5 +166,5 @@ def _to_bytes(arr: np.ndarray) -> bytes:
 
 def model_metadata(model: LoadedModel) -> dict[str, Any]:
     return {"name": model.name, "versions": [model.version], "platform": "onnxruntime_onnx",
-            "inputs": [t.describe() for t in model.inputs],
-            "outputs": [t.describe() for t in model.outputs]}
+            "inputs": [describe(t) for t in model.inputs],
+            "outputs": [describe(t) for t in model.outputs]}

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mx.semver import Version
-from mx.site import benchmarks, cardmeta
+from mx.site import benchmarks, cardfacts
 from mx.site.sanitize import card_html, safe_link, slug
 from mx.site.shell import Page
 
@@ -70,7 +70,7 @@ def _bytecode(folder: Path) -> Any:
 
 
 def card_body(card_text: bytes) -> str:
-    return cardmeta.split(card_text)[1]
+    return cardfacts.split(card_text)[1]
 
 
 def keywords(card_text: bytes, limit: int = 300) -> list[str]:
@@ -111,8 +111,8 @@ class SiteRenderer:
         name = doc["name"]
         rec = doc["versions"][latest]
         manifest = rec["manifest"]
-        front, body = cardmeta.split(card_text)
-        info = cardmeta.card_info(cardmeta.front_matter(front), self.registry, "../../")
+        front, body = cardfacts.split(card_text)
+        info = cardfacts.card_info(cardfacts.front_matter(front), self.registry, "../../")
         channels: dict[str, list[str]] = defaultdict(list)
         for channel, version in (doc.get("channels") or {}).items():
             channels[version].append(channel)

@@ -35,7 +35,7 @@ _CODE_CLASS = re.compile(r"language-[\w+#.-]{1,40}")
 
 
 @dataclass(frozen=True)
-class Heading:
+class PageHeading:
     level: int  # on the page: card headings sit one level under the page's "Model card"
     text: str
     id: str
@@ -44,7 +44,7 @@ class Heading:
 @dataclass(frozen=True)
 class CardHtml:
     html: str
-    headings: list[Heading]
+    headings: list[PageHeading]
 
 
 def _to_html(markdown_text: str) -> str:
@@ -71,12 +71,12 @@ _TASK = re.compile(r'<input type="checkbox"( checked="")? disabled="" /> ?')
 
 def card_html(markdown_text: str, reserved: Collection[str] = ()) -> CardHtml:
     """Render a card body and keep only allow-listed tags, attributes and URL schemes
-    (no script, iframe, event handlers, style, or javascript:/data: links). Heading ids
+    (no script, iframe, event handlers, style, or javascript:/data: links). PageHeading ids
     never repeat one another or an id in `reserved` (the page's own sections)."""
     import nh3
 
     used = set(reserved)
-    headings: list[Heading] = []
+    headings: list[PageHeading] = []
 
     def anchor(m: re.Match[str]) -> str:
         text = " ".join(html.unescape(re.sub(r"<[^>]*>", "", m[2])).split())
@@ -86,7 +86,7 @@ def card_html(markdown_text: str, reserved: Collection[str] = ()) -> CardHtml:
             n += 1
             slug_ = f"{base}-{n}"
         used.add(slug_)
-        headings.append(Heading(min(int(m[1]) + 1, 6), text, slug_))
+        headings.append(PageHeading(min(int(m[1]) + 1, 6), text, slug_))
         return f'<h{m[1]} id="{slug_}">{m[2]}</h{m[1]}>'
 
     rendered = _HEADING.sub(anchor, _to_html(markdown_text))
