@@ -25,7 +25,7 @@ def weight_files(loaded: LoadedManifest) -> dict[str, str]:
         if kind:
             out[art.path] = kind
     for rel in find_in(loaded.path.parent):
-        out.setdefault(rel, kind_of(rel) or "")
+        out.setdefault(rel, kind_of(rel) or "index")
     return out
 
 
@@ -44,8 +44,9 @@ def infos(loaded: LoadedManifest,
             continue
         try:
             found[rel] = describe(model_dir, rel, kind)
-        except ConfigError as exc:
-            problems.append(Problem.of(exc, str(model_dir / rel)))
+        except ConfigError as exc:  # an index reports a bad shard as the shard does: once
+            problem = Problem.of(exc, str(model_dir / rel))
+            problems += [] if problem in problems else [problem]
         except OSError as exc:
             problems.append(Problem(str(model_dir / rel), None, f"unreadable: {exc}"))
     return found, problems
