@@ -202,7 +202,7 @@ def _variant(weights: dict[str, WeightsInfo]) -> str:
     return VARIANTS.get(top, top.lower().replace("_", "-"))
 
 
-def _framework(files: list[str], meta: dict[str, Any], config: dict[str, Any]) -> str:
+def _framework(files: list[str], config: dict[str, Any]) -> str:
     if any(f.endswith(".gguf") for f in files) and not config:
         return "other"
     if any(f.endswith(".h5") for f in files) and not any(f.endswith(".safetensors")
@@ -262,7 +262,7 @@ def manifest_doc(name: str, license_: str, opts: ImportOptions, meta: dict[str, 
         doc["task"] = yamlio.string(meta["pipeline_tag"])
     doc["tags"] = [yamlio.string(t) for t in tags]
     doc["card"] = CARD
-    doc["source"] = {"framework": _framework(files, meta, config)}
+    doc["source"] = {"framework": _framework(files, config)}
     doc["artifacts"] = [{"path": yamlio.string(f), "format": _format(f), "variant": variant,
                          "sha256": digests[f][0], "size": digests[f][1]} for f in files]
     return doc

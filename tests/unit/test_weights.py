@@ -155,6 +155,14 @@ def test_sharded_index(tmp_path: Path) -> None:
     assert find_in(tmp_path) == ["model-00001-of-00002.safetensors",
                                  "model-00002-of-00002.safetensors",
                                  "model.safetensors.index.json"]
+    (tmp_path / "other-model").mkdir()
+    (tmp_path / "other-model" / "mx.yaml").write_text("mx: 1\n")
+    write_shards(tmp_path / "other-model")
+    (tmp_path / "sub").mkdir()
+    write_shards(tmp_path / "sub")
+    found = find_in(tmp_path)
+    assert "sub/model.safetensors.index.json" in found and len(found) == 6
+    assert not [f for f in found if f.startswith("other-model/")]
 
 
 @pytest.mark.parametrize(("change", "wanted"), [

@@ -71,14 +71,18 @@ def describe(model_dir: Path, rel: str, kind: str | None = None) -> WeightsInfo:
 
 
 def find_in(model_dir: Path, limit: int = 10_000) -> list[str]:
-    """Weight files (by name) under `model_dir`, relative and sorted; hidden folders and
-    links are not followed, and at most `limit` entries are looked at."""
+    """Weight files (by name) under `model_dir`, relative and sorted; hidden folders, links
+    and folders of other models (with their own mx.yaml) are not followed, and at most
+    `limit` entries are looked at."""
     import os
+
+    from mx.names import MANIFEST_FILE
 
     found: list[str] = []
     seen = 0
     for root, dirs, files in os.walk(model_dir, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                         and not (Path(root) / d / MANIFEST_FILE).exists())
         for name in sorted(files):
             seen += 1
             if seen > limit:
