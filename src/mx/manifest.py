@@ -45,7 +45,14 @@ class ArtifactFormat(StrEnum):
     savedmodel = "savedmodel"
     tflite = "tflite"
     safetensors = "safetensors"
+    gguf = "gguf"
     other = "other"
+
+
+# Formats whose one variant may span several files: safetensors shards, GGUF splits, and the
+# configuration and tokenizer files beside the weights (`other`).
+MULTI_FILE_FORMATS = frozenset({ArtifactFormat.safetensors, ArtifactFormat.gguf,
+                                ArtifactFormat.other})
 
 
 class Source(_Open):
@@ -185,10 +192,11 @@ class Manifest(_Open):
         paths: set[str] = set()
         for a in self.artifacts:
             key = (str(a.format), a.variant)
-            if key in seen:
+            if key in seen and a.format not in MULTI_FILE_FORMATS:
                 raise ValueError(
                     f"artifacts {seen[key]!r} and {a.path!r} are both format {key[0]}, "
-                    f"variant {key[1]}; (format, variant) must be unique"
+                    f"variant {key[1]}; (format, variant) must be unique (several files "
+                    "may share one only as safetensors, gguf or other)"
                 )
             seen[key] = a.path
             if a.path in paths:

@@ -18,23 +18,32 @@ import click
 def check(directory: Path, targets: tuple[str, ...], artifacts: tuple[str, ...],
           as_json: bool) -> None:
     """Check ONNX artifacts' architecture against target runtimes: IR and opset versions,
-    operators, dims against the signature, size; with a table of operators and parameters."""
+    operators, dims against the signature, size; with a table of operators and parameters.
+    safetensors and GGUF files get their headers checked, parameter count and dtypes."""
     from mx.check.arch import check_onnx
     from mx.check.targets import parse_target
     from mx.cli.output import emit_json, human_size
     from mx.errors import ConfigError, ValidationFailed
     from mx.manifest import load_manifest
+    from mx.validate.weights_check import infos
 
-    m = load_manifest(directory).manifest
+    loaded = load_manifest(directory)
+    m = loaded.manifest
     names = [t.strip() for spec in (targets or ("cpu",)) for t in spec.split(",") if t.strip()]
     chosen = [parse_target(t) for t in names]
+    weights, weight_problems = infos(loaded)
+    weights = {k: v for k, v in weights.items() if not artifacts or k in artifacts}
+    weight_problems = [p for p in weight_problems if not artifacts or any(
+        p.path == str(directory / a) for a in artifacts)]
     arts = [a for a in m.artifacts if a.format == "onnx" and (not artifacts or
                                                               a.path in artifacts)]
-    unknown = set(artifacts) - {a.path for a in arts}
+    unknown = set(artifacts) - {a.path for a in arts} - set(weights) - {
+        p.path.removeprefix(f"{directory}/") for p in weight_problems}
     if unknown:
-        raise ConfigError(f"--artifact {sorted(unknown)[0]}: not an ONNX artifact in mx.yaml")
-    if not arts:
-        raise ConfigError(f"{directory / 'mx.yaml'}: no ONNX artifact to check")
+        raise ConfigError(f"--artifact {sorted(unknown)[0]}: not an ONNX artifact or weight "
+                          "file in mx.yaml")
+    if not arts and not weights and not weight_problems:
+        raise ConfigError(f"{directory / 'mx.yaml'}: no ONNX artifact or weight file to check")
     reports = []
     for art in arts:
         path = directory / art.path
@@ -45,9 +54,19 @@ def check(directory: Path, targets: tuple[str, ...], artifacts: tuple[str, ...],
         reports.append(check_onnx(path, chosen, sig.inputs if sig else None,
                                   sig.outputs if sig else None))
     if as_json:
-        emit_json({"targets": [t.label for t in chosen], "artifacts": [r.to_json()
-                                                                       for r in reports]})
+        emit_json({"targets": [t.label for t in chosen],
+                   "artifacts": [r.to_json() for r in reports],
+                   "weights": [{"path": rel, **w.to_json()}
+                               for rel, w in sorted(weights.items())],
+                   "weight_problems": [str(p) for p in weight_problems]})
     else:
+        for rel, w in sorted(weights.items()):
+            dtypes = ", ".join(f"{d} {n:,}" for d, n in sorted(w.dtypes.items()))
+            shards = f" in {len(w.shards)} shards" if w.shards else ""
+            click.echo(f"{rel}: {w.format}{shards}, {w.tensors:,} tensors, "
+                       f"{w.parameters:,} parameters ({dtypes or 'none'})")
+        for p in weight_problems:
+            click.echo(f"{p.path}: error: {p.message}")
         for r in reports:
             info = r.info
             head = f"{r.path}: {human_size(r.size)}"
@@ -66,6 +85,10 @@ def check(directory: Path, targets: tuple[str, ...], artifacts: tuple[str, ...],
                     name = op if d == "ai.onnx" else f"{d}::{op}"
                     click.echo(f"    {name:<{width}}  {n:>6}")
     bad = [r for r in reports if not r.ok]
+    if weight_problems:
+        raise ValidationFailed(f"{len(weight_problems)} weight file"
+                               f"{'s' if len(weight_problems) != 1 else ''} malformed",
+                               hint=None if as_json else "see the errors above")
     if bad:
         raise ValidationFailed(f"{len(bad)} artifact{'s' if len(bad) != 1 else ''} failed "
                                f"the architecture check for {', '.join(t.label for t in chosen)}",

@@ -17,6 +17,7 @@ from mx.errors import MxError
 
 COMMANDS = {
     "init": ("mx.cli.init_cmd", "init"),
+    "import": ("mx.cli.import_cmd", "import_"),
     "validate": ("mx.cli.validate_cmd", "validate"),
     "schema": ("mx.cli.schema_cmd", "schema"),
     "index": ("mx.cli.index_cmd", "index"),

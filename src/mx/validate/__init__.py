@@ -73,7 +73,7 @@ def validate_model(model_dir: Path, write: bool = False,
     Never raises for a problem in the model: every one is a `Problem` in the report."""
     from mx.cardrules import DEFAULT_POLICY
     from mx.manifest import load_manifest
-    from mx.validate import card_check, files, onnx_check
+    from mx.validate import card_check, files, onnx_check, weights_check
 
     report = Report(model_dir)
     try:
@@ -86,6 +86,7 @@ def validate_model(model_dir: Path, write: bool = False,
     file_problems, digests = files.check(loaded, write=write)
     report.problems += file_problems
     report.digests = dict(digests)
+    report.problems += weights_check.check(loaded, digests)
     if loaded.manifest.signature is None:
         problem, loaded = onnx_check.fill_signature(loaded, digests, write)
         report.problems += [problem] if problem else []
