@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from mx.examples import card_text
 from tests.conftest import mx_subprocess
+from tests.support.examples import card_text
 from tests.unit.test_weights import minilm_dir, rewrite_header, write_gguf, write_shards
 
 MANIFEST = """mx: 1
