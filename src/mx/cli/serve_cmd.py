@@ -1,8 +1,10 @@
 """`mx serve SPEC... [--host] [--port] [--max-batch-size] [--max-queue-delay-ms] [--canary]
-[--max-body-mb] [--max-inflight-mb] [--header-timeout] [--body-timeout]`"""
+[--max-body-mb] [--max-inflight-mb] [--header-timeout] [--body-timeout] [--rate-limit]
+[--rate-limit-key-header] [--max-queue] [--timeout]`"""
 
 from __future__ import annotations
 
+import math
 import re
 
 import click
@@ -16,6 +18,24 @@ def _canary(value: str) -> tuple[str, float]:
         raise click.BadParameter(f"{value!r}: write SPEC=PERCENT, e.g. acme/iris@1.5.0-rc.1=10%",
                                  param_hint="--canary")
     return m.group(1), float(m.group(2))
+
+
+def _rate(value: str | None) -> tuple[float, int] | None:
+    m = re.fullmatch(r"(\d{1,9}(?:\.\d{1,6})?)(?:/(\d{1,9}))?", value or "")
+    if value is None:
+        return None
+    if not m or float(m.group(1)) <= 0 or (m.group(2) and int(m.group(2)) < 1):
+        raise click.BadParameter(f"{value!r}: write RPS or RPS/BURST with RPS > 0 and BURST "
+                                 ">= 1, e.g. 10/20", param_hint="--rate-limit")
+    rps = float(m.group(1))
+    return rps, int(m.group(2)) if m.group(2) else max(1, math.ceil(rps))
+
+
+def _header_name(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}", value):
+        raise click.BadParameter(f"{value[:80]!r}: a header name of letters, digits and '-', "
+                                 "e.g. X-Client-Id", param_hint="--rate-limit-key-header")
+    return value
 
 
 @click.command()
@@ -46,10 +66,25 @@ def _canary(value: str) -> tuple[str, float]:
               help="onnxruntime intra-op threads per model (0: its default).")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(1),
               help="Threads running onnxruntime.")
+@click.option("--rate-limit", metavar="RPS[/BURST]",
+              help="Inference requests a second per client, and how many at once after a "
+                   "pause [default BURST: RPS]; over it: 429 with Retry-After [default: off].")
+@click.option("--rate-limit-key-header", metavar="NAME",
+              help="Header naming the client for --rate-limit [default: the bearer token, "
+                   "else the peer address].")
+@click.option("--max-queue", default=256, show_default=True, type=click.IntRange(1),
+              help="Requests waiting to start per model version; more get 503 with "
+                   "Retry-After at once.")
+@click.option("--timeout", type=click.FloatRange(0.001), metavar="SECONDS",
+              help="Longest a request may wait to start; later it gets 504, unrun. A client "
+                   "may ask for less: X-Request-Timeout (seconds) or the V2 request "
+                   "parameter timeout (microseconds) [default: no limit].")
 def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
           variant: str | None, max_batch_size: int, max_queue_delay_ms: float,
           canaries: tuple[str, ...], max_body_mb: float, max_inflight_mb: float | None,
-          header_timeout: float, body_timeout: float, threads: int, workers: int) -> None:
+          header_timeout: float, body_timeout: float, threads: int, workers: int,
+          rate_limit: str | None, rate_limit_key_header: str | None, max_queue: int,
+          timeout: float | None) -> None:
     """Serve models over the Open Inference Protocol (KServe V2 REST): ns/name@RANGE or a
     model directory. A model that fails to load is reported by /v2/health/ready; the rest
     are served."""
@@ -67,8 +102,12 @@ def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
     from mx.serve.batcher import BatchPolicy
     from mx.serve.conn import guarded_protocol, raise_open_file_limit
     from mx.serve.core import InferenceCore, ServeLimits
+    from mx.serve.guard import GuardPolicy
 
     parsed = [_canary(c) for c in canaries]
+    rate = _rate(rate_limit)
+    guard = GuardPolicy(rate[0] if rate else None, rate[1] if rate else 1,
+                        _header_name(rate_limit_key_header), timeout)
     inflight_mb = 2 * max_body_mb if max_inflight_mb is None else max_inflight_mb
     if inflight_mb < max_body_mb:
         raise click.BadParameter(f"{inflight_mb:g} is below --max-body-mb {max_body_mb:g}, so "
@@ -82,9 +121,10 @@ def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
     log.propagate = False
 
     limits = ServeLimits(int(max_body_mb * (1 << 20)),
-                         BatchPolicy(max_batch_size, max_queue_delay_ms / 1000), workers,
-                         inflight_bytes=int(inflight_mb * (1 << 20)),
-                         header_timeout=header_timeout, body_timeout=body_timeout)
+                         BatchPolicy(max_batch_size, max_queue_delay_ms / 1000, max_queue),
+                         workers, inflight_bytes=int(inflight_mb * (1 << 20)),
+                         header_timeout=header_timeout, body_timeout=body_timeout,
+                         guard=guard)
     server = InferenceCore(limits, lambda spec: resolve_model(spec, registry, variant, threads,
                                                        spin=False))
     for spec in specs:

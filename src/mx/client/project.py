@@ -146,9 +146,14 @@ def install_project(session: ClientSession, project_dir: Path,
 
 
 def _lock_entry(inst: InstalledModel, want: Dependency) -> dict[str, Any]:
+    return lock_entry(inst, want.req.selector)
+
+
+def lock_entry(inst: InstalledModel, requested: str) -> dict[str, Any]:
+    """The [[model]] of mx.lock recording `inst`, asked for as `requested` (a range)."""
     return {
         "name": inst.name, "version": inst.version, "variant": inst.variant,
-        "registry": inst.registry, "requested": want.req.selector,
+        "registry": inst.registry, "requested": requested,
         "file": [{"path": a["path"], "format": a.get("format"), "sha256": a["sha256"],
                   "size": a["size"],
                   "urls": [u if u.startswith("lfs+") else urllib.parse.urljoin(inst.registry, u)

@@ -1,4 +1,5 @@
-"""`mx export`: an installed model for other engines: Triton, KServe and edge runtimes.
+"""`mx export`: an installed model for other engines: Triton, KServe, edge runtimes, and a
+Docker image running `mx serve`.
 
 Exporters are plugins behind the `Exporter` protocol, listed in EXPORTERS.
 """
@@ -6,6 +7,7 @@ Exporters are plugins behind the `Exporter` protocol, listed in EXPORTERS.
 from __future__ import annotations
 
 from mx.export.base import Exporter, ExportOptions, ExportResult
+from mx.export.docker import DockerExporter
 from mx.export.edge import EdgeExporter
 from mx.export.kserve import KServeExporter
 from mx.export.triton import TritonExporter
@@ -14,6 +16,7 @@ EXPORTERS: dict[str, Exporter] = {
     "triton": TritonExporter(),
     "kserve": KServeExporter(),
     "edge": EdgeExporter(),
+    "docker": DockerExporter(),
 }
 
 __all__ = ["EXPORTERS", "ExportOptions", "ExportResult", "Exporter"]

@@ -28,6 +28,8 @@ class ExportOptions:
     storage_uri: str | None = None  # kserve: where the model repository will be uploaded
     int8: bool = True  # edge: include the int8 variant
     force: bool = False  # replace an existing export
+    image: str | None = None  # docker: the image tag KServe runs [default: from the name]
+    fetch_at_start: bool = False  # docker: install by mx.lock when the container starts
 
 
 @dataclass
@@ -40,6 +42,8 @@ class ModelSource:
     manifest: dict[str, Any]
     onnx: Path
     fetch: Callable[[str, str], Path]  # (format, variant) -> local file
+    files: dict[str, Path] = field(default_factory=dict)  # the installed folder: path -> file
+    lock: dict[str, Any] | None = None  # its mx.lock entry; None for a local model directory
 
     @property
     def framework(self) -> str | None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from mx.client.install import install
+from mx.client.project import lock_entry
 from mx.errors import ConfigError
 from mx.export.base import ModelSource
 from mx.infer.model import is_local_spec, local_onnx
 from mx.manifest import load_manifest
-from mx.names import DEFAULT_VARIANT
+from mx.names import DEFAULT_VARIANT, MANIFEST_FILE
 
 
 def open_source(spec: str, registry: str | None = None,
@@ -25,7 +26,8 @@ def open_source(spec: str, registry: str | None = None,
         return install(exact, variant=var, format=fmt, registry=registry).artifact(fmt)
 
     return ModelSource(first.name, first.version, first.variant, first.manifest or {},
-                       first.artifact("onnx"), fetch)
+                       first.artifact("onnx"), fetch, dict(first.files),
+                       lock_entry(first, first.version))
 
 
 def _local(model_dir: Path, variant: str | None) -> ModelSource:
@@ -41,4 +43,7 @@ def _local(model_dir: Path, variant: str | None) -> ModelSource:
 
     chosen = next(a.get("variant", DEFAULT_VARIANT) for a in manifest["artifacts"]
                   if model_dir / a["path"] == onnx)
-    return ModelSource(name, version, chosen, manifest, onnx, fetch)
+    files = {str(a["path"]): model_dir / str(a["path"]) for a in manifest["artifacts"]
+             if a.get("variant", DEFAULT_VARIANT) == chosen}
+    files[MANIFEST_FILE] = model_dir / MANIFEST_FILE
+    return ModelSource(name, version, chosen, manifest, onnx, fetch, files)

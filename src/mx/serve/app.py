@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -11,11 +12,12 @@ from starlette.routing import Route
 
 from mx.errors import BadInput
 from mx.serve.core import InferenceCore, ServeError
+from mx.serve.guard import TIMEOUT_HEADER, client_key, parse_timeout_header
 from mx.serve.intake import HEADER_LENGTH, Refused, read_body
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def _respond(header: bytes, blobs: list[bytes]) -> Response:
@@ -58,23 +60,28 @@ def build_app(core: InferenceCore) -> Starlette:
                              "ready": True})
 
     async def infer(request: Request) -> Response:
-        start = core.clock()
+        start, arrived = core.clock(), time.monotonic()
         name = request.path_params["name"]
         try:
             found = core.find(name, _version(request))
+            core.admit(found.model.name, client_key(
+                request.headers.get, request.client.host if request.client else None,
+                core.limits.guard.key_header))
         except ServeError as exc:
             core.record(name, "", exc.status, 0.0, exc.message)
-            return _error(exc.status, exc.message)
+            return _error(exc.status, exc.message, exc.headers)
         model = found.model
         status, message = 200, None
         limits = core.limits
         try:
+            asked = parse_timeout_header(request.headers.get(TIMEOUT_HEADER))
             with core.budget.hold() as held:  # until the answer is built: arrays live on
                 raw = await read_body(request, limits.max_body_bytes, limits.body_timeout, held)
                 decoded = await core.offload.decode(raw, request.headers.get(HEADER_LENGTH),
                                                     model.inputs)
                 del raw
-                outputs = await core.run(found, decoded.feeds)
+                until = core.deadline(arrived, asked, decoded.timeout)
+                outputs = await core.run(found, decoded.feeds, until)
                 head = {"model_name": model.name, "model_version": model.version,
                         **decoded.extra}
                 response = _respond(*await core.offload.encode(head, model.outputs, outputs,
@@ -84,6 +91,9 @@ def build_app(core: InferenceCore) -> Starlette:
             core.metrics.rejected.labels(exc.reason).inc()
             response = _error(exc.status, exc.message)
             response.headers.update(exc.headers)
+        except ServeError as exc:  # shed: rate, queue or deadline
+            status, message = exc.status, exc.message
+            response = _error(exc.status, exc.message, exc.headers)
         except ClientDisconnect:
             status, message = 499, "the client disconnected before sending the whole body"
             response = _error(499, message)  # nobody reads it; 499 labels metrics and logs

@@ -3,11 +3,16 @@ axis into one onnxruntime run (up to `max_batch` rows), then split back per requ
 
 One worker task per model version; onnxruntime runs in a thread (it releases the GIL),
 so the event loop keeps accepting requests while a batch computes.
+
+At most `max_queue` requests wait to start per model version (503 past it, at once). A
+request whose deadline passes before it starts is dropped, never run late (504); once
+started it finishes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mx.infer.model import LoadedModel
+from mx.serve.guard import Shed
 
 Feeds = dict[str, np.ndarray]
 
@@ -24,6 +30,32 @@ Feeds = dict[str, np.ndarray]
 class BatchPolicy:
     max_batch: int = 32  # rows per run; 1 turns batching off
     max_delay: float = 0.002  # seconds the first request of a batch may wait for company
+    max_queue: int = 256  # requests waiting to start, per model version
+
+
+class _Slot:
+    """A request's place in the queue: waiting, then started or dropped (exactly once)."""
+
+    def __init__(self, batcher: Batcher, deadline: float | None) -> None:
+        self.batcher, self.deadline = batcher, deadline
+        self.state = "waiting"
+
+    def start(self) -> bool:
+        """Leave the queue to run; False (dropped) when the deadline has passed."""
+        late = self.deadline is not None and time.monotonic() > self.deadline
+        self._leave("dropped" if late else "started")
+        return self.state == "started"
+
+    def drop(self) -> bool:
+        """Leave the queue unrun; False when it has already started."""
+        self._leave("dropped")
+        return self.state == "dropped"
+
+    def _leave(self, state: str) -> None:
+        with self.batcher.lock:
+            if self.state == "waiting":
+                self.state = state
+                self.batcher.waiting -= 1
 
 
 @dataclass
@@ -32,6 +64,12 @@ class _Pending:
     rows: int
     key: tuple[tuple[str, tuple[int, ...], str], ...]  # what must match to stack
     future: asyncio.Future[dict[str, np.ndarray]] = field(repr=False)
+    slot: _Slot = field(repr=False)
+
+
+def _late() -> Shed:
+    return Shed(504, "request deadline passed while it waited in the queue; it was not run",
+                "deadline_exceeded")
 
 
 class Batcher:
@@ -41,20 +79,52 @@ class Batcher:
         self.on_batch = on_batch
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self.worker: asyncio.Task[None] | None = None
+        self.lock = threading.Lock()  # `waiting` moves in the loop and in worker threads
+        self.waiting = 0  # requests queued and not yet started (or dropped)
 
-    async def infer(self, feeds: Feeds) -> dict[str, np.ndarray]:
+    async def infer(self, feeds: Feeds, deadline: float | None = None
+                    ) -> dict[str, np.ndarray]:
+        """`deadline`: time.monotonic() by which the request must start (Shed 504 if not);
+        Shed 503 at once when `max_queue` requests are already waiting."""
         loop = asyncio.get_running_loop()
         rows = next(iter(feeds.values())).shape[0] if feeds else 1
+        with self.lock:
+            if self.waiting >= self.policy.max_queue:
+                raise Shed(503, f"server busy: {self.waiting} requests already wait for "
+                                f"{self.model.name} {self.model.version}; retry shortly",
+                           "queue_full", 1.0)
+            self.waiting += 1
+        slot = _Slot(self, deadline)
         if not self.model.batchable or self.policy.max_batch <= 1 \
                 or rows >= self.policy.max_batch:
-            self.on_batch(rows)
-            return await loop.run_in_executor(self.executor, self.model.run, feeds)
+
+            def run() -> dict[str, np.ndarray]:
+                if not slot.start():
+                    raise _late()
+                self.on_batch(rows)
+                return self.model.run(feeds)
+
+            return await self._await(slot, loop.run_in_executor(self.executor, run))
         if self.worker is None or self.worker.done():
             self.worker = asyncio.create_task(self._work())
         key = tuple(sorted((n, a.shape[1:], str(a.dtype)) for n, a in feeds.items()))
-        pending = _Pending(feeds, rows, key, loop.create_future())
-        await self.queue.put(pending)
-        return await pending.future
+        pending = _Pending(feeds, rows, key, loop.create_future(), slot)
+        self.queue.put_nowait(pending)
+        return await self._await(slot, pending.future)
+
+    @staticmethod
+    async def _await(slot: _Slot, future: asyncio.Future[dict[str, np.ndarray]]
+                     ) -> dict[str, np.ndarray]:
+        if slot.deadline is None:
+            return await future
+        try:
+            return await asyncio.wait_for(asyncio.shield(future),
+                                          max(0.0, slot.deadline - time.monotonic()))
+        except TimeoutError:
+            if slot.drop():  # still waiting: it will be skipped when its turn comes
+                future.cancel()
+                raise _late() from None
+            return await future  # it started in time: let it finish
 
     async def _work(self) -> None:
         held: list[_Pending] = []  # taken from the queue but not stackable with the last batch
@@ -80,6 +150,15 @@ class Batcher:
 
     async def _run(self, batch: list[_Pending], rows: int) -> None:
         loop = asyncio.get_running_loop()
+        started = []
+        for p in batch:
+            if p.slot.start():
+                started.append(p)
+            elif not p.future.done():
+                p.future.set_exception(_late())
+        if not started:
+            return
+        batch, rows = started, sum(p.rows for p in started)
         self.on_batch(rows)
         names = list(batch[0].feeds)
         stacked = {n: np.concatenate([p.feeds[n] for p in batch]) if len(batch) > 1

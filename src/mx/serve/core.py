@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from mx import __version__
 from mx.errors import MxError
 from mx.infer.model import LoadedModel
 from mx.serve.batcher import Batcher, BatchPolicy, Feeds
+from mx.serve.guard import GuardPolicy, RateLimiter, Shed, deadline, timeout_parameter
 from mx.serve.intake import BodyBudget, Offload
 from mx.serve.metrics import Metrics
 from mx.serve.models import ModelSet, Served
@@ -37,15 +38,18 @@ class ServeLimits:
     inflight_bytes: int = 128 << 20  # request bodies held at once; at least max_body_bytes
     header_timeout: float = 10.0  # seconds from connecting to the end of the request head
     body_timeout: float = 60.0  # seconds from the request head to the end of its body
+    guard: GuardPolicy = field(default_factory=GuardPolicy)  # rate limits and deadlines
 
 
 class ServeError(Exception):
     """What to answer a client: a status (HTTP's numbers; gRPC maps them) and one line."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
 
 class InferenceCore:
@@ -59,6 +63,8 @@ class InferenceCore:
         self.budget = BodyBudget(limits.inflight_bytes)
         self.metrics.body_bytes.set_function(lambda: self.budget.used)
         self.offload = Offload()
+        guard = limits.guard
+        self.limiter = RateLimiter(guard.rate, guard.burst) if guard.rate else None
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
@@ -72,6 +78,7 @@ class InferenceCore:
                           on_batch=lambda rows: self.metrics.batch_size.labels(*labels)
                           .observe(rows))
         self.metrics.load_seconds.labels(*labels).set(model.load_seconds)
+        self.metrics.queue_depth.labels(*labels).set_function(lambda: batcher.waiting)
         self.models.add(Served(model, batcher), spec, make_default)
         log.info(json.dumps({"event": "loaded", "model": model.name, "version": model.version,
                              "load_seconds": round(model.load_seconds, 4)}))
@@ -131,9 +138,35 @@ class InferenceCore:
 
     # -- inference --------------------------------------------------------------------
 
-    async def run(self, served: Served, feeds: Feeds) -> dict[str, np.ndarray]:
-        """One request's rows through the model's batcher."""
-        return await served.batcher.infer(feeds)
+    def admit(self, name: str, client: str) -> None:
+        """Let `client` send a request to model `name`, or ServeError 429 over its rate."""
+        if self.limiter is None:
+            return
+        wait = self.limiter.take(client)
+        if wait > 0:
+            self._shed(name, Shed(429, f"rate limit: {self.limits.guard.rate:g} requests a "
+                                       "second per client; retry after the delay "
+                                       "Retry-After gives", "rate_limited", wait))
+
+    def deadline(self, arrived: float, asked_seconds: float | None,
+                 asked_micros: object = None) -> float | None:
+        """time.monotonic() by which a request that `arrived` then must start: the server's
+        --timeout, or sooner when the client asks (a header in seconds, or the V2 request
+        parameter `timeout` in microseconds)."""
+        asked = [t for t in (asked_seconds, timeout_parameter(asked_micros)) if t is not None]
+        return deadline(arrived, self.limits.guard.timeout, min(asked) if asked else None)
+
+    async def run(self, served: Served, feeds: Feeds,
+                  until: float | None = None) -> dict[str, np.ndarray]:
+        """One request's rows through the model's batcher, started by `until` or not at all."""
+        try:
+            return await served.batcher.infer(feeds, until)
+        except Shed as exc:
+            self._shed(served.model.name, exc)
+
+    def _shed(self, name: str, exc: Shed) -> NoReturn:
+        self.metrics.shed.labels(name, exc.reason).inc()
+        raise ServeError(exc.status, exc.message, exc.headers) from None
 
     def record(self, name: str, version: str, status: int, seconds: float,
                message: str | None) -> None:

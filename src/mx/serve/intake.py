@@ -168,13 +168,16 @@ class Decoded:
     feeds: dict[str, np.ndarray]
     wanted: Wanted
     extra: dict[str, Any]  # request fields the answer repeats (`id`)
+    timeout: object = None  # the request parameter `timeout` (microseconds), unchecked
 
 
 def decode_body(raw: bytes, header_length: str | None, specs: Sequence[Value]) -> Decoded:
     header, binary = split_binary(raw, header_length)
     body = parse_json(header)
     feeds, wanted = decode_request(body, specs, binary)
-    return Decoded(feeds, wanted, {"id": body["id"]} if "id" in body else {})
+    params = body.get("parameters")
+    return Decoded(feeds, wanted, {"id": body["id"]} if "id" in body else {},
+                   params.get("timeout") if isinstance(params, dict) else None)
 
 
 def encode_body(head: dict[str, Any], specs: Sequence[Value],

@@ -27,6 +27,12 @@ class Metrics:
                                 ["reason"], registry=self.registry)
         self.body_bytes = Gauge("mx_body_bytes", "Bytes of request bodies held now (what "
                                 "--max-inflight-mb caps)", registry=self.registry)
+        self.shed = Counter("mx_shed", "Inference requests refused to protect the server: "
+                            "rate_limited (429), queue_full (503), deadline_exceeded (504)",
+                            ["model", "reason"], registry=self.registry)
+        self.queue_depth = Gauge("mx_queue_depth", "Requests waiting to start (what "
+                                 "--max-queue caps)", ["model", "version"],
+                                 registry=self.registry)
         self.load_seconds = Gauge("mx_model_load_seconds", "Time to load a model version",
                                   ["model", "version"], registry=self.registry)
 
