@@ -3,6 +3,7 @@ and sanitiser, front matter, and the sharded search data."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from mx.site import cardfacts, search, shell
-from mx.site.build import build_site
+from mx.site.build import PageInput, build_site
 from mx.site.sanitize import card_html
 from tests.site_cards import unsafe_markup
 from tests.support.examples import make_model_repo, sign_all_releases
@@ -54,29 +55,35 @@ def test_site_is_deterministic_and_incremental(mx, world: Path, registry_file: P
     assert not any(f.startswith("assets/") for f in changed)
 
 
-def _inputs(site: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _inputs(site: Path) -> tuple[dict[str, PageInput], list[dict[str, Any]]]:
     models = {}
     for doc_file in sorted((site / "index/models").rglob("*.json")):
         doc = json.loads(doc_file.read_text())
         latest = max(doc["versions"])
         card = (site / doc["versions"][latest]["card"]["url"]).read_bytes()
-        models[doc["name"]] = (doc, latest, card)
+        models[doc["name"]] = _page(doc, latest, card)
     return models, json.loads((site / "index/search.json").read_text())["models"]
+
+
+def _page(doc: dict[str, Any], latest: str, card: bytes) -> PageInput:
+    key = hashlib.sha256(json.dumps(doc, sort_keys=True).encode() + latest.encode() + card)
+    return PageInput(key.hexdigest(), lambda: (doc, latest, card))
 
 
 def test_base_model_link_follows_the_registry(world: Path, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     models, listing = _inputs(world / "site")
-    doc, latest, card = models["acme/iris"]
+    doc, latest, card = models["acme/iris"].load()
     card = card.replace(b"license:", b"base_model: acme/base\nlicense:", 1)
-    models["acme/iris"] = (doc, latest, card)
+    models["acme/iris"] = _page(doc, latest, card)
     out, work = tmp_path / "out", tmp_path / "work"
     build_site(out, work, "T", None, models, listing, 0)
     assert 'href="https://huggingface.co/acme/base"' in (out / "models/acme/iris.html").read_text()
     # The shells are reused: mkdocs does not run again.
     monkeypatch.setattr(shell, "_start_mkdocs", lambda *a: pytest.fail("mkdocs ran again"))
-    base_doc = json.loads(json.dumps(models["acme/resnet"][0]).replace("acme/resnet", "acme/base"))
-    models["acme/base"] = (base_doc, models["acme/resnet"][1], models["acme/resnet"][2])
+    resnet_doc, resnet_latest, resnet_card = models["acme/resnet"].load()
+    base_doc = json.loads(json.dumps(resnet_doc).replace("acme/resnet", "acme/base"))
+    models["acme/base"] = _page(base_doc, resnet_latest, resnet_card)
     listing = [*listing, {**listing[0], "name": "acme/base"}]
     result = build_site(out, work, "T", None, models, listing, 0)
     assert result.pages_rendered == 2  # the new model, and iris whose base model joined

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mx import gitrepo, yamlio
 from mx.index_builder.registry import load_registry
-from mx.index_builder.sources import open_source
+from mx.index_builder.sources import locate_source, open_source
 from mx.names import MANIFEST_FILE
 
 
@@ -14,7 +14,7 @@ def released_versions(registry_file: Path, name: str, cache_dir: Path) -> set[st
     registry = load_registry(registry_file)
     found: set[str] = set()
     for spec in registry.sources:
-        source = open_source(spec, registry_file.parent, cache_dir)
+        source = open_source(spec, locate_source(spec, registry_file.parent, cache_dir))
         wanted = set(spec.models) if spec.models is not None else None
         for tag in gitrepo.release_tags(source.repo):
             if wanted is not None and tag.model_dir not in wanted:

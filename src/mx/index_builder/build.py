@@ -6,30 +6,45 @@ refused build leaves the output directory as it was.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import shutil
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from mx import gitrepo
 from mx.errors import BuildError
 from mx.extras import require
-from mx.fsutil import write_if_changed
+from mx.fsutil import walk_files, write_if_changed
 from mx.http import Transport
 from mx.index_builder.collect import Collected, ManifestCache, Release, collect_source
 from mx.index_builder.keys import KeyRing
+from mx.index_builder.memo import (
+    BuildMemo,
+    ModelOutput,
+    SourceOutput,
+    curation_digest,
+    local_git_dir,
+    refs_fingerprint,
+    settings_digest,
+    source_key,
+)
 from mx.index_builder.mirror import ObjectLocator
 from mx.index_builder.registry import Registry, load_registry
 from mx.index_builder.releasecheck import ReleaseChecks
 from mx.index_builder.signatures import SignatureChecker
-from mx.index_builder.sources import open_source
+from mx.index_builder.sources import locate_source, open_source
 from mx.index_builder.trustmeta import write_metadata
-from mx.index_builder.workspace import reclaim_output, temp_dir
+from mx.index_builder.workspace import reclaim_output, state_path, temp_dir
 from mx.indexdoc import ModelDocument, SearchListing, parse
 from mx.semver import Version
-from mx.site.build import build_site
+from mx.site.build import PageData, PageInput, build_site
 from mx.site.pages import keywords
 
 INDEX_FORMAT = "1.0"
@@ -70,31 +85,60 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
     if site:  # before anything is read or written: a refused build changes nothing
         require("site", "the registry website",
                 hint="pip install 'mx[site]', or build the index alone with --no-site")
-    registry = load_registry(registry_file)
+    registry = load_registry(registry_file, cache_dir / "registry-parsed.json")
     registry_dir = registry_file.resolve().parent
     transport = transport or Transport()
+    checker = SignatureChecker(registry, registry_dir, allow_unsigned, trust_config)
+    memo = BuildMemo(state_path(out, cache_dir, "memo.json"),
+                     settings_digest(registry, strict, allow_unsigned, checker.trust_config))
     collected = Collected()
     manifests = ManifestCache(cache_dir / "manifests.json")
     checks = ReleaseChecks(cache_dir / "release-checks.json", registry.card)
+    reused: dict[str, ModelOutput] = {}
+    fresh: list[tuple[str, SourceOutput, set[str]]] = []  # memo key, its record, its models
     for spec in registry.sources:
-        source = open_source(spec, registry_dir, cache_dir)
-        collect_source(source, collected, strict, manifests, checks)
-    _check_curation(registry, collected)
+        key, path = source_key(spec), locate_source(spec, registry_dir, cache_dir)
+        git_dir = local_git_dir(path)
+        fingerprint = None if git_dir is None else refs_fingerprint(git_dir)
+        hit = memo.reuse(key, fingerprint, registry, out)
+        if hit is not None:
+            for name in hit.models:
+                _claim(collected, name, spec.repo)
+            collected.warnings += hit.warnings
+            reused.update(hit.models)
+            continue
+        before, warned = set(collected.releases), len(collected.warnings)
+        collect_source(open_source(spec, path), collected, strict, manifests, checks)
+        record = SourceOutput(fingerprint or "", warnings=collected.warnings[warned:])
+        fresh.append((key, record, set(collected.releases) - before))
+    _check_curation(registry, {**{n: set(v) for n, v in collected.releases.items()},
+                               **{n: set(m.versions) for n, m in reused.items()}}, collected)
     releases = [r for versions in collected.releases.values() for r in versions.values()]
-    checker = SignatureChecker(registry, registry_dir, allow_unsigned, trust_config)
     for release in releases:
         release.signature = checker.check(release)
     locator = ObjectLocator(transport, cache_dir / "lfs-verified.json")
     need = locator.locate(releases, out, registry.mirror_artifacts)
 
-    docs, pages, search = _documents(out, registry, registry_dir, collected)
+    docs, outputs, pages = _documents(out, registry, collected)
+    for name, model in reused.items():
+        pages[name] = PageInput(model.page_key, _page_loader(out, name, model))
+    outputs_all = {**reused, **outputs}
+    listing = _trimmed([m.search for _, m in sorted(outputs_all.items())])
+    docs.update(_listings(out, registry, registry_dir, listing))
+    signed = {rel: (f[0], f[1]) for m in outputs_all.values() for rel, f in m.files.items()}
+    for path in (out / "index" / "search.json", out / "index" / "config.json"):
+        data = docs[path]
+        signed[path.relative_to(out).as_posix()] = (len(data), hashlib.sha256(data).hexdigest())
 
     # Nothing was refused: from here on, write.
-    result = BuildResult(out, warnings=collected.warnings, models=len(pages),
-                         versions=sum(len(doc["versions"]) for doc, _, _ in pages.values()))
+    result = BuildResult(out, warnings=collected.warnings, models=len(outputs_all),
+                         versions=sum(len(m.versions) for m in outputs_all.values()))
     tmp = temp_dir(out, cache_dir)
+    previous = memo.published_files()
     try:
-        reclaim_output(out)
+        if previous is None or memo.interrupted():
+            reclaim_output(out)
+        memo.begin()
         # Publish in dependency order, so that a build killed at any point leaves no
         # document naming a file that is not there yet: artifacts, then cards, manifests
         # and signatures, then model documents, then the listing and config, then the TUF
@@ -108,51 +152,91 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
         checks.save()
         for path, data in sorted(docs.items(), key=lambda item: _publish_order(out, item[0])):
             result.documents_written += write_if_changed(path, data, tmp_dir=tmp)
-        _remove_stale(out, set(docs))
+        _remove_stale(out, set(signed), previous)
+        for model in outputs.values():  # an edit by hand then shows as a changed mtime
+            for rel, f in model.files.items():
+                f[2] = os.stat(out / rel).st_mtime_ns
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if keys is not None:
-        signers = {ns: [s.to_json() for s in checker.signers(ns)]
-                   for ns in sorted({n.split("/")[0] for n in collected.releases})}
-        result.metadata_written = write_metadata(out, keys, signers).written
+        namespaces = sorted({m.namespace for m in outputs_all.values()})
+        signers = {ns: [s.to_json() for s in checker.signers(ns)] for ns in namespaces}
+        result.metadata_written = write_metadata(out, keys, signers, files=signed).written
     if site:
-
         commit_time = gitrepo.head_commit_time(registry_dir)
         built = build_site(out, cache_dir / "site", registry.name, registry.base_url, pages,
-                           search, commit_time)
+                           listing, commit_time)
         result.pages_rendered, result.site_files_written = (built.pages_rendered,
                                                             built.files_copied)
+    for key, record, names in fresh:
+        record.models = {n: outputs[n] for n in sorted(names) if n in outputs}
+        memo.record(key, record)
+    memo.save()
     return result
 
 
-Pages = dict[str, tuple[dict[str, Any], str, bytes]]  # name -> (document, shown version, card)
+def _claim(collected: Collected, name: str, label: str) -> None:
+    owner = collected.model_source.setdefault(name, label)
+    if owner != label:
+        raise BuildError(f"model {name} comes from two sources: {owner} and {label}",
+                         hint="a model name belongs to one repository; rename one, or "
+                              "restrict the monorepo source with `models:`")
 
 
-def _documents(out: Path, registry: Registry, registry_dir: Path,
-               collected: Collected) -> tuple[dict[Path, bytes], Pages, list[dict[str, Any]]]:
-    """Every index document, card, manifest and signature file, by output path."""
+def _page_loader(out: Path, name: str, model: ModelOutput) -> Callable[[], PageData]:
+    """A reused model's page inputs, read back from what the last build published."""
+    def load() -> PageData:
+        ns, short = name.split("/")
+        doc = json.loads((out / model.document).read_bytes())
+        card = (out / "cards" / ns / short / f"{model.shown}.md").read_bytes()
+        return doc, model.shown, card
+    return load
+
+
+def _documents(out: Path, registry: Registry, collected: Collected
+               ) -> tuple[dict[Path, bytes], dict[str, ModelOutput], dict[str, PageInput]]:
+    """The documents, cards, manifests and signature files of the models read this build,
+    by output path, and what the memo and the site need to know of each model."""
     docs: dict[Path, bytes] = {}
-    search: list[dict[str, Any]] = []
-    pages: Pages = {}
+    outputs: dict[str, ModelOutput] = {}
+    pages: dict[str, PageInput] = {}
     for name in sorted(collected.releases):
         doc, card_files = model_document(name, collected.releases[name], registry)
         ns, short = name.split("/")
         # What clients will refuse is never written: the one typed model decides for both.
         parse(ModelDocument, doc, f"index/models/{ns}/{short}.json")
-        docs[out / "index" / "models" / ns / f"{short}.json"] = dumps(doc)
-        docs.update({out / p: data for p, data in card_files.items()})
+        data = dumps(doc)
+        files = {f"index/models/{ns}/{short}.json": data,
+                 **{p.as_posix(): b for p, b in card_files.items()}}
+        docs.update({out / rel: b for rel, b in files.items()})
         shown = latest_version(doc) or max(doc["versions"], key=Version.parse)
         card = collected.releases[name][shown].card_text
-        search.append(_search_entry(doc, shown, card))
-        pages[name] = (doc, shown, card)
-    _trim_keywords(search)
-    listing = {"mx_index": INDEX_FORMAT, "models": search}
+        page_key = hashlib.sha256(data + b"\0" + shown.encode() + b"\0" + card).hexdigest()
+        pages[name] = PageInput(page_key, _fixed((doc, shown, card)))
+        outputs[name] = ModelOutput(
+            curation=curation_digest(registry, name), versions=sorted(doc["versions"]),
+            namespace=ns,
+            files={rel: [len(b), hashlib.sha256(b).hexdigest(), 0] for rel, b in files.items()},
+            mirrored={a["sha256"]: a["size"] for v in doc["versions"].values()
+                      for a in v["artifacts"]
+                      if a["urls"][:1] == [f"artifacts/sha256/{a['sha256']}"]},
+            search=_search_entry(doc, shown, card), page_key=page_key, shown=shown)
+    return docs, outputs, pages
+
+
+def _fixed(data: PageData) -> Callable[[], PageData]:
+    return lambda: data
+
+
+def _listings(out: Path, registry: Registry, registry_dir: Path,
+              entries: list[dict[str, Any]]) -> dict[Path, bytes]:
+    """index/search.json (every model) and index/config.json."""
+    listing = {"mx_index": INDEX_FORMAT, "models": entries}
     parse(SearchListing, listing, "index/search.json")
-    docs[out / "index" / "search.json"] = dumps(listing)
-    docs[out / "index" / "config.json"] = dumps({
-        "mx_index": INDEX_FORMAT, "name": registry.name, "base_url": registry.base_url,
-        "generated_from": gitrepo.head_commit(registry_dir)})
-    return docs, pages, search
+    return {out / "index" / "search.json": dumps(listing),
+            out / "index" / "config.json": dumps({
+                "mx_index": INDEX_FORMAT, "name": registry.name, "base_url": registry.base_url,
+                "generated_from": gitrepo.head_commit(registry_dir)})}
 
 
 def _publish_order(out: Path, path: Path) -> tuple[int, Path]:
@@ -166,16 +250,17 @@ def _publish_order(out: Path, path: Path) -> tuple[int, Path]:
     return (2 if rel == "index/search.json" else 3), path
 
 
-def _check_curation(registry: Registry, collected: Collected) -> None:
+def _check_curation(registry: Registry, released: dict[str, set[str]],
+                    collected: Collected) -> None:
     for name, channels in sorted(registry.channels.items()):
         for channel, version in sorted(channels.items()):
-            if str(version) not in collected.releases.get(name, {}):
+            if str(version) not in released.get(name, set()):
                 raise BuildError(f"registry.yaml: channels.{name}.{channel}: {version} is not a "
                                  f"released version of {name}",
                                  hint="promote a version that has a release tag")
     for name, yanks in sorted(registry.yanked.items()):
         for version in sorted(yanks):
-            if str(version) not in collected.releases.get(name, {}):
+            if str(version) not in released.get(name, set()):
                 collected.warnings.append(f"registry.yaml: yanked.{name}: {version} is not a "
                                           "released version (ignored)")
 
@@ -261,32 +346,37 @@ def _search_entry(doc: dict[str, Any], latest: str, card: bytes) -> dict[str, An
 KEYWORDS_PER_MODEL = 80
 
 
-def _trim_keywords(entries: list[dict[str, Any]]) -> None:
-    """Keep the card words that tell models apart, as one space-separated string.
+def _trimmed(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries with the card words that tell models apart, as one space-separated
+    string (the entries given keep their word lists: the memo stores them).
 
     Words in more than a fifth of the cards find everything; the rarest words are what
     people type to find one model. At most KEYWORDS_PER_MODEL words a model keeps the
     listing under 5 MB at 5,000 models."""
-    counts: dict[str, int] = {}
-    for e in entries:
-        for w in e["keywords"]:
-            counts[w] = counts.get(w, 0) + 1
+    counts = Counter(chain.from_iterable(e["keywords"] for e in entries))
     limit = len(entries) // 5 if len(entries) >= 50 else len(entries)
+    count = counts.__getitem__
+    out = []
     for e in entries:
-        kept = sorted((w for w in e["keywords"] if counts[w] <= limit),
-                      key=lambda w: counts[w])[:KEYWORDS_PER_MODEL]
-        e["keywords"] = " ".join(sorted(kept))
+        kept = sorted((w for w in e["keywords"] if count(w) <= limit), key=count)
+        out.append({**e, "keywords": " ".join(sorted(kept[:KEYWORDS_PER_MODEL]))})
+    return out
 
 
-def _remove_stale(out: Path, keep: set[Path]) -> None:
-    """Drop documents and cards of models that left the registry (mirrored blobs stay)."""
-    for sub in (out / "index" / "models", out / "cards", out / "manifests",
-                out / "signatures"):
-        if not sub.exists():
-            continue
-        for path in sorted(sub.rglob("*"), reverse=True):
-            if path.is_file() and path not in keep:
-                path.unlink()
-            elif path.is_dir() and not any(path.iterdir()):
-                shutil.rmtree(path)
-
+def _remove_stale(out: Path, keep: set[str], previous: set[str] | None) -> None:
+    """Drop documents and cards of models that left the registry (mirrored blobs stay):
+    those the last build published and this one does not, or, without a record of the
+    last build, every file of the signed folders that this build did not write."""
+    if previous is None:
+        stale = {rel for top in ("index/models", "cards", "manifests", "signatures")
+                 for rel, _ in walk_files(out / top, top)} - keep
+    else:
+        stale = previous - keep
+    folders: set[Path] = set()
+    for rel in stale:
+        path = out / rel
+        path.unlink(missing_ok=True)
+        folders.update(p for p in path.parents if p != out and out in p.parents)
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty

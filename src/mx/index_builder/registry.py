@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mx import yamlio
 from mx.cardrules import CardPolicy
 from mx.errors import ConfigError
+from mx.fsutil import atomic_write_bytes
 from mx.index_builder.giturl import check_repo
 from mx.names import check_model_name
 
@@ -70,8 +73,27 @@ class Registry(BaseModel):
         return {k: {str(a): str(b) for a, b in (inner or {}).items()} for k, inner in v.items()}
 
 
-def load_registry(path: Path) -> Registry:
-    return validate_registry(yamlio.load_file(path), path)
+def load_registry(path: Path, parsed: Path | None = None) -> Registry:
+    """Read registry.yaml. With `parsed` (a file of the builder's cache), an unchanged file
+    is not parsed again: YAML parsing is a millisecond a source, the typed check of what
+    was parsed far less."""
+    if parsed is None:
+        return validate_registry(yamlio.load_file(path), path)
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return validate_registry(yamlio.load_file(path), path)  # says what is wrong
+    try:
+        cached = json.loads(parsed.read_bytes())
+        if cached.get("sha256") == digest:
+            return Registry.model_validate(cached["registry"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError,
+            ValidationError):
+        pass
+    registry = validate_registry(yamlio.load_file(path), path)
+    atomic_write_bytes(parsed, json.dumps({"sha256": digest,
+                                           "registry": registry.model_dump(mode="json")}).encode())
+    return registry
 
 
 def validate_registry(doc: Any, path: Path) -> Registry:

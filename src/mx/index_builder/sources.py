@@ -55,21 +55,32 @@ class RegistrySource:
                  "a registry maintainer can name another store with sources[].lfs")
 
 
-def open_source(spec: SourceSpec, registry_dir: Path, cache_dir: Path) -> RegistrySource:
-    if not is_url(spec.repo) or spec.repo.startswith("file://"):
-        raw = spec.repo.removeprefix("file://")
-        path = (registry_dir / raw).resolve()
+def _is_local(spec: SourceSpec) -> bool:
+    return not is_url(spec.repo) or spec.repo.startswith("file://")
+
+
+def locate_source(spec: SourceSpec, registry_dir: Path, cache_dir: Path) -> Path:
+    """Where the source's repository is on this machine: a local path as given, or the
+    builder's mirror of a URL, fetched first."""
+    if _is_local(spec):
+        path = (registry_dir / spec.repo.removeprefix("file://")).resolve()
         if not path.exists():
             raise GitError(f"registry.yaml: source {spec.repo!r}: {path} does not exist",
                            hint="fix sources[].repo: a local path or a URL git can clone")
-        repo = gitrepo.open_repo(path)
+        return path
+    mirror = cache_dir / "sources" / (hashlib.sha256(spec.repo.encode()).hexdigest()[:24] + ".git")
+    _mirror(spec.repo, mirror)
+    return mirror
+
+
+def open_source(spec: SourceSpec, path: Path) -> RegistrySource:
+    """The repository `locate_source` found, opened."""
+    repo = gitrepo.open_repo(path)
+    if _is_local(spec):
         gd = gitrepo.git_dir(repo)
         url = (path.as_uri() if repo.is_bare else Path(repo.workdir).resolve().as_uri())
         return RegistrySource(spec, spec.repo, url, repo, [gd])
-    mirror = cache_dir / "sources" / (hashlib.sha256(spec.repo.encode()).hexdigest()[:24] + ".git")
-    _mirror(spec.repo, mirror)
-    repo = gitrepo.open_repo(mirror)
-    return RegistrySource(spec, spec.repo, spec.repo, repo, [mirror])
+    return RegistrySource(spec, spec.repo, spec.repo, repo, [path])
 
 
 def _mirror(url: str, dest: Path) -> None:

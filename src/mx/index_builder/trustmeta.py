@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mx.errors import BuildError, FetchError
-from mx.fsutil import write_if_changed
+from mx.fsutil import walk_files, write_if_changed
 from mx.index_builder.keys import ROLES, KeyRing
 
 if TYPE_CHECKING:
@@ -58,8 +58,11 @@ def _day(now: datetime) -> datetime:
 
 
 def write_metadata(out: Path, keys: KeyRing, signers: dict[str, list[dict[str, Any]]],
-                   now: datetime | None = None) -> MetadataResult:
-    """Sign what `out` holds now. `signers` maps a namespace to its release signers."""
+                   now: datetime | None = None,
+                   files: dict[str, tuple[int, str]] | None = None) -> MetadataResult:
+    """Sign what `out` holds now. `signers` maps a namespace to its release signers;
+    `files` (path under `out` -> size, sha256), when the caller knows every file of the
+    signed folders, saves reading them all again."""
     from tuf.api.metadata import Metadata, MetaFile, Snapshot, Targets, Timestamp
 
     now = now or datetime.now(UTC)
@@ -90,7 +93,7 @@ def write_metadata(out: Path, keys: KeyRing, signers: dict[str, list[dict[str, A
         result.written.append(role)
         return md
 
-    wanted = _targets(out, signers)
+    wanted = _targets(out, signers, files)
     old_targets = current.get("targets")
     targets = next_role(
         "targets", old_targets, old_targets is not None and old_targets.signed.targets == wanted,
@@ -206,25 +209,25 @@ def _root(old: Metadata[Root] | None, keys: KeyRing, now: datetime
     return new, True
 
 
-def _targets(out: Path, signers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def _targets(out: Path, signers: dict[str, list[dict[str, Any]]],
+             files: dict[str, tuple[int, str]] | None = None) -> dict[str, Any]:
     from tuf.api.metadata import TargetFile
 
+    if files is None:
+        files = {}
+        for top in SIGNED_DIRS:
+            for rel, path in walk_files(out / top, top):
+                if not path.name.startswith("."):
+                    data = path.read_bytes()
+                    files[rel] = (len(data), hashlib.sha256(data).hexdigest())
     found: dict[str, Any] = {}
-    for top in SIGNED_DIRS:
-        base = out / top
-        if not base.is_dir():
-            continue
-        for path in sorted(base.rglob("*")):
-            if not path.is_file() or path.name.startswith("."):
-                continue
-            rel = path.relative_to(out).as_posix()
-            data = path.read_bytes()
-            extra: dict[str, Any] = {}
-            parts = rel.split("/")
-            if len(parts) == 4 and parts[:2] == ["index", "models"] and signers.get(parts[2]):
-                extra = {"custom": {"mx": {"signers": signers[parts[2]]}}}
-            found[rel] = TargetFile(len(data), {"sha256": hashlib.sha256(data).hexdigest()},
-                                    rel, extra)
+    for rel in sorted(files):
+        size, sha = files[rel]
+        extra: dict[str, Any] = {}
+        parts = rel.split("/")
+        if len(parts) == 4 and parts[:2] == ["index", "models"] and signers.get(parts[2]):
+            extra = {"custom": {"mx": {"signers": signers[parts[2]]}}}
+        found[rel] = TargetFile(size, {"sha256": sha}, rel, extra)
     return found
 
 

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mx.errors import BuildError
+from mx.fsutil import walk_files
 from mx.locking import acquire
 
 # What an interrupted atomic write leaves beside its target (mx.fsutil.atomic_writer, and
@@ -30,6 +31,11 @@ def _key(out: Path) -> str:
 
 def lock_path(out: Path, cache_dir: Path) -> Path:
     return cache_dir / "locks" / f"out-{_key(out)}.lock"
+
+
+def state_path(out: Path, cache_dir: Path, name: str) -> Path:
+    """A file of the builder's own about one output (what it last published there)."""
+    return cache_dir / "state" / f"out-{_key(out)}.{name}"
 
 
 @contextmanager
@@ -76,8 +82,8 @@ def reclaim_output(out: Path) -> int:
     if legacy.is_dir():
         shutil.rmtree(legacy, ignore_errors=True)
         removed += 1
-    for path in sorted(out.rglob(".*")):
-        if path.is_file() and _TEMP.match(path.name):
+    for _, path in walk_files(out):
+        if path.name.startswith(".") and _TEMP.match(path.name):
             path.unlink(missing_ok=True)
             removed += 1
     return removed

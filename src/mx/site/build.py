@@ -5,9 +5,9 @@ is not written again (its mtime, and so its ETag, stays)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,19 @@ from mx.fsutil import atomic_write_bytes, write_if_changed
 from mx.site import search, shell
 from mx.site.pages import SiteRenderer, page_path, template_env
 
-STATE_FORMAT = 2
+STATE_FORMAT = 3  # 3: page keys come from the index builder
+
+
+PageData = tuple[dict[str, Any], str, bytes]  # index document, version shown, its card
+
+
+@dataclass(frozen=True)
+class PageInput:
+    """A model's page: `key` changes whenever what the page shows changes; `load` gives
+    the page's inputs, read only when the page is rendered."""
+
+    key: str
+    load: Callable[[], PageData]
 
 
 @dataclass
@@ -27,10 +39,10 @@ class SiteResult:
 
 
 def build_site(out: Path, work: Path, title: str, site_url: str | None,
-               models: dict[str, tuple[dict[str, Any], str, bytes]],
-               listing: list[dict[str, Any]], epoch: int) -> SiteResult:
-    """`models`: name -> (index document, version shown, card bytes of that version);
-    `listing`: the entries of index/search.json."""
+               models: dict[str, PageInput], listing: list[dict[str, Any]],
+               epoch: int) -> SiteResult:
+    """`models`: name -> its page's key and inputs; `listing`: the entries of
+    index/search.json."""
     work.mkdir(parents=True, exist_ok=True)
     # What the earlier builder (mkdocs over every page) left in the cache.
     for old in ("docs", "build", "rendered.json", "mkdocs.yml"):
@@ -48,7 +60,7 @@ def build_site(out: Path, work: Path, title: str, site_url: str | None,
 
 
 def _build(out: Path, work: Path, site_url: str | None,
-           models: dict[str, tuple[dict[str, Any], str, bytes]], listing: list[dict[str, Any]],
+           models: dict[str, PageInput], listing: list[dict[str, Any]],
            job: shell.ShellJob, title: str) -> SiteResult:
     state_file = work / "pages.json"
     state = _load_state(state_file, job.fingerprint)
@@ -57,11 +69,10 @@ def _build(out: Path, work: Path, site_url: str | None,
     writer = _Writer(out, job)
     rendered = 0
     new_state: dict[str, Any] = {}
-    for name, (doc, latest, card) in sorted(models.items()):
+    for name, model in sorted(models.items()):
         rel = page_path(name)
         writer.current.add(rel)
-        key = hashlib.sha256(json.dumps(doc, sort_keys=True).encode() + b"\0"
-                             + latest.encode() + b"\0" + card).hexdigest()
+        key = model.key
         old = state.get(name)
         # A base model joining or leaving the registry turns its link to the Hub into one to
         # its page here (or back): the page is rendered again even if its model did not change.
@@ -69,7 +80,7 @@ def _build(out: Path, work: Path, site_url: str | None,
                 and all((b in names) == internal for b, internal in old["refs"].items())):
             new_state[name] = old
             continue
-        page, refs = renderer.model(doc, latest, card)
+        page, refs = renderer.model(*model.load())
         writer.page(page)
         rendered += 1
         new_state[name] = {"key": key, "refs": {b: b in names for b in refs}}
