@@ -178,3 +178,62 @@ def test_without_otel_variables_nothing_is_imported(model_dir: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_unbatched_runs_are_traced_too(model_dir: Path) -> None:
+    core = InferenceCore(ServeLimits(workers=1, policy=BatchPolicy(max_batch=1)),
+                         lambda spec: resolve_model(spec, spin=False))
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    core.tracing = Tracing(provider.get_tracer("test"), provider)
+    try:
+        assert core.load(str(model_dir)) is not None
+        r = TestClient(build_app(core)).post("/v2/models/acme/iris/infer", json=_body(4))
+        assert r.status_code == 200
+        spans = _tree(exporter.get_finished_spans())
+        assert dict(spans["batch run"].attributes or {}) == {"mx.batch_rows": 4,
+                                                            "mx.batch_requests": 1}
+    finally:
+        core.close()
+
+
+def test_spans_reach_an_otlp_http_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    got: list[tuple[str, bytes]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "iris-serving")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        tracing = from_env()
+        tracing.begin("acme/iris", {"traceparent": f"00-{TRACE_ID}-{CALLER_SPAN}-01"})
+        tracing.finish("1.0.0", 200, None)
+        tracing.close()  # flushes
+    finally:
+        server.shutdown()
+    assert [path for path, _ in got] == ["/v1/traces"]
+    sent = ExportTraceServiceRequest.FromString(got[0][1])
+    (resource,) = sent.resource_spans
+    service = {a.key: a.value.string_value for a in resource.resource.attributes}
+    assert service["service.name"] == "iris-serving"
+    (span,) = resource.scope_spans[0].spans
+    assert span.name == "infer" and span.trace_id.hex() == TRACE_ID
