@@ -161,6 +161,14 @@ def test_the_otel_variables_decide() -> None:
         from_env({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"})
 
 
+def test_asked_for_without_the_extra_it_says_which(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk.resources", None)  # not installed
+    with pytest.raises(ConfigError, match="need the 'otel' extra") as exc:
+        from_env({"OTEL_TRACES_EXPORTER": "otlp"})
+    assert exc.value.hint is not None and "OTEL_SDK_DISABLED=true" in exc.value.hint
+    assert not from_env({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "true"}).enabled
+
+
 def test_without_otel_variables_nothing_is_imported(model_dir: Path) -> None:
     code = ("import sys\n"
             "from mx.infer.model import resolve_model\n"
