@@ -137,6 +137,7 @@ class Manifest(_Open):
     artifacts: list[Artifact] = Field(min_length=1)
     runtime: dict[str, str] = Field(default_factory=dict)
     benchmarks: str | None = None
+    input_profile: str | None = None  # reference bins of the inputs, for drift (mx profile)
 
     @field_validator("mx")
     @classmethod
@@ -184,6 +185,16 @@ class Manifest(_Open):
     def _license(cls, v: str) -> str:
         if not LICENSE_RE.match(v):
             raise ValueError(f"{v!r} is not an SPDX license identifier (e.g. apache-2.0, mit)")
+        return v
+
+    @field_validator("input_profile")
+    @classmethod
+    def _inside(cls, v: str | None) -> str | None:
+        from mx.fsutil import unsafe_relpath_reason
+
+        reason = unsafe_relpath_reason(v) if v is not None else None
+        if reason:
+            raise ValueError(f"{v!r} {reason}; the input profile is a path inside the model")
         return v
 
     @model_validator(mode="after")

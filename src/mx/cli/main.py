@@ -31,6 +31,7 @@ COMMANDS = {
     "optimize": ("mx.cli.optimize_cmd", "optimize"),
     "check": ("mx.cli.check_cmd", "check"),
     "bench": ("mx.cli.bench_cmd", "bench"),
+    "profile": ("mx.cli.profile_cmd", "profile"),
     "hook": ("mx.cli.hook_cmd", "hook"),
     "report": ("mx.cli.report_cmd", "report"),
     "registry": ("mx.cli.registry_cmd", "registry"),

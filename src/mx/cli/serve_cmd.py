@@ -1,6 +1,6 @@
 """`mx serve SPEC... [--host] [--port] [--max-batch-size] [--max-queue-delay-ms] [--canary]
 [--max-body-mb] [--max-inflight-mb] [--header-timeout] [--body-timeout] [--rate-limit]
-[--rate-limit-key-header] [--max-queue] [--timeout]`"""
+[--rate-limit-key-header] [--max-queue] [--timeout] [--drift-window]`"""
 
 from __future__ import annotations
 
@@ -79,12 +79,15 @@ def _header_name(value: str | None) -> str | None:
               help="Longest a request may wait to start; later it gets 504, unrun. A client "
                    "may ask for less: X-Request-Timeout (seconds) or the V2 request "
                    "parameter timeout (microseconds) [default: no limit].")
+@click.option("--drift-window", default=1000, show_default=True, type=click.IntRange(1),
+              metavar="ROWS", help="Recent rows whose inputs are compared with a model's "
+              "input profile (mx_input_drift_psi).")
 def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
           variant: str | None, max_batch_size: int, max_queue_delay_ms: float,
           canaries: tuple[str, ...], max_body_mb: float, max_inflight_mb: float | None,
           header_timeout: float, body_timeout: float, threads: int, workers: int,
           rate_limit: str | None, rate_limit_key_header: str | None, max_queue: int,
-          timeout: float | None) -> None:
+          timeout: float | None, drift_window: int) -> None:
     """Serve models over the Open Inference Protocol (KServe V2 REST): ns/name@RANGE or a
     model directory. A model that fails to load is reported by /v2/health/ready; the rest
     are served."""
@@ -124,7 +127,7 @@ def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
                          BatchPolicy(max_batch_size, max_queue_delay_ms / 1000, max_queue),
                          workers, inflight_bytes=int(inflight_mb * (1 << 20)),
                          header_timeout=header_timeout, body_timeout=body_timeout,
-                         guard=guard)
+                         guard=guard, drift_window=drift_window)
     server = InferenceCore(limits, lambda spec: resolve_model(spec, registry, variant, threads,
                                                        spin=False))
     for spec in specs:

@@ -62,6 +62,7 @@ def build_app(core: InferenceCore) -> Starlette:
     async def infer(request: Request) -> Response:
         start, arrived = core.clock(), time.monotonic()
         name = request.path_params["name"]
+        core.tracing.begin(name, request.headers)  # OpenTelemetry, when OTEL_* ask for it
         try:
             found = core.find(name, _version(request))
             core.admit(found.model.name, client_key(
@@ -84,8 +85,9 @@ def build_app(core: InferenceCore) -> Starlette:
                 outputs = await core.run(found, decoded.feeds, until)
                 head = {"model_name": model.name, "model_version": model.version,
                         **decoded.extra}
-                response = _respond(*await core.offload.encode(head, model.outputs, outputs,
-                                                               decoded.wanted))
+                with core.tracing.span("encode"):
+                    response = _respond(*await core.offload.encode(
+                        head, model.outputs, outputs, decoded.wanted))
         except Refused as exc:
             status, message = exc.status, exc.message
             core.metrics.rejected.labels(exc.reason).inc()

@@ -33,17 +33,34 @@ class BatchPolicy:
     max_queue: int = 256  # requests waiting to start, per model version
 
 
+@dataclass
+class RunTimes:
+    """When a request waited and ran (time.time_ns(); 0: not reached), and the run it was
+    part of; filled by the batcher for traces (`mx.serve.tracing`)."""
+
+    queued: int = 0
+    started: int = 0  # left the queue to run
+    ran: int = 0  # the onnxruntime run began
+    done: int = 0  # ... and ended
+    batch_rows: int = 0
+    batch_requests: int = 0
+
+
 class _Slot:
     """A request's place in the queue: waiting, then started or dropped (exactly once)."""
 
-    def __init__(self, batcher: Batcher, deadline: float | None) -> None:
+    def __init__(self, batcher: Batcher, deadline: float | None,
+                 times: RunTimes | None = None) -> None:
         self.batcher, self.deadline = batcher, deadline
         self.state = "waiting"
+        self.times = times
 
     def start(self) -> bool:
         """Leave the queue to run; False (dropped) when the deadline has passed."""
         late = self.deadline is not None and time.monotonic() > self.deadline
         self._leave("dropped" if late else "started")
+        if self.times is not None and self.state == "started":
+            self.times.started = time.time_ns()
         return self.state == "started"
 
     def drop(self) -> bool:
@@ -82,10 +99,11 @@ class Batcher:
         self.lock = threading.Lock()  # `waiting` moves in the loop and in worker threads
         self.waiting = 0  # requests queued and not yet started (or dropped)
 
-    async def infer(self, feeds: Feeds, deadline: float | None = None
-                    ) -> dict[str, np.ndarray]:
+    async def infer(self, feeds: Feeds, deadline: float | None = None,
+                    times: RunTimes | None = None) -> dict[str, np.ndarray]:
         """`deadline`: time.monotonic() by which the request must start (Shed 504 if not);
-        Shed 503 at once when `max_queue` requests are already waiting."""
+        Shed 503 at once when `max_queue` requests are already waiting. `times`, when
+        given, is filled in as the request waits and runs."""
         loop = asyncio.get_running_loop()
         rows = next(iter(feeds.values())).shape[0] if feeds else 1
         with self.lock:
@@ -94,7 +112,9 @@ class Batcher:
                                 f"{self.model.name} {self.model.version}; retry shortly",
                            "queue_full", 1.0)
             self.waiting += 1
-        slot = _Slot(self, deadline)
+        slot = _Slot(self, deadline, times)
+        if times is not None:
+            times.queued = time.time_ns()
         if not self.model.batchable or self.policy.max_batch <= 1 \
                 or rows >= self.policy.max_batch:
 
@@ -102,7 +122,13 @@ class Batcher:
                 if not slot.start():
                     raise _late()
                 self.on_batch(rows)
-                return self.model.run(feeds)
+                if times is None:
+                    return self.model.run(feeds)
+                times.ran, times.batch_rows, times.batch_requests = time.time_ns(), rows, 1
+                try:
+                    return self.model.run(feeds)
+                finally:
+                    times.done = time.time_ns()
 
             return await self._await(slot, loop.run_in_executor(self.executor, run))
         if self.worker is None or self.worker.done():
@@ -163,6 +189,7 @@ class Batcher:
         names = list(batch[0].feeds)
         stacked = {n: np.concatenate([p.feeds[n] for p in batch]) if len(batch) > 1
                    else batch[0].feeds[n] for n in names}
+        ran = time.time_ns()
         try:
             outputs = await loop.run_in_executor(self.executor, self.model.run, stacked)
         except Exception as exc:  # the run failed for all of them: each request hears why
@@ -170,6 +197,12 @@ class Batcher:
                 if not p.future.done():
                     p.future.set_exception(exc)
             return
+        finally:
+            done = time.time_ns()
+            for p in batch:
+                if p.slot.times is not None:
+                    t = p.slot.times
+                    t.ran, t.done, t.batch_rows, t.batch_requests = ran, done, rows, len(batch)
         start = 0
         for p in batch:
             part = {n: a[start:start + p.rows] for n, a in outputs.items()}

@@ -21,11 +21,13 @@ from mx import __version__
 from mx.errors import MxError
 from mx.infer.model import LoadedModel
 from mx.serve.batcher import Batcher, BatchPolicy, Feeds
+from mx.serve.drift import DEFAULT_WINDOW, Drift
 from mx.serve.guard import GuardPolicy, RateLimiter, Shed, deadline, timeout_parameter
 from mx.serve.intake import BodyBudget, Offload
 from mx.serve.metrics import Metrics
 from mx.serve.models import ModelSet, Served
 from mx.serve.tensors import model_metadata
+from mx.serve.tracing import from_env as tracing_from_env
 
 log = logging.getLogger("mx.serve")
 
@@ -39,6 +41,7 @@ class ServeLimits:
     header_timeout: float = 10.0  # seconds from connecting to the end of the request head
     body_timeout: float = 60.0  # seconds from the request head to the end of its body
     guard: GuardPolicy = field(default_factory=GuardPolicy)  # rate limits and deadlines
+    drift_window: int = DEFAULT_WINDOW  # rows of recent requests input drift is measured on
 
 
 class ServeError(Exception):
@@ -65,10 +68,13 @@ class InferenceCore:
         self.offload = Offload()
         guard = limits.guard
         self.limiter = RateLimiter(guard.rate, guard.burst) if guard.rate else None
+        self.tracing = tracing_from_env()  # OpenTelemetry spans when OTEL_* ask (tracing.py)
+        self.drift = Drift(self.metrics.registry, limits.drift_window)  # input profiles
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
         self.offload.close()
+        self.tracing.close()
 
     # -- the model set ---------------------------------------------------------------
 
@@ -80,6 +86,7 @@ class InferenceCore:
         self.metrics.load_seconds.labels(*labels).set(model.load_seconds)
         self.metrics.queue_depth.labels(*labels).set_function(lambda: batcher.waiting)
         self.models.add(Served(model, batcher), spec, make_default)
+        self.drift.attach(model, spec)
         log.info(json.dumps({"event": "loaded", "model": model.name, "version": model.version,
                              "load_seconds": round(model.load_seconds, 4)}))
 
@@ -159,10 +166,15 @@ class InferenceCore:
     async def run(self, served: Served, feeds: Feeds,
                   until: float | None = None) -> dict[str, np.ndarray]:
         """One request's rows through the model's batcher, started by `until` or not at all."""
+        times = self.tracing.times()
         try:
-            return await served.batcher.infer(feeds, until)
+            outputs = await served.batcher.infer(feeds, until, times)
         except Shed as exc:
             self._shed(served.model.name, exc)
+        finally:
+            self.tracing.ran(served.model.version, feeds, times)
+        self.drift.observe(served.model, feeds)
+        return outputs
 
     def _shed(self, name: str, exc: Shed) -> NoReturn:
         self.metrics.shed.labels(name, exc.reason).inc()
@@ -172,6 +184,7 @@ class InferenceCore:
                message: str | None) -> None:
         """Metrics and the one log line of a finished inference request."""
         self.metrics.requests.labels(name, version, str(status)).inc()
+        self.tracing.finish(version, status, message)
         if version:
             self.metrics.latency.labels(name, version).observe(seconds)
             log.info(json.dumps({"event": "infer", "model": name, "version": version,

@@ -1,0 +1,168 @@
+"""Input profiles (`mx profile`) and the drift `mx serve` reports against them."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from starlette.testclient import TestClient
+
+from mx import inputprofile
+from mx.errors import ConfigError
+from mx.infer.model import LoadedModel, resolve_model
+from mx.manifest import load_manifest
+from mx.serve.app import build_app
+from mx.serve.core import InferenceCore, ServeLimits
+from tests.support.examples import linear_classifier, manifest_text
+
+MEAN = np.array([0.0, 5.0, -2.0, 10.0])
+STD = np.array([1.0, 2.0, 0.5, 3.0])
+
+
+def _rows(n: int, seed: int, shift: float = 0.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.normal(MEAN + shift * STD, STD, (n, 4))).astype(np.float32)
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "iris"
+    d.mkdir()
+    linear_classifier(d / "model.onnx", seed=3)
+    (d / "mx.yaml").write_text(manifest_text("acme/iris", "1.0.0"))
+    np.savez(tmp_path / "ref.npz", input=_rows(2000, seed=1))
+    return d
+
+
+def _profile(model_dir: Path) -> None:
+    from mx.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["profile", str(model_dir), "--data",
+                                      str(model_dir.parent / "ref.npz"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["inputs"] == {"input": {"by": "feature", "features": 4,
+                                                             "bins": 10}}
+
+
+def test_profile_from_data(model_dir: Path) -> None:
+    _profile(model_dir)
+    assert load_manifest(model_dir).manifest.input_profile == "input-profile.json"
+    made = inputprofile.read(model_dir / "input-profile.json")
+    assert made.mx_input_profile == 1 and made.rows == 2000 and made.model == "acme/iris"
+    bins = made.inputs["input"]
+    assert bins.batch_axis == 0 and bins.by == "feature" and len(bins.edges[1]) == 9
+    assert np.allclose(bins.proportions, 0.1, atol=0.002)  # deciles: a tenth in each
+    assert abs(bins.edges[1][4] - 5.0) < 0.3  # feature 1's median
+
+
+def test_value_bins_for_wide_inputs_and_whole_values() -> None:
+    image = np.random.default_rng(0).random((20, 3, 32, 32), np.float32)
+    bins = inputprofile.input_bins(image, 0)
+    assert bins is not None and bins.by == "value" and bins.features == 1
+    values = inputprofile.samples(image, bins)
+    assert values is not None and values.shape == (20 * inputprofile.VALUES_PER_ROW, 1)
+    ids = np.random.default_rng(0).integers(0, 3, (50, 128)).astype(np.int64)
+    few = inputprofile.input_bins(ids, 0)
+    assert few is not None and len(few.edges[0]) <= 2  # three values: at most three bins
+    assert inputprofile.input_bins(np.array(["a"], dtype=object), 0) is None
+
+
+@pytest.fixture
+def core(model_dir: Path) -> Iterator[InferenceCore]:
+    _profile(model_dir)
+
+    def loader(spec: str) -> LoadedModel:
+        return resolve_model(str(model_dir), spin=False)
+
+    c = InferenceCore(ServeLimits(workers=1, drift_window=500), loader)
+    assert c.load(str(model_dir)) is not None
+    yield c
+    c.close()
+
+
+def _psi(client: TestClient) -> float:
+    text = client.get("/metrics").text
+    m = re.search(r'^mx_input_drift_psi\{input="input",model="acme/iris",version="1.0.0"\} '
+                  r"(\S+)$", text, re.M)
+    assert m, text
+    return float(m.group(1))
+
+
+def _send(client: TestClient, x: np.ndarray) -> None:
+    for part in np.array_split(x, len(x) // 50):
+        r = client.post("/v2/models/acme/iris/infer", json={"inputs": [
+            {"name": "input", "shape": list(part.shape), "datatype": "FP32",
+             "data": part.ravel().tolist()}]})
+        assert r.status_code == 200, r.text
+
+
+def test_drift_is_small_for_the_same_inputs_and_large_for_shifted_ones(
+        core: InferenceCore) -> None:
+    client = TestClient(build_app(core))
+    assert np.isnan(_psi(client))  # nothing counted yet
+    _send(client, _rows(500, seed=2))
+    same = _psi(client)
+    assert 0 <= same < 0.1
+    _send(client, _rows(500, seed=3, shift=3.0))  # mean + 3 std: the window is all new
+    assert _psi(client) > 0.25
+    _send(client, _rows(500, seed=4))  # back to normal: the shifted rows leave the window
+    assert _psi(client) < 0.1
+
+
+def test_the_window_drops_whole_old_requests() -> None:
+    bins = inputprofile.input_bins(_rows(1000, seed=1), 0)
+    assert bins is not None
+    from mx.serve.drift import Window
+
+    w = Window(bins, 100)
+    for _ in range(5):
+        w.add(_rows(30, seed=5))
+    assert w.rows == 120 and sum(int(t.sum()) for t in w.totals) == 120 * 4
+
+
+def _bad(model_dir: Path, text: str) -> str:
+    path = model_dir / "input-profile.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        inputprofile.read(path)
+    assert str(path) in exc.value.message
+    return exc.value.message
+
+
+def test_a_malformed_profile_is_refused_clearly(model_dir: Path, caplog: pytest.LogCaptureFixture
+                                               ) -> None:
+    _profile(model_dir)
+    good = json.loads((model_dir / "input-profile.json").read_text())
+    assert "not JSON" in _bad(model_dir, "{")
+    assert "mx_input_profile" in _bad(model_dir, json.dumps({**good, "mx_input_profile": "x"}))
+    assert "newer than this mx" in _bad(model_dir, json.dumps({**good, "mx_input_profile": 2}))
+    swapped = json.loads(json.dumps(good))
+    swapped["inputs"]["input"]["edges"][2].reverse()
+    assert "inputs.input: edges[2]: edges must be strictly increasing" in \
+        _bad(model_dir, json.dumps(swapped))
+    many = {**good, "bins": 100000}
+    assert "bins: Input should be less than or equal to 100" in _bad(model_dir, json.dumps(many))
+    nan = json.dumps(good).replace('"rows": 2000', '"rows": 2000, "x": NaN')
+    assert "x: Extra inputs are not permitted" in _bad(model_dir, nan)
+    big = {**good, "inputs": {f"i{n}": good["inputs"]["input"] for n in range(65)}}
+    assert "inputs: Dictionary should have at most 64 items" in _bad(model_dir, json.dumps(big))
+    (model_dir / "input-profile.json").write_bytes(b" " * (inputprofile.MAX_PROFILE_BYTES + 1))
+    with pytest.raises(ConfigError, match="at most"):
+        inputprofile.read(model_dir / "input-profile.json")
+    # the server serves the model without drift, and says why
+    (model_dir / "input-profile.json").write_text(json.dumps(
+        {**good, "inputs": {"pixels": good["inputs"]["input"]}}))
+    core = InferenceCore(ServeLimits(workers=1),
+                         lambda spec: resolve_model(spec, spin=False))
+    try:
+        with caplog.at_level("WARNING", logger="mx.serve"):
+            assert core.load(str(model_dir)) is not None
+        assert "the model has no input 'pixels'" in caplog.text
+        assert "mx_input_drift_psi{" not in core.metrics.render().decode()
+    finally:
+        core.close()
