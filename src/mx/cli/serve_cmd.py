@@ -1,5 +1,5 @@
 """`mx serve SPEC... [--host] [--port] [--max-batch-size] [--max-queue-delay-ms] [--canary]
-[--max-body-mb] [--max-inflight-mb] [--header-timeout] [--body-timeout]`"""
+[--max-body-mb] [--max-inflight-mb] [--header-timeout] [--body-timeout] [--grpc-port]`"""
 
 from __future__ import annotations
 
@@ -46,13 +46,16 @@ def _canary(value: str) -> tuple[str, float]:
               help="onnxruntime intra-op threads per model (0: its default).")
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(1),
               help="Threads running onnxruntime.")
+@click.option("--grpc-port", type=click.IntRange(0, 65535),
+              help="Also serve KServe V2 gRPC on this port (0: a free one) [default: off].")
 def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
           variant: str | None, max_batch_size: int, max_queue_delay_ms: float,
           canaries: tuple[str, ...], max_body_mb: float, max_inflight_mb: float | None,
-          header_timeout: float, body_timeout: float, threads: int, workers: int) -> None:
-    """Serve models over the Open Inference Protocol (KServe V2 REST): ns/name@RANGE or a
-    model directory. A model that fails to load is reported by /v2/health/ready; the rest
-    are served."""
+          header_timeout: float, body_timeout: float, threads: int, workers: int,
+          grpc_port: int | None = None) -> None:
+    """Serve models over the Open Inference Protocol (KServe V2 REST; gRPC too with
+    --grpc-port): ns/name@RANGE or a model directory. A model that fails to load is
+    reported by /v2/health/ready; the rest are served."""
     import logging
     import socket
     import sys
@@ -112,7 +115,13 @@ def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
                                 lambda reason: server.metrics.rejected.labels(reason).inc())
     config = uvicorn.Config(build_app(server), http=protocol, log_level="warning",
                             access_log=False, timeout_graceful_shutdown=30, lifespan="off")
+    web = uvicorn.Server(config)
+    if grpc_port is not None:  # gRPC beside REST, on the same core and event loop
+        from mx.serve.grpc_service import with_grpc
+
+        web = with_grpc(config, server, host, grpc_port, lambda bound: click.echo(
+            f"serving gRPC (KServe V2) on {host}:{bound}", err=True))
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        web.run(sockets=[sock])
     finally:
         server.close()
