@@ -269,3 +269,76 @@ def test_grpc_and_rest_share_batches_and_drain(host: Host, tmp_path: Path) -> No
             s.proc.send_signal(signal.SIGTERM)
             assert np.allclose(pending.result(), expected[0], atol=1e-6)
         assert s.proc.wait(20) == -signal.SIGTERM
+
+
+def test_grpc_tensor_codec() -> None:
+    """Typed contents for every datatype, raw BYTES, and the refusals (in a fresh process:
+    mx's protobufs and tritonclient's cannot share one)."""
+    code = r'''
+import numpy as np
+from mx.errors import BadInput
+from mx.serve.grpc_service import decode_inputs, encode_response
+from mx.serve.grpcproto import grpc_predict_v2_pb2 as pb
+from mx.tensorspec import Value
+
+def refused(request, specs):
+    try:
+        decode_inputs(request, specs)
+    except BadInput as exc:
+        return exc.message
+    raise AssertionError("accepted")
+
+class Model:
+    name, version = "m", "1"
+    outputs = [Value("t", "string", ("b",)), Value("h", "float16", ("b",)),
+               Value("k", "int8", ("b",))]
+
+specs = [Value("t", "string", ("b",)), Value("k", "int8", ("b",)),
+         Value("f", "float64", ("b",)), Value("u", "uint16", ("b",)),
+         Value("z", "bool", ("b",))]
+r = pb.ModelInferRequest(model_name="m")
+for name, dt, field, vals in [("t", "BYTES", "bytes_contents", [b"hi", "h\u00e9".encode()]),
+                              ("k", "INT8", "int_contents", [-128, 127]),
+                              ("f", "FP64", "fp64_contents", [float("nan"), 1.5]),
+                              ("u", "UINT16", "uint_contents", [0, 65535]),
+                              ("z", "BOOL", "bool_contents", [True, False])]:
+    getattr(r.inputs.add(name=name, datatype=dt, shape=[2]).contents, field).extend(vals)
+feeds = decode_inputs(r, specs)
+assert feeds["t"].tolist() == ["hi", "h\u00e9"] and feeds["k"].dtype == np.int8
+assert np.isnan(feeds["f"][0]) and feeds["u"].tolist() == [0, 65535]  # NaN is fine in protobuf
+assert feeds["z"].tolist() == [True, False]
+r.inputs[1].contents.int_contents[0] = 300
+assert refused(r, specs) == "input 'k': data has a number out of INT8's range"
+
+raw = pb.ModelInferRequest(model_name="m")
+raw.inputs.add(name="t", datatype="BYTES", shape=[2])
+raw.raw_input_contents.append(b"\x02\x00\x00\x00hi\x01\x00\x00\x00x")
+assert decode_inputs(raw, specs[:1])["t"].tolist() == ["hi", "x"]
+raw.inputs.add(name="k", datatype="INT8", shape=[2])
+assert refused(raw, specs[:2]) == ("raw_input_contents has 1 entries for 2 inputs; send every "
+                                   "input raw, or none")
+half = pb.ModelInferRequest(model_name="m")
+half.inputs.add(name="h", datatype="FP16", shape=[1]).contents.fp32_contents.append(1.0)
+assert refused(half, [Value("h", "float16", ("b",))]) == (
+    "input 'h': FP16 has no typed contents field; send it in raw_input_contents")
+twice = pb.ModelInferRequest(model_name="m")
+for _ in range(2):
+    twice.inputs.add(name="t", datatype="BYTES", shape=[1]).contents.bytes_contents.append(b"a")
+assert refused(twice, specs[:1]) == "input 't' is given twice"
+
+arrays = {"t": np.array(["a", "b\u00e9"], dtype=object), "h": np.array([1.5], np.float16),
+          "k": np.array([-1, 2], np.int8)}
+typed = pb.ModelInferRequest(model_name="m")
+typed.outputs.add(name="t")
+typed.outputs.add(name="k")
+out = encode_response(typed, Model, arrays)
+assert list(out.outputs[0].contents.bytes_contents) == [b"a", "b\u00e9".encode()]
+assert list(out.outputs[1].contents.int_contents) == [-1, 2] and not out.raw_output_contents
+out = encode_response(pb.ModelInferRequest(model_name="m"), Model, arrays)  # FP16: all raw
+assert [o.name for o in out.outputs] == ["t", "h", "k"]
+assert out.raw_output_contents[1] == np.array([1.5], "<f2").tobytes()
+assert out.raw_output_contents[2] == b"\xff\x02"
+print("ok")
+'''
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr

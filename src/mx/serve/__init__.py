@@ -4,5 +4,5 @@
 deadline, JSON limits, worker processes for big ones), `conn` (deadlines for request heads
 and bodies at the connection), `batcher` (dynamic batching into one onnxruntime run),
 `registry` (versions, canary, reload), `app` (routes, metrics, logs). Nothing here prints
-or exits.
+or exits. `grpc_service`: KServe V2 gRPC over the same core (`grpcproto`: its protobufs).
 """
