@@ -342,3 +342,17 @@ print("ok")
 '''
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_grpc_port_in_use_is_a_clear_error(host: Host, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "mx", "serve", "acme/iris@1.1.0",
+                               "--registry", host.url, "--port", "0", "--grpc-port", str(port)],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert f"--grpc-port: cannot listen on 127.0.0.1:{port}" in done.stderr
