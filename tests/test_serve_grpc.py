@@ -309,6 +309,11 @@ assert np.isnan(feeds["f"][0]) and feeds["u"].tolist() == [0, 65535]  # NaN is f
 assert feeds["z"].tolist() == [True, False]
 r.inputs[1].contents.int_contents[0] = 300
 assert refused(r, specs) == "input 'k': data has a number out of INT8's range"
+r.inputs[1].contents.int_contents[0] = -129
+assert refused(r, specs) == "input 'k': data has a number out of INT8's range"
+r.inputs[1].contents.int_contents[0] = -128
+r.inputs[3].contents.uint_contents[1] = 65536
+assert refused(r, specs) == "input 'u': data has a number out of UINT16's range"
 
 raw = pb.ModelInferRequest(model_name="m")
 raw.inputs.add(name="t", datatype="BYTES", shape=[2])
