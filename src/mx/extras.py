@@ -11,7 +11,7 @@ import importlib.util
 from mx.errors import MxError
 
 EXTRAS = {
-    "serve": ("starlette", "uvicorn", "prometheus_client"),
+    "serve": ("starlette", "uvicorn", "prometheus_client", "grpc"),
     "site": ("mkdocs", "material", "cmarkgfm", "nh3", "yaml"),
 }
 

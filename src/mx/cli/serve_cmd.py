@@ -1,6 +1,6 @@
 """`mx serve SPEC... [--host] [--port] [--max-batch-size] [--max-queue-delay-ms] [--canary]
 [--max-body-mb] [--max-inflight-mb] [--header-timeout] [--body-timeout] [--rate-limit]
-[--rate-limit-key-header] [--max-queue] [--timeout] [--drift-window]`"""
+[--rate-limit-key-header] [--max-queue] [--timeout] [--drift-window] [--grpc-port]`"""
 
 from __future__ import annotations
 
@@ -82,15 +82,17 @@ def _header_name(value: str | None) -> str | None:
 @click.option("--drift-window", default=1000, show_default=True, type=click.IntRange(1),
               metavar="ROWS", help="Recent rows whose inputs are compared with a model's "
               "input profile (mx_input_drift_psi).")
+@click.option("--grpc-port", type=click.IntRange(0, 65535),
+              help="Also serve KServe V2 gRPC on this port (0: a free one) [default: off].")
 def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
           variant: str | None, max_batch_size: int, max_queue_delay_ms: float,
           canaries: tuple[str, ...], max_body_mb: float, max_inflight_mb: float | None,
           header_timeout: float, body_timeout: float, threads: int, workers: int,
           rate_limit: str | None, rate_limit_key_header: str | None, max_queue: int,
-          timeout: float | None, drift_window: int) -> None:
-    """Serve models over the Open Inference Protocol (KServe V2 REST): ns/name@RANGE or a
-    model directory. A model that fails to load is reported by /v2/health/ready; the rest
-    are served."""
+          timeout: float | None, drift_window: int, grpc_port: int | None = None) -> None:
+    """Serve models over the Open Inference Protocol (KServe V2 REST; gRPC too with
+    --grpc-port): ns/name@RANGE or a model directory. A model that fails to load is
+    reported by /v2/health/ready; the rest are served."""
     import logging
     import socket
     import sys
@@ -155,7 +157,13 @@ def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
                                 lambda reason: server.metrics.rejected.labels(reason).inc())
     config = uvicorn.Config(build_app(server), http=protocol, log_level="warning",
                             access_log=False, timeout_graceful_shutdown=30, lifespan="off")
+    web = uvicorn.Server(config)
+    if grpc_port is not None:  # gRPC beside REST, on the same core and event loop
+        from mx.serve.grpc_service import with_grpc
+
+        web = with_grpc(config, server, host, grpc_port, lambda bound: click.echo(
+            f"serving gRPC (KServe V2) on {host}:{bound}", err=True))
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        web.run(sockets=[sock])
     finally:
         server.close()

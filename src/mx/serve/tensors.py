@@ -4,6 +4,8 @@ With the extension, the body is a JSON header of `Inference-Header-Content-Lengt
 followed by raw tensors, each input saying its `binary_data_size`; outputs come back the
 same way when the request asks (`binary_data_output`, or an output's `binary_data`).
 Raw tensors are little-endian, row-major; BYTES elements are a 4-byte length and bytes.
+The gRPC endpoint (`grpc_service`) uses the same checks and codecs: `check_input`,
+`from_values`, `from_bytes`, `select_outputs`, `to_bytes`.
 """
 
 from __future__ import annotations
@@ -40,22 +42,14 @@ def decode_request(body: Any, specs: Sequence[Value], binary: bytes = b""
     for i, item in enumerate(body["inputs"]):
         if not isinstance(item, dict):
             raise BadInput(f"inputs[{i}]: an object with name, shape, datatype, data")
-        name, shape, datatype = item.get("name"), item.get("shape"), item.get("datatype")
-        if name not in by_name:
-            raise BadInput(f"unknown input {name!r}; the model takes "
-                           + ", ".join(repr(s.name) for s in specs))
-        spec = by_name[name]
-        if datatype != v2_datatype(spec):
-            raise BadInput(f"input {name!r}: datatype {datatype}, the model takes "
-                           f"{v2_datatype(spec)}")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-            raise BadInput(f"input {name!r}: shape must be a list of non-negative integers")
+        spec = check_input(by_name, item.get("name"), item.get("datatype"), item.get("shape"))
+        name, datatype, shape = spec.name, v2_datatype(spec), list(item["shape"])
         size = (item.get("parameters") or {}).get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or size < 0 or offset + size > len(binary):
                 raise BadInput(f"input {name!r}: binary_data_size {size!r} runs past the "
                                f"{len(binary)} bytes of binary data")
-            arr = _from_bytes(name, datatype, shape, binary[offset:offset + size])
+            arr = from_bytes(name, datatype, shape, binary[offset:offset + size])
             offset += size
         elif "data" in item:
             arr = _from_json(name, datatype, shape, item["data"])
@@ -67,9 +61,24 @@ def decode_request(body: Any, specs: Sequence[Value], binary: bytes = b""
     return check_feeds(specs, feeds), _wanted(body)
 
 
-def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarray:
+def check_input(by_name: Mapping[str, Value], name: Any, datatype: Any, shape: Any) -> Value:
+    """The spec of the input a request names, once its datatype and shape fit it."""
+    if name not in by_name:
+        raise BadInput(f"unknown input {name!r}; the model takes "
+                       + ", ".join(repr(n) for n in by_name))
+    spec = by_name[name]
+    if datatype != v2_datatype(spec):
+        raise BadInput(f"input {name!r}: datatype {datatype}, the model takes "
+                       f"{v2_datatype(spec)}")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise BadInput(f"input {name!r}: shape must be a list of non-negative integers")
+    return spec
+
+
+def from_values(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarray:
+    """A flat (or nested) list of values as an array of `datatype` and `shape`."""
     try:
-        with np.errstate(over="ignore"):  # overflow to inf is reported below, by value
+        with np.errstate(over="ignore"):  # overflow to inf: _from_json reports it, by value
             arr = np.asarray(data, dtype=NUMPY_OF[datatype])
     except OverflowError:
         raise BadInput(f"input {name!r}: data has a number out of {datatype}'s range") from None
@@ -78,16 +87,21 @@ def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndar
     if arr.size != math.prod(shape):
         raise BadInput(f"input {name!r}: shape {shape} holds {math.prod(shape)} values, "
                        f"data has {arr.size}")
+    return arr.reshape(shape)
+
+
+def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarray:
+    arr = from_values(name, datatype, shape, data)
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         # JSON has no infinities: these came from nulls or numbers past the datatype's range
         raise BadInput(f"input {name!r}: data has null or a number out of {datatype}'s "
                        "range")
     if arr.dtype == object and not all(isinstance(v, str) for v in arr.flat):
         raise BadInput(f"input {name!r}: BYTES data must be strings")
-    return arr.reshape(shape)
+    return arr
 
 
-def _from_bytes(name: str, datatype: str, shape: list[int], raw: bytes) -> np.ndarray:
+def from_bytes(name: str, datatype: str, shape: list[int], raw: bytes) -> np.ndarray:
     count = math.prod(shape)
     if datatype == "BYTES":
         items: list[str] = []
@@ -129,20 +143,12 @@ def _wanted(body: dict[str, Any]) -> Wanted:
 def encode_outputs(specs: Sequence[Value], arrays: Mapping[str, np.ndarray],
                    wanted: Wanted) -> tuple[list[dict[str, Any]], list[bytes]]:
     """(JSON output entries, raw bytes of the binary ones in the same order)."""
-    known = {s.name: s for s in specs}
-    for n in wanted.names or []:
-        if n not in known:
-            raise BadInput(f"unknown output {n!r}; the model gives "
-                           + ", ".join(repr(s.name) for s in specs))
     out, blobs = [], []
-    for spec in specs:
-        if wanted.names is not None and spec.name not in wanted.names:
-            continue
-        arr = arrays[spec.name]
+    for spec, arr in select_outputs(specs, arrays, wanted.names):
         entry: dict[str, Any] = {"name": spec.name, "datatype": v2_datatype(spec),
                                  "shape": list(arr.shape)}
         if wanted.all_binary or spec.name in wanted.binary:
-            raw = _to_bytes(arr)
+            raw = to_bytes(arr)
             entry["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)
         else:
@@ -154,7 +160,19 @@ def encode_outputs(specs: Sequence[Value], arrays: Mapping[str, np.ndarray],
     return out, blobs
 
 
-def _to_bytes(arr: np.ndarray) -> bytes:
+def select_outputs(specs: Sequence[Value], arrays: Mapping[str, np.ndarray],
+                   names: Sequence[str] | None) -> list[tuple[Value, np.ndarray]]:
+    """The outputs a request asks for (`names`; None: all), in the model's order."""
+    known = {s.name for s in specs}
+    for n in names or []:
+        if n not in known:
+            raise BadInput(f"unknown output {n!r}; the model gives "
+                           + ", ".join(repr(s.name) for s in specs))
+    return [(s, arrays[s.name]) for s in specs if names is None or s.name in names]
+
+
+def to_bytes(arr: np.ndarray) -> bytes:
+    """An array as raw tensor data (little-endian; BYTES as length-prefixed elements)."""
     if arr.dtype == object:
         parts = []
         for item in arr.ravel():
