@@ -361,3 +361,31 @@ def test_grpc_port_in_use_is_a_clear_error(host: Host, tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=60)
     assert done.returncode == 1, done.stderr
     assert f"--grpc-port: cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_grpc_calls_get_the_same_safeguards(host: Host, tmp_path: Path) -> None:
+    """--rate-limit and --timeout hold for gRPC as for REST: RESOURCE_EXHAUSTED over the
+    client's rate, DEADLINE_EXCEEDED for a call that cannot start in time, both counted."""
+    import tritonclient.grpc as tg
+
+    with mx_serve("acme/iris@1.1.0", "--registry", host.url, "--grpc-port", "0",
+                  "--rate-limit", "0.01/2", "--max-batch-size", "8",
+                  "--max-queue-delay-ms", "3000", "--timeout", "0.5",
+                  log=tmp_path / "serve.log") as s:
+        client = tg.InferenceServerClient(url=_grpc_url(s))
+        inp = tg.InferInput("input", [1, 4], "FP32")
+        inp.set_data_from_numpy(ROW)
+        # each call waits in a batch that holds rows for 3 s: past its 0.5 s, unrun; the
+        # bucket holds two calls, the third is over the rate
+        for _ in range(2):
+            with pytest.raises(tg.InferenceServerException) as late:
+                client.infer("acme/iris", [inp])
+            assert late.value.status() == "StatusCode.DEADLINE_EXCEEDED"
+            assert "not run" in late.value.message()
+        with pytest.raises(tg.InferenceServerException) as over:
+            client.infer("acme/iris", [inp])
+        assert over.value.status() == "StatusCode.RESOURCE_EXHAUSTED"
+        assert "rate limit" in over.value.message()
+        metrics = httpx.get(f"{s.url}/metrics").text
+        assert 'mx_shed_total{model="acme/iris",reason="rate_limited"} 1.0' in metrics
+        assert 'mx_shed_total{model="acme/iris",reason="deadline_exceeded"} 2.0' in metrics

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -32,6 +33,7 @@ from mx.infer.signature import NUMPY_OF, check_feeds, v2_datatype
 from mx.serve.core import InferenceCore, ServeError
 from mx.serve.grpcproto import grpc_predict_v2_pb2 as pb
 from mx.serve.grpcproto import grpc_predict_v2_pb2_grpc as pb_grpc
+from mx.serve.guard import client_key
 from mx.serve.intake import Refused
 from mx.serve.tensors import check_input, from_bytes, from_values, select_outputs, to_bytes
 from mx.tensorspec import Value
@@ -44,8 +46,10 @@ CODES = {
     404: grpc.StatusCode.NOT_FOUND,
     408: grpc.StatusCode.DEADLINE_EXCEEDED,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,  # over the client's rate (--rate-limit)
     499: grpc.StatusCode.CANCELLED,
-    503: grpc.StatusCode.UNAVAILABLE,
+    503: grpc.StatusCode.UNAVAILABLE,  # also: the model's queue is full (--max-queue)
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,  # it could not start in time (--timeout)
 }
 
 # V2 datatype -> its field of InferTensorContents (FP16 has none: raw only)
@@ -131,6 +135,14 @@ def encode_response(request: Message, model: LoadedModel,
     return response
 
 
+def _peer(peer: str | None) -> str | None:
+    """The client's address from grpc's `ipv4:1.2.3.4:5678` / `ipv6:[::1]:5678`."""
+    if not peer:
+        return None
+    _, _, rest = peer.partition(":")
+    return rest.rsplit(":", 1)[0].strip("[]") or None
+
+
 async def _abort(context: Any, status: int, message: str) -> NoReturn:
     await context.abort(CODES.get(status, grpc.StatusCode.INTERNAL), message)
     raise AssertionError("context.abort returned")  # it raises
@@ -181,10 +193,15 @@ class InferenceServicer:
 
     async def ModelInfer(self, request: Message, context: Any) -> Message:
         core = self.core
-        start = core.clock()
+        start, arrived = core.clock(), time.monotonic()
         name = request.model_name
+        metadata = {k: v for k, v in (context.invocation_metadata() or ())
+                    if isinstance(v, str)}
+        core.tracing.begin(name, metadata)  # OpenTelemetry, when OTEL_* ask for it
         try:
             found = core.find(name, request.model_version or None)
+            core.admit(found.model.name, client_key(metadata.get, _peer(context.peer()),
+                                                    core.limits.guard.key_header))
         except ServeError as exc:
             core.record(name, "", exc.status, 0.0, exc.message)
             await _abort(context, exc.status, exc.message)
@@ -196,11 +213,19 @@ class InferenceServicer:
             with core.budget.hold() as held:
                 held.reach(request.ByteSize())
                 feeds = decode_inputs(request, model.inputs)
-                outputs = await core.run(found, feeds)
-                response = encode_response(request, model, outputs)
+                # the call's own gRPC deadline, the server's --timeout, or the V2 parameter
+                remaining = context.time_remaining()
+                timeout = request.parameters.get("timeout")
+                until = core.deadline(arrived, remaining, timeout.int64_param
+                                      if timeout is not None else None)
+                outputs = await core.run(found, feeds, until)
+                with core.tracing.span("encode"):
+                    response = encode_response(request, model, outputs)
         except Refused as exc:
             status, message = exc.status, exc.message
             core.metrics.rejected.labels(exc.reason).inc()
+        except ServeError as exc:  # shed: rate, queue or deadline
+            status, message = exc.status, exc.message
         except BadInput as exc:
             status, message = 400, exc.message
         except asyncio.CancelledError:  # the client went away or its deadline passed
