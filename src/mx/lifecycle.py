@@ -76,7 +76,8 @@ def _blobs(root: Path, revs: list[str]) -> dict[str, bytes | None]:
     if not wanted:
         return {}
     proc = _git(root, "cat-file", "--batch", stdin="".join(f"{r}\n" for r in wanted).encode())
-    out, pos, found = proc.stdout, 0, {}
+    out, pos = proc.stdout, 0
+    found: dict[str, bytes | None] = {}
     for rev in wanted:
         end = out.find(b"\n", pos)
         if end < 0:
