@@ -28,6 +28,7 @@ from mx.index_builder.sources import open_source
 from mx.index_builder.trustmeta import write_metadata
 from mx.index_builder.workspace import reclaim_output, temp_dir
 from mx.indexdoc import ModelDocument, SearchListing, parse
+from mx.lifecycle import walk
 from mx.semver import Version
 from mx.site.build import build_site
 from mx.site.pages import keywords
@@ -118,8 +119,9 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
     if site:
 
         commit_time = gitrepo.head_commit_time(registry_dir)
+        history = walk(registry_file, registry.history_commits, cache_dir / "lifecycle.json")
         built = build_site(out, cache_dir / "site", registry.name, registry.base_url, pages,
-                           search, commit_time)
+                           search, commit_time, history)
         result.pages_rendered, result.site_files_written = (built.pages_rendered,
                                                             built.files_copied)
     return result
