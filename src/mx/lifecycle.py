@@ -1,8 +1,8 @@
 """Lifecycle of a registry's models: every channel and yank change, read from registry.yaml's
 git history (`mx registry history`, and the site's lifecycle sections and audit page).
 
-One `git log` of registry.yaml, one `git cat-file --batch` for the file at each commit and at
-its first parent, and each distinct revision parsed once: the cost grows with the commits
+One `git log` of registry.yaml, `git cat-file` for the file at each commit and at its first
+parent, and each distinct revision parsed once: the cost grows with the commits
 walked, not with the number of models. Everything read here (names, emails, subjects,
 reasons) is untrusted text, returned as git has it; callers that publish it bound it.
 """
@@ -70,27 +70,44 @@ def _toplevel(here: Path) -> Path | None:
     return Path(proc.stdout.decode("utf-8", "replace").strip())
 
 
-def _blobs(root: Path, revs: list[str]) -> dict[str, bytes | None]:
-    """`rev:path` -> the file's bytes (None: no such file there), in one git process."""
+_Sections = dict[str, dict[str, dict[str, str]]]  # section -> model -> {key: value}
+_CHUNK = 64  # blobs a `git cat-file --batch` reads at a time: memory stays bounded
+
+
+def _revisions(root: Path, revs: list[str]) -> dict[str, _Sections]:
+    """`rev:path` -> what that revision of the file says (empty: no such file there). Each
+    distinct blob is read and parsed once (a commit's file is usually the next commit's
+    parent's), in a few git processes."""
     wanted = list(dict.fromkeys(revs))
     if not wanted:
         return {}
-    proc = _git(root, "cat-file", "--batch", stdin="".join(f"{r}\n" for r in wanted).encode())
-    out, pos = proc.stdout, 0
-    found: dict[str, bytes | None] = {}
-    for rev in wanted:
-        end = out.find(b"\n", pos)
-        if end < 0:
-            break
-        header = out[pos:end].split()
-        pos = end + 1
-        found[rev] = None  # "<rev> missing", or not a file
-        if len(header) == 3 and header[2].isdigit():
-            size = int(header[2])
-            if header[1] == b"blob":
-                found[rev] = out[pos:pos + size]
-            pos += size + 1  # the content, then a newline
-    return found
+    check = _git(root, "cat-file", "--batch-check",
+                 stdin="".join(f"{r}\n" for r in wanted).encode())
+    oids: dict[str, str] = {}
+    for rev, line in zip(wanted, check.stdout.decode("ascii", "replace").split("\n"),
+                         strict=False):
+        fields = line.split()
+        if len(fields) == 3 and fields[1] == "blob":
+            oids[rev] = fields[0]
+    distinct = list(dict.fromkeys(oids.values()))
+    parsed: dict[str, _Sections] = {}
+    for start in range(0, len(distinct), _CHUNK):
+        chunk = distinct[start:start + _CHUNK]
+        out = _git(root, "cat-file", "--batch",
+                   stdin="".join(f"{oid}\n" for oid in chunk).encode()).stdout
+        pos = 0
+        for oid in chunk:
+            end = out.find(b"\n", pos)
+            if end < 0:
+                break
+            header = out[pos:end].split()
+            pos = end + 1
+            if len(header) == 3 and header[2].isdigit():
+                size = int(header[2])
+                parsed[oid] = _sections(out[pos:pos + size])
+                pos += size + 1  # the content, then a newline
+    empty = _sections(None)
+    return {rev: parsed.get(oids.get(rev, ""), empty) for rev in wanted}
 
 
 def _load(text: str) -> Any:
@@ -107,10 +124,10 @@ def _load(text: str) -> Any:
     return yamlio.to_plain(yamlio.load_text(text, "registry.yaml"))
 
 
-def _sections(text: bytes | None) -> dict[str, dict[str, dict[str, str]]]:
+def _sections(text: bytes | None) -> _Sections:
     """section -> model -> {key: value} of one revision; a broken revision reads as empty
     (the next one that parses shows the change)."""
-    empty: dict[str, dict[str, dict[str, str]]] = {s: {} for s in _SECTIONS}
+    empty: _Sections = {s: {} for s in _SECTIONS}
     if not text:
         return empty
     try:
@@ -139,7 +156,8 @@ def walk(registry_file: Path, limit: int | None = None, cache: Path | None = Non
     rel = path.relative_to(root.resolve()).as_posix()
     count = [] if limit is None else [f"--max-count={limit + 1}"]
     log = _git(root, "log", *count, "--format=%H%x00%P%x00%an%x00%ae%x00%aI%x00%s", "--", rel)
-    lines = [ln for ln in log.stdout.decode("utf-8", "replace").splitlines() if ln]
+    # "\n" only: a subject may hold other characters str.splitlines() splits at.
+    lines = [ln for ln in log.stdout.decode("utf-8", "replace").split("\n") if ln]
     if log.returncode != 0 or not lines:
         return Log(git=True, limit=limit, problem="registry.yaml has no commits yet")
     complete = limit is None or len(lines) <= limit
@@ -148,15 +166,12 @@ def walk(registry_file: Path, limit: int | None = None, cache: Path | None = Non
     commits.reverse()  # oldest first
     known = _load_cache(cache, rel)
     todo = [c for c in commits if c[0] not in known]
-    blobs = _blobs(root, [f"{sha}:{rel}" for sha, *_ in todo]
-                   + [f"{parents.split()[0]}:{rel}" for _, parents, *_ in todo if parents])
-    parsed: dict[bytes | None, dict[str, dict[str, dict[str, str]]]] = {}
+    revisions = _revisions(root, [f"{sha}:{rel}" for sha, *_ in todo]
+                           + [f"{parents.split()[0]}:{rel}" for _, parents, *_ in todo if parents])
+    empty = _sections(None)
 
-    def read(rev: str | None) -> dict[str, dict[str, dict[str, str]]]:
-        data = blobs.get(rev) if rev else None
-        if data not in parsed:
-            parsed[data] = _sections(data)
-        return parsed[data]
+    def read(rev: str | None) -> _Sections:
+        return revisions.get(rev, empty) if rev else empty
 
     events: list[Event] = []
     changes: dict[str, list[list[str | None]]] = {}
@@ -182,8 +197,7 @@ def walk(registry_file: Path, limit: int | None = None, cache: Path | None = Non
 _Row = list[str | None]  # model, action, version, channel, previous, reason
 
 
-def _changes(model: str, before: dict[str, dict[str, dict[str, str]]],
-             after: dict[str, dict[str, dict[str, str]]]) -> list[_Row]:
+def _changes(model: str, before: _Sections, after: _Sections) -> list[_Row]:
     rows: list[_Row] = []
     old_ch, new_ch = before["channels"].get(model, {}), after["channels"].get(model, {})
     for ch in sorted(set(old_ch) | set(new_ch)):

@@ -92,6 +92,7 @@ class History:
     limit: int | None = None
     complete: bool = True
     head: str | None = None
+    _by_model: dict[str, list[Change]] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, log: Log | None) -> History:
@@ -111,7 +112,13 @@ class History:
         return cls(True, note, changes, log.commits, log.limit, log.complete, log.head)
 
     def of_model(self, name: str) -> list[Change]:
-        return [c for c in self.changes if c.model == name][:MODEL_EVENTS]
+        if self._by_model is None:  # one pass for every model page
+            self._by_model = {}
+            for c in self.changes:
+                rows = self._by_model.setdefault(c.model, [])
+                if len(rows) < MODEL_EVENTS:
+                    rows.append(c)
+        return self._by_model.get(name, [])
 
     def model_key(self, name: str) -> bytes:
         """What a model page's lifecycle section depends on: the page is rendered again
