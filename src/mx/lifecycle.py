@@ -153,7 +153,10 @@ def walk(registry_file: Path, limit: int | None = None, cache: Path | None = Non
     root = _toplevel(path.parent)
     if root is None:
         return Log(git=False, limit=limit, problem="registry.yaml is not in a git repository")
-    rel = path.relative_to(root.resolve()).as_posix()
+    try:
+        rel = path.relative_to(root.resolve()).as_posix()
+    except ValueError:  # git answered with a work tree that does not hold the file
+        return Log(git=False, limit=limit, problem="registry.yaml is not in a git repository")
     count = [] if limit is None else [f"--max-count={limit + 1}"]
     log = _git(root, "log", *count, "--format=%H%x00%P%x00%an%x00%ae%x00%aI%x00%s", "--", rel)
     # "\n" only: a subject may hold other characters str.splitlines() splits at.
