@@ -124,9 +124,23 @@ def test_model_page(browser: Any, site_host: Host) -> None:
     assert 'mx.load("acme/iris@^1.1.0")' in text
     assert "fp32" in text and "model.onnx" in text and "signed with key" in text
     assert "stable" in text and "canary" in text
+    lifecycle = page.locator(".mx-lifecycle")  # this registry.yaml is in no git repository
+    assert lifecycle.is_visible()
+    assert "stable → 1.1.0" in lifecycle.inner_text()
+    assert "No history: registry.yaml is not in a git repository." in lifecycle.inner_text()
     assert page.locator(".mx-chart svg").count() == 1
     assert page.title() == "acme/iris - Test registry"
     shot(page, "model")
+    page.close()
+
+
+def test_audit_tab(browser: Any, site_host: Host) -> None:
+    page = browser.new_page()
+    page.goto(site_host.url + "index.html")
+    page.locator(".md-tabs__link", has_text="Audit").click()
+    page.wait_for_url("**/audit.html")
+    assert page.locator(".md-tabs__item--active").inner_text().strip() == "Audit"
+    assert "No history: registry.yaml is not in a git repository." in page.inner_text("article")
     page.close()
 
 

@@ -43,6 +43,7 @@ from mx.index_builder.sources import locate_source, open_source
 from mx.index_builder.trustmeta import write_metadata
 from mx.index_builder.workspace import reclaim_output, state_path, temp_dir
 from mx.indexdoc import ModelDocument, SearchListing, parse
+from mx.lifecycle import walk
 from mx.semver import Version
 from mx.site.build import PageData, PageInput, build_site
 from mx.site.pages import keywords
@@ -164,8 +165,9 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
         result.metadata_written = write_metadata(out, keys, signers, files=signed).written
     if site:
         commit_time = gitrepo.head_commit_time(registry_dir)
+        history = walk(registry_file, registry.history_commits, cache_dir / "lifecycle.json")
         built = build_site(out, cache_dir / "site", registry.name, registry.base_url, pages,
-                           listing, commit_time)
+                           listing, commit_time, history)
         result.pages_rendered, result.site_files_written = (built.pages_rendered,
                                                             built.files_copied)
     for key, record, names in fresh:

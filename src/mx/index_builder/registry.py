@@ -57,6 +57,9 @@ class Registry(BaseModel):
     channels: dict[str, dict[str, str]] = Field(default_factory=dict)
     yanked: dict[str, dict[str, str]] = Field(default_factory=dict)
     card: CardPolicy = Field(default_factory=CardPolicy)  # what every release's card needs
+    # The site's lifecycle sections and audit page read this many of registry.yaml's newest
+    # commits (a long history stays fast to build).
+    history_commits: int = Field(default=500, ge=1, le=100_000)
 
     @field_validator("registry")
     @classmethod

@@ -5,6 +5,7 @@ is not written again (its mtime, and so its ETag, stays)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -14,10 +15,12 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from mx.fsutil import atomic_write_bytes, write_if_changed
+from mx.lifecycle import Log
 from mx.site import search, shell
+from mx.site.governance import History
 from mx.site.pages import SiteRenderer, page_path, template_env
 
-STATE_FORMAT = 3  # 3: page keys come from the index builder
+STATE_FORMAT = 3  # 3: page keys come from the index builder, with each page's lifecycle
 
 
 PageData = tuple[dict[str, Any], str, bytes]  # index document, version shown, its card
@@ -40,9 +43,10 @@ class SiteResult:
 
 def build_site(out: Path, work: Path, title: str, site_url: str | None,
                models: dict[str, PageInput], listing: list[dict[str, Any]],
-               epoch: int) -> SiteResult:
+               epoch: int, history: Log | None = None) -> SiteResult:
     """`models`: name -> its page's key and inputs; `listing`: the entries of
-    index/search.json."""
+    index/search.json; `history`: registry.yaml's channel and yank changes
+    (mx.lifecycle.walk), for the lifecycle sections and the audit page."""
     work.mkdir(parents=True, exist_ok=True)
     # What the earlier builder (mkdocs over every page) left in the cache.
     for old in ("docs", "build", "rendered.json", "mkdocs.yml"):
@@ -54,14 +58,14 @@ def build_site(out: Path, work: Path, title: str, site_url: str | None,
     config = template_env().get_template("mkdocs.yml.j2").render(name=title, site_url=site_url)
     job = shell.ShellJob(work, config, epoch)
     try:
-        return _build(out, work, site_url, models, listing, job, title)
+        return _build(out, work, site_url, models, listing, job, title, History.of(history))
     finally:
         job.close()
 
 
 def _build(out: Path, work: Path, site_url: str | None,
            models: dict[str, PageInput], listing: list[dict[str, Any]],
-           job: shell.ShellJob, title: str) -> SiteResult:
+           job: shell.ShellJob, title: str, history: History) -> SiteResult:
     state_file = work / "pages.json"
     state = _load_state(state_file, job.fingerprint)
     names = set(models)
@@ -72,7 +76,7 @@ def _build(out: Path, work: Path, site_url: str | None,
     for name, model in sorted(models.items()):
         rel = page_path(name)
         writer.current.add(rel)
-        key = model.key
+        key = hashlib.sha256(model.key.encode() + b"\0" + history.model_key(name)).hexdigest()
         old = state.get(name)
         # A base model joining or leaving the registry turns its link to the Hub into one to
         # its page here (or back): the page is rendered again even if its model did not change.
@@ -80,16 +84,19 @@ def _build(out: Path, work: Path, site_url: str | None,
                 and all((b in names) == internal for b, internal in old["refs"].items())):
             new_state[name] = old
             continue
-        page, refs = renderer.model(*model.load())
+        doc, latest, card = model.load()
+        page, refs = renderer.model(doc, latest, card, history)
         writer.page(page)
         rendered += 1
         new_state[name] = {"key": key, "refs": {b: b in names for b in refs}}
-    for page in renderer.listings(listing).values():
+    for page in [*renderer.listings(listing).values(), renderer.audit(history)]:
         writer.current.add(page.path)
         writer.page(page)
     shells = writer.flush()
     for rel, data in search.build(listing).items():
         writer.file(f"search/{rel}", data)
+    writer.file("audit.json", history.audit_json(title))
+    writer.file("audit.xml", history.atom(title, site_url, names))
     _copy_theme(shells.build, writer)
     if site_url:
         writer.file("sitemap.xml", _sitemap(site_url, writer.current))

@@ -10,6 +10,7 @@ from typing import Any
 
 from mx.semver import Version
 from mx.site import benchmarks, cardfacts
+from mx.site.governance import AUDIT_EVENTS, Change, History
 from mx.site.sanitize import card_html, safe_link, slug
 from mx.site.shell import Page
 
@@ -28,12 +29,14 @@ STOPWORDS = frozenset({
 })
 _WORD = re.compile(r"[a-z0-9][a-z0-9_.+-]{2,39}")
 # The page's own section ids: a card heading never takes one (its slug gets a suffix).
-PAGE_IDS = frozenset({"mx-title", "mx-results", "mx-versions", "mx-variants", "mx-io",
+PAGE_IDS = frozenset({"mx-title", "mx-results", "mx-versions", "mx-lifecycle", "mx-variants",
+                      "mx-io",
                       "mx-files", "mx-benchmarks", "mx-model-card"}
                      | {f"mx-bench-{i}" for i in range(1, 65)})
 _SECTIONS = (("mx-results", "Evaluation results"), ("mx-versions", "Versions"),
-             ("mx-variants", "Variants"), ("mx-io", "Inputs and outputs"),
-             ("mx-files", "Files"), ("mx-benchmarks", "Benchmarks"))
+             ("mx-lifecycle", "Lifecycle"), ("mx-variants", "Variants"),
+             ("mx-io", "Inputs and outputs"), ("mx-files", "Files"),
+             ("mx-benchmarks", "Benchmarks"))
 
 
 def human(n: object) -> str:
@@ -97,7 +100,7 @@ class SiteRenderer:
         self.registry = registry  # model names: a base model among them links to its page
         self.env = template_env(bytecode)
         self.templates = {name: self.env.get_template(f"{name}.html.j2")
-                          for name in ("toc", "model", "home", "search", "listing")}
+                          for name in ("toc", "model", "home", "search", "listing", "audit")}
 
     def _page(self, slot: str, path: str, title: str, content: str,
               toc: list[dict[str, Any]] | None = None) -> Page:
@@ -106,8 +109,10 @@ class SiteRenderer:
         toc_html = self.templates["toc"].render(items=toc or [])
         return Page(slot, path, str(escape(title)), content, toc_html)
 
-    def model(self, doc: dict[str, Any], latest: str, card_text: bytes) -> tuple[Page, list[str]]:
+    def model(self, doc: dict[str, Any], latest: str, card_text: bytes,
+              history: History | None = None) -> tuple[Page, list[str]]:
         """The page, and the base models its card names (their links follow the registry)."""
+        history = history or History.of(None)
         name = doc["name"]
         rec = doc["versions"][latest]
         manifest = rec["manifest"]
@@ -151,7 +156,8 @@ class SiteRenderer:
             source_link=f"{web.rstrip('/')}/tree/{rec.get('tag', '')}" if web else None,
             signer=_signer(rec.get("signature")), versions=versions, artifacts=artifacts,
             files=files, inputs=inputs, outputs=outputs, benchmarks=tables, chart=chart,
-            card_html=card.html)
+            card_html=card.html, current=sorted((doc.get("channels") or {}).items()),
+            changes=history.of_model(name), history_note=history.note)
         shown = {"mx-results": bool(info.metrics), "mx-io": bool(inputs or outputs),
                  "mx-benchmarks": bool(tables)}
         toc: list[dict[str, Any]] = [{"id": i, "text": t, "children": []}
@@ -160,6 +166,13 @@ class SiteRenderer:
                     "children": [{"id": h.id, "text": h.text} for h in card.headings
                                  if h.level <= 3]})
         return (self._page("model", page_path(name), name, content, toc), info.base_refs())
+
+    def audit(self, history: History) -> Page:
+        """The registry's lifecycle: every channel and yank change, newest first."""
+        changes: list[Change] = history.changes[:AUDIT_EVENTS]
+        return self._page("audit", "audit.html", "Audit", self.templates["audit"].render(
+            root="", history=history, changes=changes, models=self.registry,
+            truncated=len(history.changes) > AUDIT_EVENTS, limit=AUDIT_EVENTS))
 
     def listings(self, entries: list[dict[str, Any]]) -> dict[str, Page]:
         """Home, search, and the pages by task, by tag and by namespace."""

@@ -28,11 +28,11 @@ SKELETON_FORMAT = "1"
 OWN_ASSETS = ("mx.css", "mx-search.js")
 # slot -> the skeleton page built for it; "*" in the path stands for the real page's name.
 SLOTS = {
-    "home": "index.md", "search": "search.md", "tasks": "tasks/index.md",
+    "home": "index.md", "search": "search.md", "audit": "audit.md", "tasks": "tasks/index.md",
     "tags": "tags/index.md", "namespaces": "namespaces/index.md",
     "listing": "tasks/mxpage.md", "model": "models/mxns/mxpage.md",
 }
-_NAV_SLOTS = {"home", "search", "tasks", "tags", "namespaces"}
+_NAV_SLOTS = {"home", "search", "audit", "tasks", "tags", "namespaces"}
 _HOLE = re.compile("\x00([A-Z]+)\x00")
 _TOC = re.compile(r'<nav class="md-nav md-nav--secondary"[^>]*>.*?</nav>', re.S)
 _ARTICLE = re.compile(r'(<article class="md-content__inner md-typeset">).*?(</article>)', re.S)
