@@ -342,25 +342,27 @@ def _search_entry(doc: dict[str, Any], latest: str, card: bytes) -> dict[str, An
 
     m = doc["versions"][latest]["manifest"]
     return {"name": doc["name"], "latest": latest, "summary": m.get("summary", ""),
-            "task": m.get("task"), "tags": m.get("tags", []), "keywords": keywords(card)}
+            "task": m.get("task"), "tags": m.get("tags", []),
+            "keywords": " ".join(keywords(card))}
 
 
 KEYWORDS_PER_MODEL = 80
 
 
 def _trimmed(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The entries with the card words that tell models apart, as one space-separated
-    string (the entries given keep their word lists: the memo stores them).
+    """The entries with the card words that tell models apart (the entries given keep all
+    their words: the memo stores them).
 
     Words in more than a fifth of the cards find everything; the rarest words are what
     people type to find one model. At most KEYWORDS_PER_MODEL words a model keeps the
     listing under 5 MB at 5,000 models."""
-    counts = Counter(chain.from_iterable(e["keywords"] for e in entries))
+    words = [e["keywords"].split() for e in entries]
+    counts = Counter(chain.from_iterable(words))
     limit = len(entries) // 5 if len(entries) >= 50 else len(entries)
     count = counts.__getitem__
     out = []
-    for e in entries:
-        kept = sorted((w for w in e["keywords"] if count(w) <= limit), key=count)
+    for e, mine in zip(entries, words, strict=True):
+        kept = sorted((w for w in mine if count(w) <= limit), key=count)
         out.append({**e, "keywords": " ".join(sorted(kept[:KEYWORDS_PER_MODEL]))})
     return out
 

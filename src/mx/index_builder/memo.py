@@ -18,16 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mx import __version__
 from mx.fsutil import atomic_write_bytes
-from mx.index_builder.mirror import mirrored_path
 from mx.index_builder.registry import Registry, SourceSpec
 
-FORMAT = 1
+FORMAT = 2
 MAX_REF_FILES = 100_000  # a repo with more loose refs than this is read the slow way
 
 
@@ -40,7 +39,7 @@ class ModelOutput:
     namespace: str
     files: dict[str, list[Any]]  # rel path under the output -> [size, sha256, mtime_ns]
     mirrored: dict[str, int]  # artifacts/sha256/<oid> it names -> size
-    search: dict[str, Any]  # its search.json entry before keyword trimming
+    search: dict[str, Any]  # its search.json entry, every card word kept (space-separated)
     page_key: str  # what the site's page of this model depends on
     shown: str  # the version its page shows
 
@@ -77,31 +76,34 @@ def refs_fingerprint(git_dir: Path) -> str | None:
     """Every ref file's name, inode, size and mtime, and packed-refs' (None: cannot tell,
     read the repository). Git replaces a ref file by renaming a new one over it, so a
     moved tag has a new inode even within one mtime tick."""
+    root = str(git_dir)
     entries: list[tuple[str, int, int, int]] = []
-    packed = git_dir / "packed-refs"
     try:
-        st = packed.stat()
+        st = os.stat(root + "/packed-refs")
         entries.append(("packed-refs", st.st_ino, st.st_size, st.st_mtime_ns))
     except FileNotFoundError:
         pass
-    stack = [(git_dir / "refs", "refs")]
+    stack = [root + "/refs"]
     while stack:
-        folder, rel = stack.pop()
+        folder = stack.pop()
         try:
-            with os.scandir(folder) as it:
-                for entry in it:
-                    name = f"{rel}/{entry.name}"
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append((Path(entry.path), name))
-                    else:
-                        st = entry.stat(follow_symlinks=False)
-                        entries.append((name, st.st_ino, st.st_size, st.st_mtime_ns))
-                    if len(entries) > MAX_REF_FILES:
-                        return None
+            it = os.scandir(folder)
         except (FileNotFoundError, NotADirectoryError):
-            return None if rel == "refs" else _digest(entries)
+            if folder == root + "/refs":
+                return None
+            continue
+        with it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    st = entry.stat(follow_symlinks=False)
+                    entries.append((entry.path[len(root):], st.st_ino, st.st_size,
+                                    st.st_mtime_ns))
+        if len(entries) > MAX_REF_FILES:
+            return None
     entries.sort()
-    return _digest(entries)
+    return hashlib.sha256(repr(entries).encode()).hexdigest()
 
 
 def local_git_dir(path: Path) -> Path | None:
@@ -161,19 +163,22 @@ class BuildMemo:
 
     def save(self) -> None:
         data = {"format": FORMAT, "settings": self.settings,
-                "sources": {k: asdict(v) for k, v in sorted(self.next.items())}}
+                "sources": {k: {"fingerprint": v.fingerprint, "warnings": v.warnings,
+                                "models": {n: vars(m) for n, m in v.models.items()}}
+                            for k, v in sorted(self.next.items())}}
         atomic_write_bytes(self.path, json.dumps(data, separators=(",", ":")).encode())
         self.path.with_suffix(".building").unlink(missing_ok=True)
 
 
 def _still_there(out: Path, model: ModelOutput) -> bool:
+    base = str(out)
     try:
         for rel, (size, _, mtime) in model.files.items():
-            st = os.stat(out / rel)
+            st = os.stat(f"{base}/{rel}")
             if st.st_size != size or st.st_mtime_ns != mtime:
                 return False
         for oid, size in model.mirrored.items():
-            if mirrored_path(out, oid).stat().st_size != size:
+            if os.stat(f"{base}/artifacts/sha256/{oid}").st_size != size:
                 return False
     except (FileNotFoundError, NotADirectoryError):
         return False
