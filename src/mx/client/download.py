@@ -6,7 +6,6 @@ is the transport's one table (`mx.http.Transport.download`).
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Any
 from mx.client.cache import Cache
 from mx.errors import FetchError, IntegrityError, MxError
 from mx.fsutil import HashingWriter, fetch_resumable
-from mx.http import Transport
+from mx.http import Transport, join_url
 from mx.progress import Progress
 
 
@@ -108,7 +107,7 @@ class Downloader:
     def _absolute(self, url: str) -> str:
         if url.startswith("lfs+"):
             return url
-        return urllib.parse.urljoin(self.base_url, url)
+        return join_url(self.base_url, url)
 
     def _fill(self, url: str, art: dict[str, Any], writer: HashingWriter,
               advance: Callable[[int], None]) -> None:
