@@ -18,6 +18,7 @@ pytest.importorskip("obstore")
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
 
+from tests.conftest import mx_subprocess  # noqa: E402
 from tests.support.servers import free_port, static_host  # noqa: E402
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "mx-test-key", "AWS_SECRET_ACCESS_KEY": "mx-test-secret"}
@@ -123,6 +124,11 @@ def test_publish_uploads_only_changes_and_deletes_stale(  # type: ignore[no-unty
         mx, registry_file: Path, bucket: Bucket) -> None:
     url = f"s3://{bucket.name}/r/"
     build(mx, registry_file, url, "--no-site")
+    # A new build cache (a fresh CI runner) continues the bucket's TUF metadata and finds
+    # every object there already (single-part ETags against MD5s, artifacts by name).
+    fresh = build(mx, registry_file, url, "--no-site", "--cache-dir",
+                  registry_file.parent / "other-cache")
+    assert fresh["tuf_seeded"] > 0 and fresh["uploaded"] == [] and fresh["deleted"] == []
     bucket.write("r/left-over.txt", b"not from this build")
     tuf_before = {k for k in bucket.keys("r/") if k.startswith("tuf/")}
 
@@ -233,9 +239,45 @@ def test_registry_on_s3(mx, registry_file: Path, bucket: Bucket,  # type: ignore
 
     for var in CREDENTIALS:
         monkeypatch.delenv(var)
-    res = mx("install", "acme/resnet@0.1.0", "--registry", url, "--refresh")
-    assert res.code == 1
-    assert "access denied (HTTP 403)" in res.err, res.err
+    # A process of its own: the AWS chain is read from its environment.
+    proc = mx_subprocess("install", "acme/resnet@0.1.0", "--registry", url, "--refresh")
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("error: ") and "access denied (HTTP 403)" in lines[0], lines
+    assert any(line.startswith("hint: ") and "AWS_ACCESS_KEY_ID" in line for line in lines)
+    assert "Traceback" not in proc.stderr
+
+
+def test_aws_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mx.objstore import aws_config
+
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION",
+                "AWS_DEFAULT_REGION", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    assert aws_config() == {"skip_signature": True, "region": "us-east-1"}
+
+    (tmp_path / "credentials").write_text(
+        "[default]\naws_access_key_id = D\naws_secret_access_key = DS\n"
+        "[ci]\naws_access_key_id = C\naws_secret_access_key = CS\naws_session_token = T\n")
+    (tmp_path / "config").write_text(
+        "[profile ci]\nregion = eu-west-1\nendpoint_url = https://minio.example\n")
+    assert aws_config()["access_key_id"] == "D"
+    monkeypatch.setenv("AWS_PROFILE", "ci")
+    assert aws_config() == {"access_key_id": "C", "secret_access_key": "CS",
+                            "session_token": "T", "region": "eu-west-1",
+                            "endpoint": "https://minio.example"}
+    # The environment goes first.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "E")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "ES")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")
+    got = aws_config()
+    assert (got["access_key_id"], got["endpoint"], got["region"]) == (
+        "E", "http://127.0.0.1:9", "ap-south-1")
+    assert "session_token" not in got
 
 
 def test_transport_resumes_and_retries(bucket: Bucket, monkeypatch: pytest.MonkeyPatch) -> None:
