@@ -128,7 +128,16 @@ def test_publish_uploads_only_changes_and_deletes_stale(  # type: ignore[no-unty
     # every object there already (single-part ETags against MD5s, artifacts by name).
     fresh = build(mx, registry_file, url, "--no-site", "--cache-dir",
                   registry_file.parent / "other-cache")
-    assert fresh["tuf_seeded"] > 0 and fresh["uploaded"] == [] and fresh["deleted"] == []
+    assert fresh["tuf_synced"] > 0 and fresh["uploaded"] == [] and fresh["deleted"] == []
+
+    # The scheduled timestamp job re-signs the bucket's timestamp alone; the next build
+    # continues from it (it does not sign a second timestamp of the same version).
+    res = mx("index", "timestamp", url)
+    assert res.code == 0, res.err
+    refreshed = json.loads(bucket.read("r/tuf/timestamp.json"))["signed"]["version"]
+    assert res.out.strip() == f"{url}: timestamp version {refreshed}"
+    after = build(mx, registry_file, url, "--no-site")
+    assert after["tuf_synced"] > 0 and after["uploaded"] == []
     bucket.write("r/left-over.txt", b"not from this build")
     tuf_before = {k for k in bucket.keys("r/") if k.startswith("tuf/")}
 

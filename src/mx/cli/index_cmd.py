@@ -78,16 +78,16 @@ def build(registry_file: Path, out_arg: str, strict: bool, cache_dir: Path | Non
             # the build cache is part of $MX_HOME: `mx cache clean` waits for the build
             stack.enter_context(Cache(home).shared())
         stack.enter_context(output_lock(out, cache, wait))
-        seeded = 0
+        synced = 0
         if publisher is not None and not unsigned_index and not published:
-            seeded = publisher.seed_tuf(out)
+            synced = publisher.sync_tuf(out)
         result = _build(registry_file, out, strict, cache, allow_unsigned, trust_config,
                         no_site, keys_dir, published, unsigned_index)
         summary = result.to_json()
         shown = str(out)
         if publisher is not None:
             pub = publisher.publish(out)
-            pub.tuf_seeded = seeded
+            pub.tuf_synced = synced
             summary["published"] = pub.to_json()
             shown = (f"{pub.url} (staged in {out}; {len(pub.uploaded)} objects uploaded, "
                      f"{len(pub.deleted)} deleted, {pub.unchanged} unchanged)")
@@ -169,17 +169,39 @@ def keys(directory: Path, from_env: bool, keyless_identity: str | None, issuer: 
 
 
 @index.command()
-@click.argument("out", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("out_arg", metavar="OUT")
 @click.option("--keys", "keys_dir", envvar="MX_INDEX_KEYS", show_envvar=True, required=True,
               type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Folder holding timestamp.pem.")
-def timestamp(out: Path, keys_dir: Path) -> None:
-    """Re-sign OUT's TUF timestamp (a scheduled job keeps clients from seeing it expire)."""
+def timestamp(out_arg: str, keys_dir: Path) -> None:
+    """Re-sign OUT's TUF timestamp (a scheduled job keeps clients from seeing it expire).
+    OUT is a built folder, or s3://BUCKET/PREFIX (only tuf/timestamp.json is uploaded)."""
     from mx.index_builder.keys import KeyRing
     from mx.index_builder.trustmeta import refresh_timestamp
 
-    version = refresh_timestamp(out, KeyRing(keys_dir))
-    click.echo(f"{out}: timestamp version {version}")
+    if not out_arg.lower().startswith("s3://"):
+        out = Path(out_arg)
+        if not out.is_dir():
+            raise click.BadParameter(f"{out} is not a folder", param_hint="OUT")
+        version = refresh_timestamp(out, KeyRing(keys_dir))
+        click.echo(f"{out}: timestamp version {version}")
+        return
+    import tempfile
+
+    from mx.errors import BuildError
+    from mx.extras import require
+    from mx.index_builder.publish_s3 import Publisher, check_destination
+
+    require("s3", "publishing to s3://")
+    dest = check_destination(out_arg)
+    with tempfile.TemporaryDirectory(prefix="mx-timestamp-") as tmp:
+        publisher = Publisher(dest, Path(tmp) / "uploaded.json")
+        if not publisher.sync_tuf(Path(tmp)):
+            raise BuildError(f"{dest.url}: no tuf/timestamp.json to refresh",
+                             hint="publish the index with `mx index build -o` first")
+        version = refresh_timestamp(Path(tmp), KeyRing(keys_dir))
+        publisher.upload(Path(tmp), ["tuf/timestamp.json"])
+    click.echo(f"{dest.url}: timestamp version {version}")
 
 
 @index.command()

@@ -117,11 +117,11 @@ class PublishResult:
     uploaded: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     unchanged: int = 0
-    tuf_seeded: int = 0
+    tuf_synced: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"url": self.url, "uploaded": self.uploaded, "deleted": self.deleted,
-                "unchanged": self.unchanged, "tuf_seeded": self.tuf_seeded}
+                "unchanged": self.unchanged, "tuf_synced": self.tuf_synced}
 
 
 def _files(out: Path) -> dict[str, Path]:
@@ -163,18 +163,31 @@ class Publisher:
         return dict(self._call("listing", "", lambda: objstore.list_objects(
             self.store, self.dest.prefix)))
 
-    def seed_tuf(self, out: Path) -> int:
-        """A staging folder without tuf/ (a new cache) continues the bucket's metadata:
-        versions and the root chain go on from what clients already trust."""
-        if (out / "tuf").exists():
+    def sync_tuf(self, out: Path) -> int:
+        """Bring the bucket's tuf/*.json into `out` when its timestamp.json is not the one
+        `out` holds: a new cache (a fresh CI runner), another runner's publish, or a
+        scheduled `mx index timestamp s3://...`. Versions and the root chain then go on
+        from what clients already trust. Returns how many files were fetched."""
+        names = sorted(rel for rel in self.listing() if rel.startswith("tuf/")
+                       and "/" not in rel[4:] and rel.endswith(".json"))
+        if "tuf/timestamp.json" not in names:
             return 0
-        names = [rel for rel in self.listing() if rel.startswith("tuf/")
-                 and "/" not in rel[4:] and rel.endswith(".json")]
+        local = out / "tuf" / "timestamp.json"
+        if local.is_file() and local.read_bytes() == self._get("tuf/timestamp.json"):
+            return 0
         for rel in names:
-            data = self._call("reading", rel, lambda rel=rel: objstore.get_bytes(  # type: ignore[misc]
-                self.store, self.dest.prefix + rel))
-            atomic_write_bytes(out / rel, data)
+            atomic_write_bytes(out / rel, self._get(rel))
         return len(names)
+
+    def _get(self, rel: str) -> bytes:
+        data: bytes = self._call("reading", rel, lambda: objstore.get_bytes(
+            self.store, self.dest.prefix + rel))
+        return data
+
+    def upload(self, out: Path, rels: list[str]) -> None:
+        """Upload these files of `out` (in this order), nothing else."""
+        for rel in rels:
+            self._put(rel, out / rel)
 
     def publish(self, out: Path) -> PublishResult:
         result = PublishResult(self.dest.url)
