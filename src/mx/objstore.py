@@ -40,6 +40,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mx import __version__
 from mx.errors import FetchError, MxError
 from mx.extras import require
 
@@ -116,8 +117,13 @@ def open_bucket(bucket: str, retries: int = 0, connect_timeout: float = 10.0,
     from obstore.store import S3Store
 
     config = aws_config()
+    # object_store's `timeout` bounds a whole request, body included (30 s by default):
+    # a multi-GB artifact must not be cut off by it. Stalls are caught by `read_timeout`,
+    # which restarts with every read, as the http transport's does.
     client: dict[str, Any] = {"connect_timeout": timedelta(seconds=connect_timeout),
-                              "timeout": timedelta(seconds=max(read_timeout, 300.0))}
+                              "read_timeout": timedelta(seconds=read_timeout),
+                              "timeout": timedelta(days=1),
+                              "user_agent": f"mx/{__version__}"}
     if str(config.get("endpoint", "")).startswith("http://"):
         client["allow_http"] = True
     retry: dict[str, Any] = {"max_retries": retries,

@@ -136,7 +136,8 @@ def _files(out: Path) -> dict[str, Path]:
 
 
 def _digest(path: Path, algorithm: str = "sha256") -> str:
-    h = hashlib.new(algorithm)
+    # MD5 only to compare with an S3 ETag, never for trust (FIPS builds allow that use).
+    h = hashlib.new(algorithm, usedforsecurity=algorithm != "md5")
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
