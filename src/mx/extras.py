@@ -1,7 +1,8 @@
 """Optional parts of mx and the extras that install them.
 
 `pip install mx` gives the client and the authoring tools; `mx[serve]` adds the inference
-server and `mx[site]` the registry website. A command that needs a missing extra says
+server, `mx[site]` the registry website and `mx[s3]` S3-compatible object storage
+(`s3://` artifact URLs, `mx index build -o s3://...`). A command that needs a missing extra says
 which one, instead of failing on an import deep inside."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from mx.errors import MxError
 EXTRAS = {
     "serve": ("starlette", "uvicorn", "prometheus_client", "grpc"),
     "site": ("mkdocs", "material", "cmarkgfm", "nh3", "yaml"),
+    "s3": ("obstore",),
 }
 
 

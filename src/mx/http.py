@@ -37,6 +37,8 @@ from mx.lfs import (
 if TYPE_CHECKING:
     import httpx
 
+    from mx.objstore import Stores
+
 USER_AGENT = f"mx/{__version__}"
 MAX_REDIRECTS = 10
 
@@ -47,6 +49,16 @@ def origin(url: str) -> tuple[str, str, int | None]:
     p = urllib.parse.urlsplit(url)
     port = p.port or {"http": 80, "https": 443}.get(p.scheme)
     return (p.scheme, (p.hostname or "").lower(), port)
+
+
+def join_url(base: str, ref: str) -> str:
+    """`ref` against `base`, as urljoin does, for s3:// bases too (urllib treats s3 as
+    opaque and would drop the base). An absolute `ref` (any scheme) is returned as is."""
+    if urllib.parse.urlsplit(ref).scheme:
+        return ref
+    if base[:5].lower() == "s3://":
+        return "s3://" + urllib.parse.urljoin("http://" + base[5:], ref)[len("http://"):]
+    return urllib.parse.urljoin(base, ref)
 
 
 def check_redirect(source: str, target: str) -> None:
@@ -133,6 +145,7 @@ class Transport:
         self._client: httpx.Client | None = None
         self._ssl: ssl.SSLContext | None = None
         self.sleep: Callable[[float], None] = time.sleep
+        self._s3: Stores | None = None
 
     def _http(self) -> httpx.Client:
         if self._client is None:
@@ -194,6 +207,8 @@ class Transport:
 
     def get(self, url: str, max_bytes: int, etag: str | None = None) -> Fetched:
         """GET a small document, at most `max_bytes`, revalidating with `etag`."""
+        if url[:3].lower() == "s3:":
+            return self._get_s3(url, max_bytes)
         if url.startswith("file:"):
             path = _local_path(url)
             try:
@@ -260,6 +275,28 @@ class Transport:
                 attempt += 1
                 self._backoff(attempt, url, exc)
 
+    def _get_s3(self, url: str, max_bytes: int) -> Fetched:
+        """A small document from S3-compatible storage (a registry whose base URL is
+        s3://): capped, retried like the rest; no revalidation (signed metadata decides)."""
+
+        class Buffer:
+            def __init__(self) -> None:
+                self.parts: list[bytes] = []
+
+            def write(self, chunk: bytes) -> None:
+                self.parts.append(chunk)
+
+            def reset(self) -> None:
+                self.parts.clear()
+
+        sink = Buffer()
+        try:
+            self._download_s3(url, sink, max_bytes, None, None, 0, exact=False)
+        except IntegrityError:
+            raise SizeLimitError(f"{url}: over the {max_bytes}-byte limit for this document",
+                                 url=url) from None
+        return Fetched(200, b"".join(sink.parts), None)
+
     # -- artifacts ------------------------------------------------------------
 
     def download(self, url: str, sink: Sink, size: int,
@@ -269,17 +306,20 @@ class Transport:
         `sink` already holds (a download an earlier process began).
 
         The one table of URL schemes mx fetches from: http(s) (resumed with Range after a
-        drop, on the first request and every retry), file, and lfs+<remote>#<oid> (Git LFS:
-        a local repository's store, or the batch API of the remote's LFS server)."""
+        drop, on the first request and every retry), s3://bucket/key (S3-compatible object
+        storage with the AWS credential chain, the `mx[s3]` extra; resumed the same way),
+        file, and lfs+<remote>#<oid> (Git LFS: a local repository's store, or the batch API
+        of the remote's LFS server)."""
         scheme = url.partition(":")[0].lower()
         handler = {"http": self._download_http, "https": self._download_http,
+                   "s3": self._download_s3,
                    "file": self._download_file, "lfs+http": self._download_lfs,
                    "lfs+https": self._download_lfs, "lfs+file": self._download_lfs,
                    "lfs+ssh": self._download_lfs}.get(scheme)
         if handler is None:
             raise FetchError(f"{url}: mx cannot fetch {scheme or 'relative'}: URLs",
-                             hint="the index should list http(s)://, file:// or lfs+ URLs",
-                             url=url)
+                             hint="the index should list http(s)://, s3://, file:// or lfs+ "
+                                  "URLs", url=url)
         handler(url, sink, size, progress, headers, offset)
 
     def _download_file(self, url: str, sink: Sink, size: int,
@@ -361,6 +401,61 @@ class Transport:
                     # Every promised byte arrived and then the connection broke (a host
                     # that announced more than it sends): the caller's sha256 decides.
                     return
+                attempt += 1
+                self._backoff(attempt, url, exc)
+
+    def _download_s3(self, url: str, sink: Sink, size: int,
+                     progress: Callable[[int], None] | None,
+                     headers: dict[str, str] | None, offset: int, exact: bool = True) -> None:
+        """An object of S3-compatible storage: the same cap, resume and retry policy as
+        http (object_store's own retries are off; `_backoff` decides). With `exact` off,
+        `size` is only a cap (a document of unknown length)."""
+        from mx import objstore
+
+        bucket, key = objstore.split_url(url)
+        if self._s3 is None:
+            self._s3 = objstore.Stores(0, self.limits.connect_timeout, self.limits.read_timeout)
+        store = self._s3.get(bucket)
+        got = offset
+        attempt = 0
+        while True:
+            try:
+                try:
+                    total, chunks = objstore.read(store, key, got, self.limits.chunk_size)
+                    if not exact and total <= size:
+                        size = total
+                    if total > size:
+                        raise IntegrityError(
+                            f"{url}: the object is {total} bytes; the index promised {size}",
+                            hint="the artifact in the bucket is not the one indexed")
+                    for chunk in chunks:
+                        got += len(chunk)
+                        if got > size:
+                            raise IntegrityError(
+                                f"{url}: the bucket sent more than the {size} bytes the index "
+                                "promised", hint="the artifact in the bucket is not the one "
+                                                 "indexed")
+                        sink.write(chunk)
+                        if progress:
+                            progress(len(chunk))
+                except Exception as exc:
+                    if not objstore.is_store_error(exc):
+                        raise
+                    status = objstore.status_of(exc)
+                    if got and status == 416:
+                        raise FetchError(f"{url}: the object ends after {got} bytes or fewer; "
+                                         f"the index promised {size}",
+                                         hint="the artifact in the bucket is not the one "
+                                              "indexed", url=url, status=416) from None
+                    if objstore.retryable(exc):
+                        raise _Retry(objstore.describe(exc)) from None
+                    raise objstore.fetch_error(url, exc) from None
+                if got < size:
+                    raise _Retry(f"connection closed after {got} of {size} bytes")
+                return
+            except _Retry as exc:
+                if got == size:
+                    return  # every promised byte arrived: the caller's sha256 decides
                 attempt += 1
                 self._backoff(attempt, url, exc)
 

@@ -6,7 +6,6 @@ is the transport's one table (`mx.http.Transport.download`).
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Any
 from mx.client.cache import Cache
 from mx.errors import FetchError, IntegrityError, MxError
 from mx.fsutil import HashingWriter, fetch_resumable
-from mx.http import Transport
+from mx.http import Transport, join_url
 from mx.progress import Progress
 
 
@@ -52,6 +51,7 @@ class Downloader:
             if self.cache.has_blob(sha, size):
                 return dest
             errors: list[str] = []
+            denied: str | None = None  # the hint of a host that wants credentials
             urls = art.get("urls") or []
             if not urls:
                 raise FetchError(f"{label} {art['path']}: the index lists no URL for it")
@@ -64,12 +64,14 @@ class Downloader:
                     raise  # wrong bytes are an attack or a broken publish: never fall back
                 except MxError as exc:
                     errors.append(str(exc))
+                    if isinstance(exc, FetchError) and exc.status in (401, 403):
+                        denied = denied or exc.hint
                 finally:
                     self.progress.done(task)
             raise FetchError(errors[-1] if len(errors) == 1 else
                              f"{label} {art['path']}: every URL failed: " + "; ".join(errors),
-                             hint="check the registry URL and your network; "
-                                  "`mx install --offline` uses only the cache")
+                             hint=denied or "check the registry URL and your network; "
+                                            "`mx install --offline` uses only the cache")
 
     def _fetch_from(self, url: str, art: dict[str, Any], task: int) -> None:
         """Fetch into tmp/<sha>.part, continuing what an earlier attempt (this process or
@@ -108,7 +110,7 @@ class Downloader:
     def _absolute(self, url: str) -> str:
         if url.startswith("lfs+"):
             return url
-        return urllib.parse.urljoin(self.base_url, url)
+        return join_url(self.base_url, url)
 
     def _fill(self, url: str, art: dict[str, Any], writer: HashingWriter,
               advance: Callable[[int], None]) -> None:

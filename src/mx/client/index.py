@@ -15,7 +15,6 @@ import json
 import re
 import shutil
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 from mx.client.metadata import RegistryMetadata, RootPin, SignedTarget
 from mx.errors import FetchError, IndexFormatError, IntegrityError, OfflineError, SizeLimitError
 from mx.fsutil import atomic_write_bytes
-from mx.http import Transport
+from mx.http import Transport, join_url
 
 
 def registry_key(base_url: str) -> str:
@@ -79,7 +78,7 @@ class IndexClient:
         return self.metadata.notices
 
     def url(self, rel: str) -> str:
-        return urllib.parse.urljoin(self.base_url, rel)
+        return join_url(self.base_url, rel)
 
     def model_document(self, name: str) -> Document:
         ns, short = name.split("/")

@@ -228,9 +228,15 @@ def _explain(exc: Exception, base_url: str) -> Exception:
     if isinstance(exc, exceptions.DownloadLengthMismatchError):
         return TrustError(f"{what}: a file is larger than allowed ({exc})", hint=hint)
     if isinstance(exc, exceptions.DownloadHTTPError):
+        from mx.objstore import CREDENTIALS_HINT
+
+        denied = exc.status_code in (401, 403)
         return FetchError(f"{what} could not be fetched ({exc})", status=exc.status_code,
-                          hint="check the registry URL; a registry that signed its index "
-                               "before must keep publishing tuf/")
+                          hint=(CREDENTIALS_HINT if base_url[:3].lower() == "s3:" else
+                                "the server wants credentials: set MX_TOKEN or add the host "
+                                "to ~/.netrc") if denied else
+                          "check the registry URL; a registry that signed its index "
+                          "before must keep publishing tuf/")
     if isinstance(exc, exceptions.RepositoryError):
         return TrustError(f"{what} does not verify ({type(exc).__name__}: {exc})", hint=hint)
     if isinstance(exc, exceptions.DownloadError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tomllib
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from mx.client.install import ClientSession, InstalledModel, install_requirement
 from mx.client.spec import Requirement, parse_requirement
 from mx.errors import ConfigError
 from mx.fsutil import write_if_changed
+from mx.http import join_url
 from mx.indexdoc import (
     MAX_ARTIFACTS,
     MAX_URLS,
@@ -156,8 +156,7 @@ def lock_entry(inst: InstalledModel, requested: str) -> dict[str, Any]:
         "registry": inst.registry, "requested": requested,
         "file": [{"path": a["path"], "format": a.get("format"), "sha256": a["sha256"],
                   "size": a["size"],
-                  "urls": [u if u.startswith("lfs+") else urllib.parse.urljoin(inst.registry, u)
-                           for u in a["urls"]]}
+                  "urls": [join_url(inst.registry, u) for u in a["urls"]]}
                  for a in inst.artifacts],
     }
 

@@ -291,7 +291,7 @@ def model_document(name: str, releases: dict[str, Release],
                      "size": len(rel.card_text)},
             "artifacts": [_artifact_record(a.path, a.format, a.variant, a.size, a.sha256,
                                            a.lfs_endpoint, registry.mirror_artifacts or
-                                           a.blob is not None)
+                                           a.blob is not None, registry.artifacts_url or "")
                           for a in rel.artifacts],
             "manifest_file": {"url": manifest_rel.as_posix(),
                               "sha256": hashlib.sha256(rel.manifest_bytes).hexdigest(),
@@ -320,10 +320,11 @@ def model_document(name: str, releases: dict[str, Release],
 
 
 def _artifact_record(path: str, fmt: str, variant: str, size: int, sha256: str,
-                     endpoint: str | None, mirrored: bool) -> dict[str, Any]:
+                     endpoint: str | None, mirrored: bool,
+                     artifacts_url: str = "") -> dict[str, Any]:
     urls = []
     if mirrored:
-        urls.append(f"artifacts/sha256/{sha256}")
+        urls.append(f"{artifacts_url}artifacts/sha256/{sha256}")
     if endpoint is not None:
         urls.append(f"lfs+{endpoint}#{sha256}")
     return {"path": path, "format": fmt, "variant": variant, "size": size, "sha256": sha256,

@@ -50,6 +50,10 @@ class Registry(BaseModel):
     name: str
     base_url: str | None = None
     mirror_artifacts: bool = False
+    # Where clients fetch mirrored artifacts, when not beside the index documents: the
+    # index then lists <artifacts_url>artifacts/sha256/<hex> (an s3:// bucket, private or
+    # not, or another https host). The builder writes them under artifacts/ all the same.
+    artifacts_url: str | None = None
     allow_unsigned: bool = False  # list unsigned releases as unsigned instead of refusing
     trust_config: str | None = None  # Sigstore ClientTrustConfig JSON for offline keyless
     sources: list[SourceSpec] = Field(default_factory=list)
@@ -67,6 +71,17 @@ class Registry(BaseModel):
         if v != REGISTRY_MAJOR:
             raise ValueError(f"registry: {v} is not a format this mx understands (registry: 1)")
         return v
+
+    @field_validator("artifacts_url")
+    @classmethod
+    def _artifacts_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        scheme = v.partition("://")[0].lower()
+        if scheme not in ("https", "http", "s3") or "://" not in v or any(
+                c.isspace() for c in v) or "?" in v or "#" in v:
+            raise ValueError(f"{v!r} is not an https://, http:// or s3:// URL of a folder")
+        return v if v.endswith("/") else v + "/"
 
     @field_validator("channels", "yanked")
     @classmethod
