@@ -55,6 +55,12 @@ def build(registry_file: Path, out_arg: str, strict: bool, cache_dir: Path | Non
     With -o s3://BUCKET/PREFIX the build runs into a staging folder in the cache dir, and
     only the objects that changed are uploaded, in dependency order (TUF metadata last);
     objects the build no longer has are deleted after that."""
+    import sys
+
+    # python-tuf's signer package imports boto3, when it is installed, for its AWS KMS
+    # signer: half a second at every build, for a signer mx never uses (S3 goes through
+    # obstore). This process is mx's own; nothing in it imports boto3 for itself.
+    sys.modules.setdefault("boto3", None)  # type: ignore[arg-type]
     from mx.client.cache import Cache
     from mx.config import default_home
     from mx.index_builder.workspace import output_lock

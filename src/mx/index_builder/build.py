@@ -30,9 +30,8 @@ from mx.index_builder.memo import (
     ModelOutput,
     SourceOutput,
     curation_digest,
-    local_git_dir,
-    refs_fingerprint,
     settings_digest,
+    source_fingerprint,
     source_key,
 )
 from mx.index_builder.mirror import ObjectLocator
@@ -90,17 +89,16 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
     registry_dir = registry_file.resolve().parent
     transport = transport or Transport()
     checker = SignatureChecker(registry, registry_dir, allow_unsigned, trust_config)
-    memo = BuildMemo(state_path(out, cache_dir, "memo.json"),
+    memo = BuildMemo(state_path(out, cache_dir, "memo"),
                      settings_digest(registry, strict, allow_unsigned, checker.trust_config))
     collected = Collected()
-    manifests = ManifestCache(cache_dir / "manifests.json")
+    manifests = ManifestCache(cache_dir / "manifests")
     checks = ReleaseChecks(cache_dir / "release-checks.json", registry.card)
     reused: dict[str, ModelOutput] = {}
     fresh: list[tuple[str, SourceOutput, set[str]]] = []  # memo key, its record, its models
     for spec in registry.sources:
         key, path = source_key(spec), locate_source(spec, registry_dir, cache_dir)
-        git_dir = local_git_dir(path)
-        fingerprint = None if git_dir is None else refs_fingerprint(git_dir)
+        fingerprint = source_fingerprint(path)
         hit = memo.reuse(key, fingerprint, registry, out)
         if hit is not None:
             for name in hit.models:
@@ -363,8 +361,9 @@ def _trimmed(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     count = counts.__getitem__
     out = []
     for e, mine in zip(entries, words, strict=True):
-        kept = sorted((w for w in mine if count(w) <= limit), key=count)
-        out.append({**e, "keywords": " ".join(sorted(kept[:KEYWORDS_PER_MODEL]))})
+        # rarest first: the words over the limit sort last, so cutting first is the same
+        kept = [w for w in sorted(mine, key=count)[:KEYWORDS_PER_MODEL] if count(w) <= limit]
+        out.append({**e, "keywords": " ".join(sorted(kept))})
     return out
 
 

@@ -72,19 +72,29 @@ class ManifestCache:
     """Validated manifests by git blob id, kept between builds.
 
     A blob id names exact bytes, so a manifest parsed once never needs parsing again;
-    the round-trip YAML parser is what a rebuild would otherwise spend its time on.
+    the round-trip YAML parser is what a rebuild would otherwise spend its time on. The
+    cache is 256 files by the id's first two hex digits, each read when first needed and
+    written when it gained an entry: a rebuild that reads one new release touches one.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.dirty = False
-        try:
-            self.entries: dict[str, Any] = json.loads(path.read_bytes())
-        except (FileNotFoundError, ValueError):
-            self.entries = {}
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.shards: dict[str, dict[str, Any]] = {}
+        self.dirty: set[str] = set()
+
+    def _shard(self, blob_id: str) -> dict[str, Any]:
+        key = blob_id[:2].lower()
+        if key not in self.shards:
+            try:
+                loaded = json.loads((self.folder / f"{key}.json").read_bytes())
+                self.shards[key] = loaded if isinstance(loaded, dict) else {}
+            except (FileNotFoundError, ValueError):
+                self.shards[key] = {}
+        return self.shards[key]
 
     def parse(self, blob_id: str, data: bytes, origin: str) -> Manifest:
-        raw = self.entries.get(blob_id)
+        shard = self._shard(blob_id)
+        raw = shard.get(blob_id)
         if raw is not None:
             try:
                 return Manifest.model_validate(raw)
@@ -95,13 +105,15 @@ class ManifestCache:
             manifest, doc, _ = parse_manifest(yamlio.decode(data, origin), origin)
         except ConfigError as exc:
             raise Skip(str(exc)) from None
-        self.entries[blob_id] = yamlio.to_plain(doc)
-        self.dirty = True
+        shard[blob_id] = yamlio.to_plain(doc)
+        self.dirty.add(blob_id[:2].lower())
         return manifest
 
     def save(self) -> None:
-        if self.dirty:
-            atomic_write_bytes(self.path, json.dumps(self.entries, sort_keys=True).encode())
+        for key in sorted(self.dirty):
+            atomic_write_bytes(self.folder / f"{key}.json",
+                               json.dumps(self.shards[key], sort_keys=True).encode())
+        self.dirty.clear()
 
 
 def collect_source(source: RegistrySource, out: Collected, strict: bool,

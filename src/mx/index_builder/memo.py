@@ -26,8 +26,9 @@ from mx import __version__
 from mx.fsutil import atomic_write_bytes
 from mx.index_builder.registry import Registry, SourceSpec
 
-FORMAT = 2
-MAX_REF_FILES = 100_000  # a repo with more loose refs than this is read the slow way
+FORMAT = 3
+MAX_REF_FOLDERS = 10_000  # a repo with more ref folders than this is read the slow way
+SHARDS = 64  # memo files: a rebuild rewrites those of the sources it read
 
 
 @dataclass
@@ -69,65 +70,74 @@ def settings_digest(registry: Registry, strict: bool, allow_unsigned: bool,
 
 
 def source_key(spec: SourceSpec) -> str:
-    return _digest(spec.model_dump(mode="json"))
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
 
 
-def refs_fingerprint(git_dir: Path) -> str | None:
-    """Every ref file's name, inode, size and mtime, and packed-refs' (None: cannot tell,
-    read the repository). Git replaces a ref file by renaming a new one over it, so a
-    moved tag has a new inode even within one mtime tick."""
-    root = str(git_dir)
-    entries: list[tuple[str, int, int, int]] = []
+def source_fingerprint(path: Path) -> str | None:
+    """What a source's releases depend on, from its git directory's release refs: the
+    inode and mtime of packed-refs, and of refs/tags and refs/notes and every folder under
+    them (None: not a plain local repository, or unreadable; read it the slow way).
+
+    Git writes a ref by renaming a lock file over it: a new, moved or deleted tag or note
+    changes its folder's mtime, and packing refs replaces packed-refs. Other refs
+    (branches) do not decide what is released, so a commit on main costs nothing here."""
+    root = f"{path}/.git"
     try:
-        st = os.stat(root + "/packed-refs")
-        entries.append(("packed-refs", st.st_ino, st.st_size, st.st_mtime_ns))
+        packed: os.stat_result | None = os.stat(root + "/packed-refs")
     except FileNotFoundError:
-        pass
-    stack = [root + "/refs"]
+        packed = None
+    except NotADirectoryError:
+        return None  # .git is a file: a linked worktree or a submodule
+    if packed is None and not os.path.isdir(root + "/refs"):
+        root = str(path)  # a bare repository
+        try:
+            packed = os.stat(root + "/packed-refs")
+        except (FileNotFoundError, NotADirectoryError):
+            packed = None
+    entries: list[tuple[str, int, int]] = []
+    if packed is not None:
+        entries.append(("packed-refs", packed.st_ino, packed.st_mtime_ns))
+    stack = [root + "/refs/tags", root + "/refs/notes"]
     while stack:
         folder = stack.pop()
         try:
+            st = os.stat(folder)
             it = os.scandir(folder)
-        except (FileNotFoundError, NotADirectoryError):
-            if folder == root + "/refs":
-                return None
-            continue
+        except FileNotFoundError:
+            if folder == root + "/refs/tags":
+                return None  # not a git directory
+            continue  # no notes yet
+        except NotADirectoryError:
+            return None
+        entries.append((folder[len(root):], st.st_ino, st.st_mtime_ns))
         with it:
-            for entry in it:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                else:
-                    st = entry.stat(follow_symlinks=False)
-                    entries.append((entry.path[len(root):], st.st_ino, st.st_size,
-                                    st.st_mtime_ns))
-        if len(entries) > MAX_REF_FILES:
+            stack.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
+        if len(entries) > MAX_REF_FOLDERS:
             return None
     entries.sort()
-    return hashlib.sha256(repr(entries).encode()).hexdigest()
-
-
-def local_git_dir(path: Path) -> Path | None:
-    """The git directory of a local source path (a work tree or a bare repository); None for
-    anything else (a linked worktree, a submodule): those are read the slow way."""
-    if (path / ".git").is_dir():
-        return path / ".git"
-    if (path / "HEAD").is_file() and (path / "refs").is_dir():
-        return path
-    return None
+    return hashlib.sha256(repr([str(path), entries]).encode()).hexdigest()
 
 
 class BuildMemo:
-    def __init__(self, path: Path, settings: str) -> None:
-        self.path = path
+    """The memo of one output: `head.json` (format and settings) and SHARDS files of
+    sources by key, so that a rebuild rewrites only the files of the sources it read."""
+
+    def __init__(self, folder: Path, settings: str) -> None:
+        self.folder = folder
         self.settings = settings
         self.sources: dict[str, SourceOutput] = {}
         self.next: dict[str, SourceOutput] = {}
+        self.dirty: set[int] = set()
         try:
-            raw = json.loads(path.read_bytes())
-            if raw.get("format") == FORMAT and raw.get("settings") == settings:
-                self.sources = {k: _source(v) for k, v in raw["sources"].items()}
+            head = json.loads((folder / "head.json").read_bytes())
+            if head.get("format") != FORMAT or head.get("settings") != settings:
+                raise ValueError("another mx, or other settings")
+            for shard in range(SHARDS):
+                raw = json.loads((folder / f"{shard:02d}.json").read_bytes())
+                self.sources.update({k: _source(v) for k, v in raw.items()})
         except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
             self.sources = {}
+            self.dirty = set(range(SHARDS))
 
     def reuse(self, key: str, fingerprint: str | None, registry: Registry,
               out: Path) -> SourceOutput | None:
@@ -145,15 +155,15 @@ class BuildMemo:
 
     def interrupted(self) -> bool:
         """A build of this output began and did not finish (it may have left temp files)."""
-        return self.path.with_suffix(".building").exists()
+        return (self.folder / "building").exists()
 
     def begin(self) -> None:
-        marker = self.path.with_suffix(".building")
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "building").touch()
 
     def record(self, key: str, source: SourceOutput) -> None:
         self.next[key] = source
+        self.dirty.add(_shard(key))
 
     def published_files(self) -> set[str] | None:
         """Every file the last build published under the signed folders (None: unknown)."""
@@ -162,12 +172,24 @@ class BuildMemo:
         return {rel for s in self.sources.values() for m in s.models.values() for rel in m.files}
 
     def save(self) -> None:
-        data = {"format": FORMAT, "settings": self.settings,
-                "sources": {k: {"fingerprint": v.fingerprint, "warnings": v.warnings,
-                                "models": {n: vars(m) for n, m in v.models.items()}}
-                            for k, v in sorted(self.next.items())}}
-        atomic_write_bytes(self.path, json.dumps(data, separators=(",", ":")).encode())
-        self.path.with_suffix(".building").unlink(missing_ok=True)
+        self.dirty.update(_shard(k) for k in self.sources.keys() - self.next.keys())
+        shards: dict[int, dict[str, Any]] = {i: {} for i in self.dirty}
+        for key, source in self.next.items():
+            if (shard := _shard(key)) in shards:
+                shards[shard][key] = {
+                    "fingerprint": source.fingerprint, "warnings": source.warnings,
+                    "models": {n: vars(m) for n, m in source.models.items()}}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for shard, data in sorted(shards.items()):
+            atomic_write_bytes(self.folder / f"{shard:02d}.json",
+                               json.dumps(data, separators=(",", ":")).encode())
+        atomic_write_bytes(self.folder / "head.json",
+                           json.dumps({"format": FORMAT, "settings": self.settings}).encode())
+        (self.folder / "building").unlink(missing_ok=True)
+
+
+def _shard(key: str) -> int:
+    return int(key[:8], 16) % SHARDS
 
 
 def _still_there(out: Path, model: ModelOutput) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -101,16 +100,15 @@ def load_registry(path: Path, parsed: Path | None = None) -> Registry:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return validate_registry(yamlio.load_file(path), path)  # says what is wrong
+    # <sha256 of registry.yaml> NUL <the Registry as JSON>
     try:
-        cached = json.loads(parsed.read_bytes())
-        if cached.get("sha256") == digest:
-            return Registry.model_validate(cached["registry"])
-    except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError,
-            ValidationError):
+        head, _, body = parsed.read_bytes().partition(b"\0")
+        if head.decode() == digest:
+            return Registry.model_validate_json(body)
+    except (FileNotFoundError, ValueError):  # ValidationError is a ValueError
         pass
     registry = validate_registry(yamlio.load_file(path), path)
-    atomic_write_bytes(parsed, json.dumps({"sha256": digest,
-                                           "registry": registry.model_dump(mode="json")}).encode())
+    atomic_write_bytes(parsed, digest.encode() + b"\0" + registry.model_dump_json().encode())
     return registry
 
 

@@ -60,14 +60,10 @@ def _is_local(spec: SourceSpec) -> bool:
 
 
 def locate_source(spec: SourceSpec, registry_dir: Path, cache_dir: Path) -> Path:
-    """Where the source's repository is on this machine: a local path as given, or the
-    builder's mirror of a URL, fetched first."""
+    """Where the source's repository is on this machine: a local path as written (not yet
+    checked: `open_source` does), or the builder's mirror of a URL, fetched first."""
     if _is_local(spec):
-        path = (registry_dir / spec.repo.removeprefix("file://")).resolve()
-        if not path.exists():
-            raise GitError(f"registry.yaml: source {spec.repo!r}: {path} does not exist",
-                           hint="fix sources[].repo: a local path or a URL git can clone")
-        return path
+        return registry_dir / spec.repo.removeprefix("file://")
     mirror = cache_dir / "sources" / (hashlib.sha256(spec.repo.encode()).hexdigest()[:24] + ".git")
     _mirror(spec.repo, mirror)
     return mirror
@@ -75,12 +71,16 @@ def locate_source(spec: SourceSpec, registry_dir: Path, cache_dir: Path) -> Path
 
 def open_source(spec: SourceSpec, path: Path) -> RegistrySource:
     """The repository `locate_source` found, opened."""
-    repo = gitrepo.open_repo(path)
     if _is_local(spec):
+        path = path.resolve()
+        if not path.exists():
+            raise GitError(f"registry.yaml: source {spec.repo!r}: {path} does not exist",
+                           hint="fix sources[].repo: a local path or a URL git can clone")
+        repo = gitrepo.open_repo(path)
         gd = gitrepo.git_dir(repo)
         url = (path.as_uri() if repo.is_bare else Path(repo.workdir).resolve().as_uri())
         return RegistrySource(spec, spec.repo, url, repo, [gd])
-    return RegistrySource(spec, spec.repo, spec.repo, repo, [path])
+    return RegistrySource(spec, spec.repo, spec.repo, gitrepo.open_repo(path), [path])
 
 
 def _mirror(url: str, dest: Path) -> None:

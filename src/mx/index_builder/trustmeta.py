@@ -17,6 +17,7 @@ the files it names while a host or CDN updates.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -68,7 +69,7 @@ def write_metadata(out: Path, keys: KeyRing, signers: dict[str, list[dict[str, A
     now = now or datetime.now(UTC)
     day = _day(now)
     tuf = out / TUF_DIR
-    current = load_current(tuf)
+    current = load_current(tuf, with_targets=False)
     result = MetadataResult()
     # Everything is signed before anything is written: a signer that fails (a missing key,
     # no OIDC token for a keyless role) leaves the published metadata as it was.
@@ -80,6 +81,8 @@ def write_metadata(out: Path, keys: KeyRing, signers: dict[str, list[dict[str, A
         writes += [(f"{root.signed.version}.root.json", data), ("root.json", data)]
         result.written.append("root")
 
+    from mx.index_builder.canonical import FastCanonicalSerializer, canonical_json
+
     def next_role(role: str, old: Metadata[Any] | None, same: bool,
                   make: Callable[[int, datetime], Any], file: str) -> Metadata[Any]:
         """`old` while it still says the same and is not near expiry; else the next
@@ -88,17 +91,30 @@ def write_metadata(out: Path, keys: KeyRing, signers: dict[str, list[dict[str, A
             return old
         version = old.signed.version + 1 if old is not None else 1
         md = Metadata(make(version, day + LIFETIME[role]))
-        md.sign(keys.signer(role))
+        md.sign(keys.signer(role), signed_serializer=FastCanonicalSerializer())
         writes.append((file.format(version=version), md.to_bytes()))
         result.written.append(role)
         return md
 
+    # Targets names every published file (20,000 at 5,000 models): it is built, compared
+    # and signed as plain dicts, with no python-tuf object per file.
     wanted = _targets(out, signers, files)
-    old_targets = current.get("targets")
-    targets = next_role(
-        "targets", old_targets, old_targets is not None and old_targets.signed.targets == wanted,
-        lambda v, exp: Targets(version=v, expires=exp, targets=wanted), "{version}.targets.json")
-    meta = {"targets.json": MetaFile(version=targets.signed.version)}
+    old_targets = _read_targets(tuf, current.get("snapshot"))
+    targets_version = old_targets["version"] if old_targets is not None else 0
+    if (old_targets is None or old_targets["targets"] != wanted or root_changed
+            or datetime.fromisoformat(old_targets["expires"].replace("Z", "+00:00")) - now
+            < RENEW["targets"]):
+        targets_version += 1
+        signed = Targets(version=targets_version, expires=day + LIFETIME["targets"]).to_dict()
+        signed["targets"] = wanted
+        payload = canonical_json(signed)
+        signature = keys.signer("targets").sign(payload)
+        # the file is plain JSON (canonical JSON writes control characters raw)
+        writes.append((f"{targets_version}.targets.json", json.dumps(
+            {"signatures": [signature.to_dict()], "signed": signed}, sort_keys=True,
+            separators=(",", ":"), ensure_ascii=False).encode()))
+        result.written.append("targets")
+    meta = {"targets.json": MetaFile(version=targets_version)}
     old_snapshot = current.get("snapshot")
     snapshot = next_role(
         "snapshot", old_snapshot, old_snapshot is not None and old_snapshot.signed.meta == meta,
@@ -111,9 +127,9 @@ def write_metadata(out: Path, keys: KeyRing, signers: dict[str, list[dict[str, A
         "timestamp.json")
     for name, data in writes:
         write_if_changed(tuf / name, data)
-    _prune(tuf, "targets", targets.signed.version)
+    _prune(tuf, "targets", targets_version)
     _prune(tuf, "snapshot", snapshot.signed.version)
-    result.versions = {"root": root.signed.version, "targets": targets.signed.version,
+    result.versions = {"root": root.signed.version, "targets": targets_version,
                        "snapshot": snapshot.signed.version, "timestamp": ts.signed.version}
     return result
 
@@ -136,7 +152,7 @@ def refresh_timestamp(out: Path, keys: KeyRing, now: datetime | None = None) -> 
     return int(ts.signed.version)
 
 
-def load_current(tuf: Path) -> dict[str, Metadata[Any]]:
+def load_current(tuf: Path, with_targets: bool = True) -> dict[str, Metadata[Any]]:
     """The metadata the output serves now, followed from timestamp.json (what a client sees)."""
     from tuf.api.metadata import Metadata
 
@@ -162,7 +178,8 @@ def load_current(tuf: Path) -> dict[str, Metadata[Any]]:
         return found
     found["snapshot"] = snap
     meta = snap.signed.meta.get("targets.json")
-    targets = read(f"{meta.version}.targets.json") if meta is not None else None
+    targets = (read(f"{meta.version}.targets.json") if meta is not None and with_targets
+               else None)
     if targets is not None:
         found["targets"] = targets
     return found
@@ -211,8 +228,7 @@ def _root(old: Metadata[Root] | None, keys: KeyRing, now: datetime
 
 def _targets(out: Path, signers: dict[str, list[dict[str, Any]]],
              files: dict[str, tuple[int, str]] | None = None) -> dict[str, Any]:
-    from tuf.api.metadata import TargetFile
-
+    """The `targets` of targets metadata, as TargetFile.to_dict would write each."""
     if files is None:
         files = {}
         for top in SIGNED_DIRS:
@@ -223,12 +239,32 @@ def _targets(out: Path, signers: dict[str, list[dict[str, Any]]],
     found: dict[str, Any] = {}
     for rel in sorted(files):
         size, sha = files[rel]
-        extra: dict[str, Any] = {}
+        entry: dict[str, Any] = {"length": size, "hashes": {"sha256": sha}}
         parts = rel.split("/")
         if len(parts) == 4 and parts[:2] == ["index", "models"] and signers.get(parts[2]):
-            extra = {"custom": {"mx": {"signers": signers[parts[2]]}}}
-        found[rel] = TargetFile(size, {"sha256": sha}, rel, extra)
+            entry["custom"] = {"mx": {"signers": signers[parts[2]]}}
+        found[rel] = entry
     return found
+
+
+def _read_targets(tuf: Path, snapshot: Metadata[Any] | None) -> dict[str, Any] | None:
+    """The `signed` part of the targets metadata the snapshot names, read as plain JSON
+    (the build signed it; a client verifies it), or None."""
+    meta = snapshot.signed.meta.get("targets.json") if snapshot is not None else None
+    if meta is None:
+        return None
+    path = tuf / f"{meta.version}.targets.json"
+    try:
+        signed = json.loads(path.read_bytes())["signed"]
+        if not isinstance(signed.get("targets"), dict) or not isinstance(
+                signed.get("version"), int) or not isinstance(signed.get("expires"), str):
+            raise ValueError("not targets metadata")
+        return dict(signed)
+    except FileNotFoundError:
+        return None  # a partial output: written anew
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BuildError(f"{path}: existing metadata is unreadable ({exc})",
+                         hint="restore it from the published copy") from None
 
 
 def _prune(tuf: Path, role: str, current: int) -> None:
@@ -242,9 +278,6 @@ def seed_from_published(base_url: str, out: Path, transport: Any) -> int:
     """Copy the metadata a live registry serves into `out/tuf/` (when `out` has none), so a
     build in a fresh checkout (a CI job) continues its versions and its root chain instead
     of starting a new one. Returns the number of files fetched."""
-    import json
-
-
     tuf = out / TUF_DIR
     if (tuf / "root.json").exists():
         return 0
