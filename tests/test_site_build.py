@@ -178,3 +178,29 @@ def test_search_shards_are_small_and_find_every_word(monkeypatch: pytest.MonkeyP
     assert len(_lookup(files, "kalo5")) == len([i for i in range(300) if i % 13 == 5])
     assert _lookup(files, "del") == {e["name"] for e in entries}  # suffix
     assert len(_lookup(files, "common")) == 300
+
+
+def test_search_update_equals_a_full_build(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The incremental search data (from the last build's postings) is byte for byte what a
+    full build gives, and only the files a change touches are returned."""
+    monkeypatch.setattr(search, "SHARD_POSTINGS", 40)
+    entries = [{"name": f"ns{i % 7}/model-{i:03d}", "latest": "1.0.0", "summary": f"s{i}",
+                "task": "text-classification", "tags": ["t"],
+                "keywords": f"word{i} kalo{i % 13} common"} for i in range(300)]
+    state = tmp_path / "search-state.json"
+    first, every = search.update(entries, state)
+    assert first == search.build(entries) and sorted(every) == sorted(first)
+    entries[17] = {**entries[17], "summary": "renamed thing", "keywords": "zebra kalo1 word17"}
+    entries[200] = {**entries[200], "latest": "2.0.0", "tags": ["model"]}  # a name term
+    changed, every = search.update(entries, state)
+    full = search.build(entries)
+    assert sorted(every) == sorted(full)
+    assert all(full[rel] == data for rel, data in changed.items())
+    assert 1 < len(changed) < len(full) / 2  # only what the change touched
+    unchanged = set(full) - set(changed)
+    assert all(first.get(rel) == full[rel] for rel in unchanged)
+    # a model added: the ids shift, so everything is computed again
+    entries.append({**entries[0], "name": "aa/new"})
+    changed, _ = search.update(entries, state)
+    assert changed == search.build(entries)

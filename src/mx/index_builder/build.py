@@ -11,10 +11,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +120,7 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
     for name, model in reused.items():
         pages[name] = PageInput(model.page_key, _page_loader(out, name, model))
     outputs_all = {**reused, **outputs}
-    listing = _trimmed([m.search for _, m in sorted(outputs_all.items())])
+    listing = [m.search for _, m in sorted(outputs_all.items())]
     docs.update(_listings(out, registry, registry_dir, listing))
     signed = {rel: (f[0], f[1]) for m in outputs_all.values() for rel, f in m.files.items()}
     for path in (out / "index" / "search.json", out / "index" / "config.json"):
@@ -343,28 +341,6 @@ def _search_entry(doc: dict[str, Any], latest: str, card: bytes) -> dict[str, An
     return {"name": doc["name"], "latest": latest, "summary": m.get("summary", ""),
             "task": m.get("task"), "tags": m.get("tags", []),
             "keywords": " ".join(keywords(card))}
-
-
-KEYWORDS_PER_MODEL = 80
-
-
-def _trimmed(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The entries with the card words that tell models apart (the entries given keep all
-    their words: the memo stores them).
-
-    Words in more than a fifth of the cards find everything; the rarest words are what
-    people type to find one model. At most KEYWORDS_PER_MODEL words a model keeps the
-    listing under 5 MB at 5,000 models."""
-    words = [e["keywords"].split() for e in entries]
-    counts = Counter(chain.from_iterable(words))
-    limit = len(entries) // 5 if len(entries) >= 50 else len(entries)
-    count = counts.__getitem__
-    out = []
-    for e, mine in zip(entries, words, strict=True):
-        # rarest first: the words over the limit sort last, so cutting first is the same
-        kept = [w for w in sorted(mine, key=count)[:KEYWORDS_PER_MODEL] if count(w) <= limit]
-        out.append({**e, "keywords": " ".join(sorted(kept))})
-    return out
 
 
 def _remove_stale(out: Path, keep: set[str], previous: set[str] | None) -> None:

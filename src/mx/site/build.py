@@ -93,8 +93,14 @@ def _build(out: Path, work: Path, site_url: str | None,
         writer.current.add(page.path)
         writer.page(page)
     shells = writer.flush()
-    for rel, data in search.build(listing).items():
-        writer.file(f"search/{rel}", data)
+    changed, every = search.update(listing, work / "search-state.json")
+    if any(rel not in changed and not (out / "search" / rel).is_file() for rel in every):
+        changed = search.build(listing)  # a file went missing from the output: all again
+    for rel in every:
+        if rel in changed:
+            writer.file(f"search/{rel}", changed[rel])
+        else:
+            writer.current.add(f"search/{rel}")
     writer.file("audit.json", history.audit_json(title))
     writer.file("audit.xml", history.atom(title, site_url, names))
     _copy_theme(shells.build, writer)

@@ -76,12 +76,31 @@ def card_body(card_text: bytes) -> str:
     return cardfacts.split(card_text)[1]
 
 
-def keywords(card_text: bytes, limit: int = 300) -> list[str]:
-    """Distinct words of a card body, for search (stop words dropped, order kept)."""
+# Words of the model card template's headings and placeholders (Hugging Face's and
+# mx's): in nearly every card, so they tell no model apart.
+TEMPLATE_WORDS = frozenset({
+    "card", "details", "description", "developed", "funded", "shared", "type", "language",
+    "license", "finetuned", "sources", "repository", "paper", "demo", "uses", "direct",
+    "downstream", "scope", "bias", "risks", "limitations", "recommendations", "users",
+    "aware", "started", "code", "training", "procedure", "preprocessing", "hyperparameters",
+    "speeds", "sizes", "times", "evaluation", "testing", "factors", "metrics", "results",
+    "examination", "environmental", "impact", "hardware", "hours", "provider", "compute",
+    "region", "carbon", "emitted", "technical", "specifications", "objective",
+    "infrastructure", "software", "citation", "bibtex", "apa", "glossary", "information",
+    "needed", "authors", "contact", "intended", "data",
+})
+KEYWORDS_PER_MODEL = 80
+
+
+def keywords(card_text: bytes, limit: int = KEYWORDS_PER_MODEL) -> list[str]:
+    """Distinct words of a card body, for search, in reading order: stop words, numbers and
+    the card template's own words dropped. A card's words alone decide (no statistic over
+    the registry), so a rebuild computes them for the cards that changed only."""
     seen: dict[str, None] = {}
     for word in _WORD.findall(card_body(card_text).lower()):
         word = word.strip(".-+_")
-        if len(word) >= 3 and word not in STOPWORDS and not word.isdigit():
+        if (len(word) >= 3 and word not in STOPWORDS and word not in TEMPLATE_WORDS
+                and not word.isdigit()):
             seen.setdefault(word, None)
             if len(seen) >= limit:
                 break

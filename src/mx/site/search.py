@@ -18,10 +18,15 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import insort
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
+from mx.fsutil import atomic_write_bytes
+
 FORMAT = 1
+STATE_FORMAT = 1  # the builder's own state beside the site (search-state.json)
 SHARD_POSTINGS = 1500
 DOCS_PER_FILE = 100
 MAX_KEY = 8
@@ -44,31 +49,116 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def build(entries: list[dict[str, Any]]) -> dict[str, bytes]:
-    """Files (path under search/ -> bytes) for the search listing's entries."""
-    ordered = sorted(entries, key=lambda e: e["name"])
+def _codes(i: int, e: dict[str, Any]) -> dict[str, int]:
+    """The postings entry `e` (model id `i`) adds, by term."""
+    in_name = _name_terms(e["name"])
+    other = " ".join([e.get("summary") or "", e.get("task") or "",
+                      " ".join(e.get("tags") or []), e.get("keywords") or ""])
+    codes = dict.fromkeys(in_name, i * 2 + 1)
+    codes.update(dict.fromkeys(set(terms(other)).difference(in_name), i * 2))
+    return codes
+
+
+def _postings(ordered: list[dict[str, Any]]) -> dict[str, list[int]]:
     postings: dict[str, list[int]] = defaultdict(list)
     for i, e in enumerate(ordered):
-        in_name = _name_terms(e["name"])
-        other = " ".join([e.get("summary") or "", e.get("task") or "",
-                          " ".join(e.get("tags") or []), e.get("keywords") or ""])
         # Ids only grow, so each posting list comes out sorted without sorting it.
-        for term in in_name:
-            postings[term].append(i * 2 + 1)
-        for term in set(terms(other)).difference(in_name):
-            postings[term].append(i * 2)
+        for term, code in _codes(i, e).items():
+            postings[term].append(code)
+    return dict(postings)
+
+
+def _doc_file(ordered: list[dict[str, Any]], n: int) -> bytes:
+    return _dumps([[e["name"], e["latest"], e.get("summary") or ""]
+                   for e in ordered[n * DOCS_PER_FILE:(n + 1) * DOCS_PER_FILE]])
+
+
+def _files(ordered: list[dict[str, Any]], postings: dict[str, list[int]],
+           leaves: list[tuple[str, list[str]]], shards: set[str] | None,
+           docs: set[int] | None) -> dict[str, bytes]:
+    """The files for these postings and leaves: every one, or (with `shards`, `docs`) only
+    those leaves and doc files, and meta.json."""
     files: dict[str, bytes] = {}
-    counts = {t: len(p) for t, p in postings.items()}
-    leaves = _split(sorted(postings), counts, "")
     for key, members in leaves:
-        files[f"t/{key}.json"] = _dumps({t: postings[t] for t in members})
-    for n in range(0, len(ordered), DOCS_PER_FILE):
-        files[f"d/{n // DOCS_PER_FILE}.json"] = _dumps(
-            [[e["name"], e["latest"], e.get("summary") or ""]
-             for e in ordered[n:n + DOCS_PER_FILE]])
+        if shards is None or key in shards:
+            files[f"t/{key}.json"] = _dumps({t: postings[t] for t in members})
+    for n in range(0, (len(ordered) + DOCS_PER_FILE - 1) // DOCS_PER_FILE):
+        if docs is None or n in docs:
+            files[f"d/{n}.json"] = _doc_file(ordered, n)
     files["meta.json"] = _dumps({"v": FORMAT, "shards": [k for k, _ in leaves],
                                  "docs": DOCS_PER_FILE, "count": len(ordered)})
     return files
+
+
+def build(entries: list[dict[str, Any]]) -> dict[str, bytes]:
+    """Files (path under search/ -> bytes) for the search listing's entries."""
+    ordered = sorted(entries, key=lambda e: e["name"])
+    postings = _postings(ordered)
+    counts = {t: len(p) for t, p in postings.items()}
+    return _files(ordered, postings, _split(sorted(postings), counts, ""), None, None)
+
+
+def update(entries: list[dict[str, Any]], state_file: Path) -> tuple[dict[str, bytes], list[str]]:
+    """What `build` gives, computed from the last build's postings (kept in `state_file`)
+    when the set of models is the same: only the entries that changed are read again, and
+    only the files they change are returned. Returns (files to write, every file)."""
+    ordered = sorted(entries, key=lambda e: e["name"])
+    state = _load(state_file, [e["name"] for e in ordered])
+    if state is None:
+        postings = _postings(ordered)
+        counts = {t: len(p) for t, p in postings.items()}
+        leaves = _split(sorted(postings), counts, "")
+        files = _files(ordered, postings, leaves, None, None)
+    else:
+        old_entries, postings, old_leaves = state
+        touched: set[str] = set()
+        docs: set[int] = set()
+        for i, (old, new) in enumerate(zip(old_entries, ordered, strict=True)):
+            if old == new:
+                continue
+            before, after = _codes(i, old), _codes(i, new)
+            for term, code in before.items():
+                if after.get(term) != code:
+                    postings[term].remove(code)
+                    if not postings[term]:
+                        del postings[term]
+                    touched.add(term)
+            for term, code in after.items():
+                if before.get(term) != code:
+                    insort(postings.setdefault(term, []), code)
+                    touched.add(term)
+            docs.add(i // DOCS_PER_FILE)
+        counts = {t: len(p) for t, p in postings.items()}
+        leaves = _split(sorted(postings), counts, "")
+        old_set = {(k, tuple(m)) for k, m in old_leaves}
+        shards = {k for k, m in leaves
+                  if (k, tuple(m)) not in old_set or not touched.isdisjoint(m)}
+        files = _files(ordered, postings, leaves, shards, docs)
+    _save(state_file, ordered, postings, leaves)
+    every = [f"t/{k}.json" for k, _ in leaves] + [
+        f"d/{n}.json" for n in range((len(ordered) + DOCS_PER_FILE - 1) // DOCS_PER_FILE)]
+    return files, [*every, "meta.json"]
+
+
+def _load(path: Path, names: list[str]) -> tuple[list[dict[str, Any]], dict[str, list[int]],
+                                                   list[tuple[str, list[str]]]] | None:
+    try:
+        state = json.loads(path.read_bytes())
+        if (state.get("format") != STATE_FORMAT or state.get("v") != FORMAT
+                or state.get("shard_postings") != SHARD_POSTINGS
+                or [e["name"] for e in state["entries"]] != names):
+            return None
+        return state["entries"], state["postings"], [(k, m) for k, m in state["leaves"]]
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _save(path: Path, ordered: list[dict[str, Any]], postings: dict[str, list[int]],
+          leaves: list[tuple[str, list[str]]]) -> None:
+    atomic_write_bytes(path, json.dumps({
+        "format": STATE_FORMAT, "v": FORMAT, "shard_postings": SHARD_POSTINGS,
+        "entries": ordered, "postings": postings, "leaves": leaves},
+        separators=(",", ":")).encode())
 
 
 def _split(members: list[str], counts: dict[str, int],
