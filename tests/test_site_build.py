@@ -188,7 +188,7 @@ def test_search_update_equals_a_full_build(tmp_path: Path,
     entries = [{"name": f"ns{i % 7}/model-{i:03d}", "latest": "1.0.0", "summary": f"s{i}",
                 "task": "text-classification", "tags": ["t"],
                 "keywords": f"word{i} kalo{i % 13} common"} for i in range(300)]
-    state = tmp_path / "search-state.json"
+    state = tmp_path / "search-state.bin"
     first, every = search.update(entries, state)
     assert first == search.build(entries) and sorted(every) == sorted(first)
     entries[17] = {**entries[17], "summary": "renamed thing", "keywords": "zebra kalo1 word17"}

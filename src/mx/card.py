@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
-
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
+from typing import TYPE_CHECKING, Any
 
 from mx import yamlio
 from mx.cardmeta import CardMeta, check_meta
 from mx.errors import ConfigError
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 # huggingface_hub's REGEX_YAML_BLOCK: optional leading whitespace, '---', the YAML, and a
 # closing '---' line (trailing blanks allowed; '...' does not close it on the Hub).
@@ -116,6 +117,8 @@ def parse_card(text: str, origin: str) -> Card:
 
 
 def _markdown() -> MarkdownIt:
+    from markdown_it import MarkdownIt  # only a card being read needs the parser
+
     return MarkdownIt("commonmark").enable("table")
 
 

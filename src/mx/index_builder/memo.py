@@ -11,13 +11,17 @@ the source's models are taken from here without opening the repository.
 The memo lives in the builder's own cache folder and holds only digests, sizes, names and
 the search entries the builder computed: nothing in it is trusted over the output except
 to skip work, and a memo that does not parse, or was written by another mx, is ignored.
+Its shards are marshal files, not JSON: read at every build, marshal loads them several
+times faster, and nothing but this builder writes that folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +30,7 @@ from mx import __version__
 from mx.fsutil import atomic_write_bytes
 from mx.index_builder.registry import Registry, SourceSpec
 
-FORMAT = 4
+FORMAT = 5
 MAX_REF_FOLDERS = 10_000  # a repo with more ref folders than this is read the slow way
 SHARDS = 64  # memo files: a rebuild rewrites those of the sources it read
 
@@ -66,7 +70,8 @@ def settings_digest(registry: Registry, strict: bool, allow_unsigned: bool,
     """Everything but sources, channels and yanks that decides what a release publishes."""
     plain = registry.model_dump(mode="json", exclude={"sources", "channels", "yanked"})
     trust = trust_config.read_bytes().hex() if trust_config and trust_config.is_file() else None
-    return _digest([__version__, FORMAT, plain, strict, allow_unsigned, trust])
+    # marshal's format is the interpreter's: another Python reads the memo as missing
+    return _digest([__version__, FORMAT, sys.version, plain, strict, allow_unsigned, trust])
 
 
 def source_key(spec: SourceSpec) -> str:
@@ -133,9 +138,9 @@ class BuildMemo:
             if head.get("format") != FORMAT or head.get("settings") != settings:
                 raise ValueError("another mx, or other settings")
             for shard in range(SHARDS):
-                raw = json.loads((folder / f"{shard:02d}.json").read_bytes())
+                raw = marshal.loads((folder / f"{shard:02d}.bin").read_bytes())
                 self.sources.update({k: _source(v) for k, v in raw.items()})
-        except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
+        except (FileNotFoundError, ValueError, EOFError, KeyError, TypeError, AttributeError):
             self.sources = {}
             self.dirty = set(range(SHARDS))
 
@@ -181,8 +186,7 @@ class BuildMemo:
                     "models": {n: vars(m) for n, m in source.models.items()}}
         self.folder.mkdir(parents=True, exist_ok=True)
         for shard, data in sorted(shards.items()):
-            atomic_write_bytes(self.folder / f"{shard:02d}.json",
-                               json.dumps(data, separators=(",", ":")).encode())
+            atomic_write_bytes(self.folder / f"{shard:02d}.bin", marshal.dumps(data))
         atomic_write_bytes(self.folder / "head.json",
                            json.dumps({"format": FORMAT, "settings": self.settings}).encode())
         (self.folder / "building").unlink(missing_ok=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ def _build(out: Path, work: Path, site_url: str | None,
         old = state.get(name)
         # A base model joining or leaving the registry turns its link to the Hub into one to
         # its page here (or back): the page is rendered again even if its model did not change.
-        if (old and old["key"] == key and (out / rel).exists()
+        if (old and old["key"] == key and os.path.exists(f"{out}/{rel}")
                 and all((b in names) == internal for b, internal in old["refs"].items())):
             new_state[name] = old
             continue
@@ -93,7 +94,7 @@ def _build(out: Path, work: Path, site_url: str | None,
         writer.current.add(page.path)
         writer.page(page)
     shells = writer.flush()
-    changed, every = search.update(listing, work / "search-state.json")
+    changed, every = search.update(listing, work / "search-state.bin")
     if any(rel not in changed and not (out / "search" / rel).is_file() for rel in every):
         changed = search.build(listing)  # a file went missing from the output: all again
     for rel in every:

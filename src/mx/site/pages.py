@@ -8,6 +8,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup, escape
+
 from mx.semver import Version
 from mx.site import benchmarks, cardfacts
 from mx.site.governance import AUDIT_EVENTS, Change, History
@@ -196,6 +198,14 @@ class SiteRenderer:
     def listings(self, entries: list[dict[str, Any]]) -> dict[str, Page]:
         """Home, search, and the pages by task, by tag and by namespace."""
         pages: dict[str, Page] = {}
+        # each model's row, made once: it is on the home page and on several listings
+        rows_home = {id(m): model_row(m, "", True) for m in entries}
+        rows_listed = {id(m): model_row(m, "../", False) for m in entries}
+
+        def model_rows(ms: list[dict[str, Any]], _root: str, with_task: bool) -> Markup:
+            made = rows_home if with_task else rows_listed
+            return Markup("\n".join(made[id(m)] for m in ms))
+
         tasks = sorted({m["task"] for m in entries if m.get("task")})
         pages["index.html"] = self._page("home", "index.html", self.title, self.templates[
             "home"].render(title=self.title, rows=model_rows(entries, "", True),
@@ -227,23 +237,18 @@ class SiteRenderer:
         return pages
 
 
-def model_rows(models: list[dict[str, Any]], root: str, with_task: bool) -> Any:
-    """The rows of a table of models. Written here, not in a template loop: the home page
+def model_row(m: dict[str, Any], root: str, with_task: bool) -> str:
+    """One row of a table of models. Written here, not in a template loop: the home page
     and the big tag pages list every model, and jinja takes ten times as long a row."""
-    from markupsafe import Markup, escape
-
-    rows = []
-    for m in models:
-        name = escape(m["name"])
-        task = ""
-        if with_task:
-            t = m.get("task")
-            task = (f'<td><a href="{root}tasks/{slug(t)}.html">{escape(t)}</a></td>' if t
-                    else "<td></td>")
-        rows.append(f'<tr><td><a href="{root}models/{name}.html">{name}</a></td>'
-                    f'<td>{escape(m["latest"])}</td>{task}<td>{escape(m.get("summary") or "")}'
-                    "</td></tr>")
-    return Markup("\n".join(rows))
+    name = escape(m["name"])
+    task = ""
+    if with_task:
+        t = m.get("task")
+        task = (f'<td><a href="{root}tasks/{slug(t)}.html">{escape(t)}</a></td>' if t
+                else "<td></td>")
+    return (f'<tr><td><a href="{root}models/{name}.html">{name}</a></td>'
+            f'<td>{escape(m["latest"])}</td>{task}<td>{escape(m.get("summary") or "")}'
+            "</td></tr>")
 
 
 def _quality(q: Any) -> str:
