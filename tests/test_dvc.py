@@ -260,3 +260,37 @@ def test_manifest_sha256_must_agree_at_the_tag(mx, world: Path, tmp_path: Path) 
     res = mx("index", "build", world / "registry.yaml", "-o", tmp_path / "a", "--no-site",
              "--strict")
     assert res.code == 1 and "but its DVC object" in res.err, res.err
+
+
+def test_init_dvc_pipeline(mx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    model = tmp_path / "m"
+    res = mx("init", model, "--name", NAME, "--dvc")
+    assert res.code == 0, res.err
+    stages = yaml.safe_load((model / "dvc.yaml").read_text())["stages"]
+    params = yaml.safe_load((model / "params.yaml").read_text())
+    assert list(stages) == ["convert", "optimize", "bench"]
+    for name, stage in stages.items():
+        # DVC's stage schema: cmd, deps, params (top-level keys of params.yaml), outs
+        assert set(stage) <= {"cmd", "deps", "params", "outs"}, name
+        assert stage["cmd"].startswith(f"mx {name} . ")
+        assert all(p in params for p in stage["params"])
+    # every ${section.key} resolves from params.yaml, as DVC's templating requires
+    text = (model / "dvc.yaml").read_text()
+    for ref in re.findall(r"\$\{([a-z_.]+)\}", text):
+        section, key = ref.split(".")
+        assert key in params[section], ref
+    assert "model.onnx" in stages["convert"]["outs"]
+    assert stages["bench"]["outs"] == [{"bench/results.json": {"cache": False}}]
+    if DVC is None:
+        return
+    # DVC itself parses it: the graph, and the commands it would run
+    git(model, "init", "-q")
+    dvc(model, "init", "-q")
+    (model / "train.py").write_text("def build(): ...\n")
+    proc = subprocess.run([DVC, "dag"], cwd=model, capture_output=True, text=True, check=True)
+    assert all(s in proc.stdout for s in ("convert", "optimize", "bench"))
+    proc = subprocess.run([DVC, "repro", "--dry", "convert"], cwd=model, capture_output=True,
+                          text=True, check=True)
+    assert "mx convert . train.py:build --from pytorch --opset 17" in proc.stdout
