@@ -92,15 +92,16 @@ def tree_digests(repo: Any, commit: str, model_dir: str,
                  dvc_digest: DvcDigest | None = None) -> dict[str, str]:
     """sha256 of every file of a model directory at `commit`, from git alone
     (LFS pointers give their oid, which is the content's sha256), and of each file DVC
-    tracks there: `dvc_digest` says it (the index builder knows it), else the work tree's
-    DVC cache does."""
+    tracks there: `dvc_digest` says it (the index builder knows its artifacts'), else the
+    work tree's DVC cache does (a DVC-tracked file that is no artifact)."""
     import pygit2
 
     def from_cache(rel: str, pointer: DvcPointer) -> str | None:
         path = _cached_dvc_object(repo, model_dir, pointer)
         return dvcfiles.hash_file(path, pointer.legacy).sha256 if path is not None else None
 
-    digest_of = dvc_digest or from_cache
+    def digest_of(rel: str, pointer: DvcPointer) -> str | None:
+        return (dvc_digest(rel, pointer) if dvc_digest else None) or from_cache(rel, pointer)
 
     tree = repo[commit].tree
     if model_dir not in ("", "."):
