@@ -24,6 +24,7 @@ class InitOptions:
     license: str = "apache-2.0"
     task: str = "other"
     force: bool = False
+    dvc: bool = False  # also dvc.yaml (convert -> optimize -> bench) and params.yaml
 
 
 def render(template: str, **values: object) -> str:
@@ -74,6 +75,9 @@ def init_model(target: Path, opts: InitOptions) -> list[Path]:
         ".pre-commit-config.yaml": render("pre-commit-config.yaml.j2", **values),
         ".github/workflows/mx.yml": render("mx-workflow.yml.j2", **values),
     }
+    if opts.dvc:
+        for name in ("dvc.yaml", "params.yaml"):
+            files[name] = (resources.files("mx") / "templates" / name).read_text("utf-8")
     existing = [target / n for n in files if (target / n).exists()]
     if existing and not opts.force:
         raise ConfigError(f"{existing[0]}: already exists; nothing was written",

@@ -16,14 +16,17 @@ import click
 @click.option("--task", default="other", show_default=True,
               help="Hugging Face pipeline_tag, e.g. text-classification.")
 @click.option("--force", is_flag=True, help="Overwrite existing scaffold files.")
+@click.option("--dvc", is_flag=True, help="Also write dvc.yaml (convert, optimize and bench "
+              "stages for `dvc repro`) and params.yaml.")
 def init(directory: Path, name: str, summary: str, license_: str, task: str,
-         force: bool) -> None:
+         force: bool, dvc: bool) -> None:
     """Scaffold a model directory: mx.yaml, a model card, .gitattributes for Git LFS,
-    .pre-commit-config.yaml and a CI workflow (.github/workflows/mx.yml)."""
+    .pre-commit-config.yaml and a CI workflow (.github/workflows/mx.yml); with --dvc, a
+    DVC pipeline (dvc.yaml, params.yaml)."""
     from mx.init import InitOptions, init_model
 
     # init_model creates the directory only once the name and files are known good
-    written = init_model(directory, InitOptions(name, summary, license_, task, force))
+    written = init_model(directory, InitOptions(name, summary, license_, task, force, dvc))
     for path in written:
         click.echo(f"wrote {path}")
     import subprocess

@@ -286,8 +286,8 @@ def model_document(name: str, releases: dict[str, Release],
                      "sha256": hashlib.sha256(rel.card_text).hexdigest(),
                      "size": len(rel.card_text)},
             "artifacts": [_artifact_record(a.path, a.format, a.variant, a.size, a.sha256,
-                                           a.lfs_endpoint, registry.mirror_artifacts or
-                                           a.blob is not None, registry.artifacts_url or "")
+                                           a.lfs_endpoint, a.mirrored(registry.mirror_artifacts),
+                                           registry.artifacts_url or "", a.remote_url)
                           for a in rel.artifacts],
             "manifest_file": {"url": manifest_rel.as_posix(),
                               "sha256": hashlib.sha256(rel.manifest_bytes).hexdigest(),
@@ -317,10 +317,12 @@ def model_document(name: str, releases: dict[str, Release],
 
 def _artifact_record(path: str, fmt: str, variant: str, size: int, sha256: str,
                      endpoint: str | None, mirrored: bool,
-                     artifacts_url: str = "") -> dict[str, Any]:
+                     artifacts_url: str = "", remote_url: str | None = None) -> dict[str, Any]:
     urls = []
     if mirrored:
         urls.append(f"{artifacts_url}artifacts/sha256/{sha256}")
+    if remote_url is not None:  # a DVC remote's http(s) or s3 URL
+        urls.append(remote_url)
     if endpoint is not None:
         urls.append(f"lfs+{endpoint}#{sha256}")
     return {"path": path, "format": fmt, "variant": variant, "size": size, "sha256": sha256,

@@ -5,15 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
 
-from mx import gitrepo, lfs, yamlio
+from mx import dvcfiles, gitrepo, lfs, yamlio
 from mx.errors import BuildError, ConfigError
 from mx.fsutil import atomic_write_bytes
 from mx.gitrepo import ReleaseTag
+from mx.index_builder.dvc import DvcObject, DvcObjects, DvcProblem
 from mx.index_builder.releasecheck import ReleaseChecks
 from mx.index_builder.sources import RegistrySource
 from mx.manifest import Manifest, parse_manifest
@@ -31,8 +32,20 @@ class ArtifactRef:
     variant: str
     sha256: str
     size: int
-    lfs_endpoint: str | None  # None for a plain git blob
+    lfs_endpoint: str | None  # None for a plain git blob or a DVC object
     blob: bytes | None = None  # the bytes, when the artifact is a plain git blob (small)
+    dvc: DvcObject | None = None  # where the bytes are, when DVC tracks the artifact
+
+    def mirrored(self, mirror: bool) -> bool:
+        """Whether the index lists it under artifacts/sha256/: when the registry mirrors,
+        and always for what has no other URL (a git blob, a DVC object on this machine)."""
+        return (mirror or self.blob is not None
+                or (self.dvc is not None and self.dvc.url is None))
+
+    @property
+    def remote_url(self) -> str | None:
+        """A DVC object's URL on its http(s) or s3 remote, listed after any mirror."""
+        return self.dvc.url if self.dvc is not None else None
 
 
 @dataclass
@@ -75,12 +88,16 @@ class ManifestCache:
     the round-trip YAML parser is what a rebuild would otherwise spend its time on. The
     cache is 256 files by the id's first two hex digits, each read when first needed and
     written when it gained an entry: a rebuild that reads one new release touches one.
+
+    Beside them (`dvc`): the sha256 of each DVC object by its md5, the other fact about
+    exact bytes that a rebuild must not compute again (mx.index_builder.dvc).
     """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.shards: dict[str, dict[str, Any]] = {}
         self.dirty: set[str] = set()
+        self.dvc = DvcObjects(folder.parent / "dvc-objects.json")
 
     def _shard(self, blob_id: str) -> dict[str, Any]:
         key = blob_id[:2].lower()
@@ -114,6 +131,7 @@ class ManifestCache:
             atomic_write_bytes(self.folder / f"{key}.json",
                                json.dumps(self.shards[key], sort_keys=True).encode())
         self.dirty.clear()
+        self.dvc.save()
 
 
 def collect_source(source: RegistrySource, out: Collected, strict: bool,
@@ -179,7 +197,8 @@ def read_release(source: RegistrySource, tag: ReleaseTag, manifests: ManifestCac
     artifacts = []
     for i, a in enumerate(manifest.artifacts):
         try:
-            ref = _artifact(source, tag, a.path, a.format, a.variant, a.sha256, a.size, endpoint)
+            ref = _artifact(source, tag, a.path, a.format, a.variant, a.sha256, a.size, endpoint,
+                            manifests.dvc)
         except Skip as exc:
             problems.append(str(exc))
             continue
@@ -203,11 +222,15 @@ def read_release(source: RegistrySource, tag: ReleaseTag, manifests: ManifestCac
 
 
 def _artifact(source: RegistrySource, tag: ReleaseTag, rel: str, fmt: str, variant: str,
-              sha256: str | None, size: int | None, endpoint: str | None) -> ArtifactRef:
+              sha256: str | None, size: int | None, endpoint: str | None,
+              dvc: DvcObjects) -> ArtifactRef:
     path = gitrepo.join(tag.model_dir, rel)
     data = gitrepo.tree_entry_data(source.repo, tag.commit, path)
     if data is None:
-        raise Skip(f"artifact {path} does not exist at this tag")
+        dvc_file = gitrepo.tree_entry_data(source.repo, tag.commit, dvcfiles.pointer_path(path))
+        if dvc_file is None:
+            raise Skip(f"artifact {path} does not exist at this tag")
+        return _dvc_artifact(source, tag, rel, path, fmt, variant, sha256, size, dvc_file, dvc)
     pointer = lfs.parse_pointer(data)
     if pointer is not None:
         digest, actual, blob = pointer.oid, pointer.size, None
@@ -220,3 +243,27 @@ def _artifact(source: RegistrySource, tag: ReleaseTag, rel: str, fmt: str, varia
     if size is not None and size != actual:
         raise Skip(f"artifact {path}: mx.yaml says size {size} but it is {actual} bytes")
     return ArtifactRef(rel, str(fmt), variant, digest, actual, endpoint, blob)
+
+
+def _dvc_artifact(source: RegistrySource, tag: ReleaseTag, rel: str, path: str, fmt: str,
+                  variant: str, sha256: str | None, size: int | None, pointer: bytes,
+                  dvc: DvcObjects) -> ArtifactRef:
+    """An artifact tracked with DVC (`path`.dvc at the tag, the file itself git-ignored)."""
+    if size is not None:  # before any object is read
+        try:
+            declared = dvcfiles.parse_pointer(pointer, dvcfiles.pointer_path(path),
+                                              PurePosixPath(path).name).size
+        except ConfigError as exc:
+            raise Skip(str(exc)) from None
+        if declared != size:
+            raise Skip(f"artifact {path}: mx.yaml says size {size} but "
+                       f"{dvcfiles.pointer_path(path)} says {declared} bytes")
+    try:
+        found = dvc.artifact(source, tag, path, pointer)
+    except DvcProblem as exc:
+        raise Skip(str(exc)) from None
+    if sha256 is not None and sha256 != found.sha256:
+        raise Skip(f"artifact {path}: mx.yaml says sha256 {sha256} but its DVC object "
+                   f"(md5 {found.pointer.md5}) has sha256 {found.sha256}")
+    return ArtifactRef(rel, str(fmt), variant, found.sha256, found.pointer.size, None,
+                       dvc=found.obj)

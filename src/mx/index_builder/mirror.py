@@ -1,4 +1,8 @@
-"""Make sure every LFS object an index names exists, and copy it under artifacts/ when mirroring."""
+"""Make sure every LFS object an index names exists, and copy it under artifacts/ when mirroring.
+
+DVC objects too: their sha256 was computed when they were collected (mx.index_builder.dvc);
+one with no URL a client can fetch (on this machine only) is mirrored even when the
+registry does not mirror."""
 
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ class ObjectLocator:
                 k: set(v) for k, v in json.loads(state_file.read_text()).items()}
         except (FileNotFoundError, ValueError):
             self.verified = {}
+        self.forced: dict[str, Origin] = {}  # mirrored whatever the registry says
 
     def save(self) -> None:
         data = {k: sorted(v) for k, v in sorted(self.verified.items())}
@@ -50,8 +55,15 @@ class ObjectLocator:
                 if art.blob is not None or art.sha256 in need:
                     continue
                 target = mirrored_path(out, art.sha256)
-                if mirror and target.is_file() and target.stat().st_size == art.size:
+                if art.dvc is not None and not art.mirrored(mirror):
+                    continue  # published at its remote URL; the bytes were read once already
+                if art.mirrored(mirror) and target.is_file() and target.stat().st_size == art.size:
                     continue  # already published: read nothing again
+                if art.dvc is not None:
+                    need[art.sha256] = self._dvc_origin(rel, art)
+                    if not mirror:
+                        self.forced[art.sha256] = need[art.sha256]
+                    continue
                 local = next((p for gd in rel.source.git_dirs
                               if (p := local_object(gd, art.sha256)).is_file()), None)
                 if local is None and art.lfs_endpoint and art.lfs_endpoint.startswith("file:"):
@@ -83,6 +95,17 @@ class ObjectLocator:
                 need[art.sha256] = Origin(href=got["href"], header=got.get("header"))
         return need
 
+    @staticmethod
+    def _dvc_origin(rel: Release, art: ArtifactRef) -> Origin:
+        assert art.dvc is not None
+        if art.dvc.local is not None and art.dvc.local.is_file():
+            return Origin(local=art.dvc.local)
+        if art.dvc.url is not None:
+            return Origin(href=art.dvc.url)
+        raise BuildError(f"{rel.where}, {art.path}: DVC object {art.dvc.key} is no longer in "
+                         "the source's DVC cache or local remote",
+                         hint="`dvc push` it, or `dvc fetch` in the source")
+
     def mirror(self, releases: list[Release], need: dict[str, Origin], out: Path,
                tmp: Path) -> int:
         """Copy objects into artifacts/sha256/, verifying each; returns how many were written.
@@ -90,6 +113,7 @@ class ObjectLocator:
         Temp files go to `tmp` (outside `out`, on its filesystem): a killed build leaves
         nothing half-written in what is published."""
         sizes = {a.sha256: a.size for r in releases for a in r.artifacts}
+        need = {**self.forced, **need}
         written = 0
         for rel in releases:
             for art in rel.artifacts:

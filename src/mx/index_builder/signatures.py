@@ -65,9 +65,10 @@ class SignatureChecker:
                              hint="add namespaces.<ns>.signers, or build with --allow-unsigned")
         try:
             verified = verify_bundle(bundle, signers, where, self.trust_config)
+            dvc = {a.path: a.sha256 for a in release.artifacts if a.dvc is not None}
             compare(verified.files.files, notes.tree_digests(
-                release.source.repo, release.tag.commit, release.tag.model_dir), where,
-                exact=True)
+                release.source.repo, release.tag.commit, release.tag.model_dir,
+                lambda path, _pointer: dvc.get(path)), where, exact=True)
         except IntegrityError as exc:
             raise BuildError(str(exc), hint=exc.hint) from None
         data, sha = bundle_digest(bundle)

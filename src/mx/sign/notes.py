@@ -8,11 +8,13 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mx import gitrepo, lfs
-from mx.errors import GitError
+from mx import dvcfiles, gitrepo, lfs
+from mx.dvcfiles import DvcPointer
+from mx.errors import GitError, MxError
 from mx.sign.statement import IGNORED
 
 NOTES_REF = "refs/notes/mx-signatures"
@@ -50,10 +52,56 @@ def _has_identity(repo: Any) -> bool:
         return False
 
 
-def tree_digests(repo: Any, commit: str, model_dir: str) -> dict[str, str]:
-    """sha256 of every file of a model directory at `commit`, from git alone
-    (LFS pointers give their oid, which is the content's sha256)."""
+DvcDigest = Callable[[str, DvcPointer], str | None]  # (path in the model dir, pointer) -> sha256
+
+
+def dvc_outputs(repo: Any, tree: Any) -> dict[str, DvcPointer]:
+    """The files of `tree` that DVC tracks: {name: pointer} for each `name.dvc` blob that
+    points at a `name` which git does not hold (DVC git-ignores what it tracks)."""
     import pygit2
+
+    names = {e.name for e in tree}
+    out: dict[str, DvcPointer] = {}
+    for entry in tree:
+        name = entry.name.removesuffix(dvcfiles.SUFFIX)
+        if name == entry.name or not name or name in names:
+            continue
+        obj = repo[entry.id]
+        if not isinstance(obj, pygit2.Blob) or obj.size > dvcfiles.MAX_DVC_FILE:
+            continue
+        try:
+            out[name] = dvcfiles.parse_pointer(obj.data, entry.name, name)
+        except MxError:
+            continue  # not a pointer mx can read: signed as the file it is
+    return out
+
+
+def _cached_dvc_object(repo: Any, model_dir: str, pointer: DvcPointer) -> Path | None:
+    """The object in the work tree's DVC cache, checked against its md5 and size."""
+    if repo.workdir is None:
+        return None
+    root = dvcfiles.find_root(Path(repo.workdir) / ("" if model_dir == "." else model_dir))
+    path = dvcfiles.cached_object(root, pointer) if root is not None else None
+    if path is None:
+        return None
+    got = dvcfiles.hash_file(path, pointer.legacy)
+    return path if (got.md5, got.size) == (pointer.md5, pointer.size) else None
+
+
+def tree_digests(repo: Any, commit: str, model_dir: str,
+                 dvc_digest: DvcDigest | None = None) -> dict[str, str]:
+    """sha256 of every file of a model directory at `commit`, from git alone
+    (LFS pointers give their oid, which is the content's sha256), and of each file DVC
+    tracks there: `dvc_digest` says it (the index builder knows its artifacts'), else the
+    work tree's DVC cache does (a DVC-tracked file that is no artifact)."""
+    import pygit2
+
+    def from_cache(rel: str, pointer: DvcPointer) -> str | None:
+        path = _cached_dvc_object(repo, model_dir, pointer)
+        return dvcfiles.hash_file(path, pointer.legacy).sha256 if path is not None else None
+
+    def digest_of(rel: str, pointer: DvcPointer) -> str | None:
+        return (dvc_digest(rel, pointer) if dvc_digest else None) or from_cache(rel, pointer)
 
     tree = repo[commit].tree
     if model_dir not in ("", "."):
@@ -74,6 +122,10 @@ def tree_digests(repo: Any, commit: str, model_dir: str) -> dict[str, str]:
                 pointer = lfs.parse_pointer(obj.data) if obj.size <= lfs.POINTER_MAX else None
                 out[base + entry.name] = (pointer.oid if pointer
                                           else hashlib.sha256(obj.data).hexdigest())
+        for name, dvc_pointer in dvc_outputs(repo, t).items():
+            sha = digest_of(base + name, dvc_pointer)
+            if sha is not None:
+                out[base + name] = sha
 
     walk(tree, "")
     return out
@@ -108,10 +160,21 @@ def materialize(repo: Any, commit: str, model_dir: str, dest: Path) -> None:
                     raise GitError(f"{target.relative_to(dest)}: LFS object {pointer.oid} is "
                                    "not in the local store, so it cannot be signed",
                                    hint="run `git lfs fetch` for this tag first")
-                try:
-                    os.link(stored, target)  # read-only use: no need to copy gigabytes
-                except OSError:
-                    shutil.copyfile(stored, target)
+                _link(stored, target)
+        for name, dvc_pointer in dvc_outputs(repo, t).items():
+            cached = _cached_dvc_object(repo, model_dir, dvc_pointer)
+            if cached is None:
+                raise GitError(f"{(base / name).relative_to(dest)}: DVC object "
+                               f"{dvc_pointer.md5} is not in the DVC cache, so it cannot be "
+                               "signed", hint="run `dvc fetch` (or `dvc pull`) first")
+            _link(cached, base / name)
 
     dest.mkdir(parents=True, exist_ok=True)
     walk(tree, dest, True)
+
+
+def _link(stored: Path, target: Path) -> None:
+    try:
+        os.link(stored, target)  # read-only use: no need to copy gigabytes
+    except OSError:
+        shutil.copyfile(stored, target)

@@ -1,13 +1,15 @@
-"""Artifact files: safe paths, present, not LFS pointers, hashes, LFS hygiene in git."""
+"""Artifact files: safe paths, present, not LFS pointers, hashes, LFS hygiene in git;
+DVC pointers (`model.onnx.dvc`) for artifacts tracked with DVC."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from mx import lfs, yamlio
+from mx import dvcfiles, lfs, yamlio
+from mx.errors import ConfigError
 from mx.fsutil import resolve_inside, sha256_file
-from mx.manifest import LoadedManifest
+from mx.manifest import Artifact, LoadedManifest
 from mx.validate import Problem
 
 Digests = dict[str, tuple[str, int]]  # artifact path -> (sha256, size) as found on disk
@@ -38,6 +40,10 @@ def check(loaded: LoadedManifest, write: bool) -> tuple[list[Problem], Digests]:
         if target is None:
             problem("resolves outside the model directory (a link or '..'); keep artifacts inside")
             continue
+        dvc_file = model_dir / dvcfiles.pointer_path(art.path)
+        if dvc_file.is_file() and not _dvc_check(loaded, i, art, target, dvc_file, write,
+                                                 problem):
+            continue  # tracked with DVC and not in the work tree: the pointer is what we have
         if not target.exists():
             problem("file does not exist")
             continue
@@ -59,6 +65,42 @@ def check(loaded: LoadedManifest, write: bool) -> tuple[list[Problem], Digests]:
                     yamlio.line_of(loaded.doc, ("artifacts", i, "sha256")))
         problems += _git_hygiene(model_dir, art.path, staged, patterns, manifest_path, line)
     return problems, digests
+
+
+def _dvc_check(loaded: LoadedManifest, i: int, art: Artifact, target: Path, dvc_file: Path,
+               write: bool, problem: _Reporter) -> bool:
+    """Check the DVC pointer of artifact `i`, and the data against it where the work tree or
+    the DVC cache has it. True when the file is in the work tree (the usual checks follow)."""
+    name = Path(art.path).name
+    shown = dvcfiles.pointer_path(art.path)
+    try:
+        pointer = dvcfiles.read_pointer(dvc_file, name)
+    except ConfigError as exc:
+        problem(f"{shown}: {exc.detail}")
+        return False
+    if art.size is not None and art.size != pointer.size and not write:
+        problem(f"{shown} says {pointer.size} bytes but mx.yaml says {art.size}",
+                yamlio.line_of(loaded.doc, ("artifacts", i, "size")))
+    here = target.is_file() and not lfs.looks_like_pointer(target)
+    data = target if here else None
+    if data is None:
+        root = dvcfiles.find_root(dvc_file.parent)
+        data = dvcfiles.cached_object(root, pointer) if root is not None else None
+    if data is None:
+        problem.out.append(Problem(problem.path, problem.line, f"{problem.prefix}: not in the "
+                                   "work tree or the DVC cache; `dvc pull` to check its bytes",
+                                   "warning"))
+        return False
+    got = dvcfiles.hash_file(data, pointer.legacy)
+    where = "the file" if here else "its object in the DVC cache"
+    if got.md5 != pointer.md5 or got.size != pointer.size:
+        problem(f"{where} has md5 {got.md5} and {got.size} bytes but {shown} says md5 "
+                f"{pointer.md5} and {pointer.size} bytes; `dvc add` it again after an intended "
+                "change (or `dvc checkout` to restore it)")
+    elif not here and art.sha256 is not None and art.sha256 != got.sha256 and not write:
+        problem(f"sha256 of its object in the DVC cache is {got.sha256} but mx.yaml says "
+                f"{art.sha256}", yamlio.line_of(loaded.doc, ("artifacts", i, "sha256")))
+    return here
 
 
 def fill_hashes(loaded: LoadedManifest, digests: Digests) -> bool:

@@ -1,0 +1,157 @@
+"""Artifacts tracked with DVC, read at a release tag.
+
+The `.dvc` pointer comes from the tag's tree; the object's bytes from the source's own
+DVC cache (a local source with a work tree) or its DVC remote: a local folder (local
+sources only), http(s) or s3. The index records sha256, which DVC does not know: the
+builder reads each object once, checks its md5 and size against the pointer, and keeps
+its sha256 by DVC's md5 in the build cache, so no later build reads it again.
+
+An object on an http(s) or s3 remote may be published at its remote URL (clients check
+the sha256 the builder computed); one only on this machine is always mirrored.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from mx import dvcfiles, gitrepo
+from mx.dvcfiles import DvcPointer, ObjectHasher
+from mx.errors import ConfigError, MxError
+from mx.fsutil import atomic_write_bytes
+from mx.gitrepo import ReleaseTag
+
+
+class DvcProblem(MxError):
+    """This release's DVC artifact cannot be published (the caller skips the release)."""
+
+
+@dataclass
+class DvcObject:
+    """Where one DVC object's bytes are, for mirroring or publishing."""
+
+    key: str  # md5:<md5> (or md5-dos2unix:<md5> for a DVC 2 output)
+    local: Path | None  # a file on this machine holding the bytes
+    url: str | None  # http(s) or s3 URL on the remote, which clients may fetch
+
+
+@dataclass
+class DvcArtifact:
+    pointer: DvcPointer
+    sha256: str
+    obj: DvcObject
+
+
+class DvcObjects:
+    """sha256 and size by DVC object key, kept between builds in one small JSON file."""
+
+    def __init__(self, path: Path, transport: Any = None) -> None:
+        self.path = path
+        self._transport = transport
+        try:
+            loaded = json.loads(path.read_bytes())
+        except (FileNotFoundError, ValueError):
+            loaded = {}
+        self.known: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
+        self.dirty = False
+        self.reads = 0  # objects read this build (tests check a rebuild reads none)
+
+    def save(self) -> None:
+        if self.dirty:
+            atomic_write_bytes(self.path, json.dumps(self.known, sort_keys=True).encode())
+            self.dirty = False
+
+    def transport(self) -> Any:
+        if self._transport is None:
+            from mx.http import Transport
+
+            self._transport = Transport()
+        return self._transport
+
+    def artifact(self, source: Any, tag: ReleaseTag, path: str, data: bytes) -> DvcArtifact:
+        """The DVC artifact at `path` (repository-relative) whose `.dvc` file holds `data`.
+
+        Raises DvcProblem naming what is wrong, in one line."""
+        shown = dvcfiles.pointer_path(path)
+        try:
+            pointer = dvcfiles.parse_pointer(data, shown, PurePosixPath(path).name)
+        except ConfigError as exc:
+            raise DvcProblem(str(exc)) from None
+        obj = locate(source, tag, path, pointer)
+        hit = self.known.get(pointer.key)
+        if (isinstance(hit, list) and len(hit) == 2 and hit[1] == pointer.size
+                and isinstance(hit[0], str)):
+            return DvcArtifact(pointer, hit[0], obj)
+        digests = self._read(obj, pointer, shown)
+        self.known[pointer.key] = [digests.sha256, digests.size]
+        self.dirty = True
+        return DvcArtifact(pointer, digests.sha256, obj)
+
+    def _read(self, obj: DvcObject, pointer: DvcPointer, shown: str) -> dvcfiles.Digests:
+        self.reads += 1
+        if obj.local is not None:
+            got = dvcfiles.hash_file(obj.local, pointer.legacy)
+            where = str(obj.local)
+        elif obj.url is not None:
+            hasher = ObjectHasher(pointer.legacy)
+            try:
+                self.transport().download(obj.url, hasher, pointer.size)
+            except MxError as exc:
+                raise DvcProblem(f"{shown}: cannot read its object: {exc}") from None
+            got, where = hasher.result(), obj.url
+        else:
+            raise DvcProblem(f"{shown}: DVC object {pointer.md5} is neither in the source's "
+                             "DVC cache nor on a remote the builder can read; `dvc push` it "
+                             "to a local folder (local sources), http(s) or s3 remote")
+        if got.md5 != pointer.md5 or got.size != pointer.size:
+            raise DvcProblem(f"{shown}: the object at {where} has md5 {got.md5} and {got.size} "
+                             f"bytes, not md5 {pointer.md5} and {pointer.size} bytes")
+        return got
+
+
+def _dvc_root(source: Any, commit: str, model_dir: str) -> str | None:
+    """The DVC repository at the tag: the nearest folder at or above the model's whose
+    tree holds `.dvc/config` ("" for the repository's root), or None."""
+    parts = PurePosixPath(model_dir).parts if model_dir else ()
+    for n in range(len(parts), -1, -1):
+        rel = "/".join(parts[:n])
+        if gitrepo.tree_entry_data(source.repo, commit,
+                                   gitrepo.join(rel, ".dvc/config")) is not None:
+            return rel
+    return None
+
+
+def locate(source: Any, tag: ReleaseTag, path: str, pointer: DvcPointer) -> DvcObject:
+    """Where the object of `pointer` is: the source's DVC cache, and its remote's URL."""
+    root = _dvc_root(source, tag.commit, tag.model_dir)
+    workdir = None if source.repo.is_bare else Path(source.repo.workdir)
+    local_source = source.url.startswith("file:")
+    local: Path | None = None
+    if workdir is not None and local_source:
+        local = dvcfiles.cached_object(workdir / (root or ""), pointer)
+    url: str | None = None
+    if root is not None:
+        config = gitrepo.tree_entry_data(source.repo, tag.commit,
+                                         gitrepo.join(root, ".dvc/config")) or b""
+        remote = dvcfiles.remote_url(config.decode("utf-8", "replace"), pointer.remote)
+        if remote is None:
+            pass
+        elif dvcfiles.is_local(remote):
+            # Only a source named by its path may read folders on this machine: a fetched
+            # repository's config must not make the builder publish another store's files.
+            if local is None and local_source and workdir is not None:
+                base = dvcfiles.local_remote_dir(remote, workdir / (root or "") / ".dvc")
+                candidate = base / pointer.object_rel
+                local = candidate if candidate.is_file() else None
+        elif _publishable(remote):
+            url = dvcfiles.object_url(remote, pointer)
+    return DvcObject(pointer.key, local, url)
+
+
+def _publishable(url: str) -> bool:
+    """An http(s) or s3 remote without credentials in its URL."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme.lower() in ("http", "https", "s3") and "@" not in parts.netloc
