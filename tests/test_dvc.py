@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,9 @@ from tests.support.examples import (
 )
 from tests.support.servers import static_host
 
-DVC = os.environ.get("MX_TEST_DVC") or shutil.which("dvc")
+# The real dvc (a test dependency: `make test` installs it), beside this interpreter.
+DVC = (os.environ.get("MX_TEST_DVC") or shutil.which("dvc")
+       or next((str(p) for p in [Path(sys.executable).parent / "dvc"] if p.exists()), None))
 NAME = "acme/dvcnet"
 REGISTRY = """\
 registry: 1
@@ -84,7 +87,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, mx) -> Path:  # type: 
     """tmp/world: repo/ (git + DVC, model.onnx tracked by model.onnx.dvc, tagged v1.0.0
     and signed), dvc-remote/ (a local DVC remote holding the object), registry.yaml."""
     if request.param == "dvc" and DVC is None:
-        pytest.skip("dvc is not installed (set MX_TEST_DVC to a dvc executable)")
+        pytest.fail("dvc is not installed: pip install -e '.[test]' (or set MX_TEST_DVC)")
     root = tmp_path / "world"
     repo = root / "repo"
     repo.mkdir(parents=True)
