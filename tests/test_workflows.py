@@ -114,19 +114,33 @@ def model_repo(tmp_path: Path) -> Path:
     return repo
 
 
+def _pr_run(repo: Path, branch: str, tmp_path: Path, head_repo: str = "acme/iris",
+            **inputs: str) -> Run:
+    """model-ci.yml on a pull request from `branch` (of `head_repo`) into main, in `repo`."""
+    head = git(repo, "rev-parse", "HEAD").strip()
+    temp = tmp_path / "runner"
+    temp.mkdir(exist_ok=True)
+    github = {"event_name": "pull_request", "base_ref": "main", "head_ref": branch,
+              "ref": "refs/pull/1/merge", "ref_name": "1/merge", "sha": head,
+              "repository": "acme/iris",
+              "event": {"pull_request": {"head": {"sha": head, "ref": branch,
+                                                  "repo": {"full_name": head_repo}}},
+                        "repository": {"default_branch": "main"}}}
+    run = Run(repo, {"github": github, "runner": {"temp": str(temp)},
+                     "inputs": {"bench-batch": "1", **inputs}}, _env())
+    return run_workflow(WORKFLOWS / "model-ci.yml", run, lambda a: parse_mx(a, repo))
+
+
 def test_model_ci_on_a_pull_request(model_repo: Path, tmp_path: Path) -> None:
     git(model_repo, "checkout", "-qb", "feature")
     card = model_repo / "README.md"
     card.write_text(card.read_text().replace("## Limitations\n", "## Limitations\n\nNew.\n"))
     git(model_repo, "commit", "-qam", "card")
-    run = Run(model_repo, {"github": {"event_name": "pull_request", "base_ref": "main",
-                                      "ref": "refs/pull/1/merge", "ref_name": "1/merge"},
-                           "inputs": {"gpu-runs-on": "gpu", "bench-batch": "1"}}, _env())
-    run_workflow(WORKFLOWS / "model-ci.yml", run, lambda a: parse_mx(a, model_repo))
+    run = _pr_run(model_repo, "feature", tmp_path, **{"gpu-runs-on": "gpu"})
     failed = [s for s in run.steps if s.returncode and s.job != "gpu"]
     assert not failed, failed
     assert run.jobs == {"check": "success", "gpu": "failure", "report": "success",
-                        "sign": "skipped"}
+                        "sign": "skipped", "release": "skipped"}
     commands = [s.command for s in run.steps if s.command]
     assert commands[:5] == ['mx validate "$MODEL_DIR"', 'mx convert "$MODEL_DIR"',
                             'mx optimize "$MODEL_DIR" -t "$TRANSFORMS"',
@@ -149,13 +163,16 @@ def test_model_ci_on_a_release_tag_signs_and_pushes_the_note(model_repo: Path,
     key, _ = make_signing_key(tmp_path / "keys", "acme")
     git(model_repo, "checkout", "-q", "v1.0.0")
     run = Run(model_repo, {"github": {"event_name": "push", "ref": "refs/tags/v1.0.0",
-                                      "ref_name": "v1.0.0", "base_ref": ""},
+                                      "ref_name": "v1.0.0", "base_ref": "",
+                                      "sha": git(model_repo, "rev-parse", "HEAD").strip(),
+                                      "event": {"repository": {"default_branch": "main"}}},
                            "inputs": {"bench-batch": "1", "optimize": ""}}, _env(),
               # keyless Sigstore needs GitHub's OIDC token; a key stands in for it here
               rewrite={"--sigstore": f"--key {key}"})
     run_workflow(WORKFLOWS / "model-ci.yml", run, lambda a: parse_mx(a, model_repo))
     assert run.jobs == {"check": "success", "gpu": "skipped", "report": "skipped",
-                        "sign": "success"}, [s for s in run.steps if s.returncode]
+                        "sign": "success", "release": "skipped"}, \
+        [s for s in run.steps if s.returncode]
     notes = git(tmp_path / "origin.git", "for-each-ref", "refs/notes/")
     assert "refs/notes/mx-signatures" in notes
     assert not run.comments
