@@ -20,7 +20,8 @@ from mx.errors import GitError, MxError
 from mx.gitrepo import join
 from mx.hooks.lfs_check import check_lfs, lfs_filters
 from mx.hooks.scope import repo_root
-from mx.manifest import MANIFEST_FILE, Manifest, parse_manifest
+from mx.manifest import Manifest, parse_manifest
+from mx.names import MANIFEST_FILE
 
 CI_IDENTITY = "mx-ci <mx-ci@users.noreply.github.com>"
 MARKER = "Mx-CI: derived"
