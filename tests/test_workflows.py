@@ -129,7 +129,8 @@ def _pr_run(repo: Path, branch: str, tmp_path: Path, head_repo: str = "acme/iris
               "event": {"pull_request": {"head": {"sha": head, "ref": branch,
                                                   "repo": {"full_name": head_repo}}},
                         "repository": {"default_branch": "main"}}}
-    run = Run(repo, {"github": github, "runner": {"temp": str(temp)},
+    github["token"] = "ghs_local"
+    run = Run(repo, {"github": github, "runner": {"temp": str(temp)}, "secrets": {},
                      "inputs": {"bench-batch": "1", **inputs}}, _env())
     return run_workflow(WORKFLOWS / "model-ci.yml", run, lambda a: parse_mx(a, repo))
 

@@ -7,7 +7,8 @@ command or option fails here. `uses:` steps that only exist on GitHub are replac
 their local equivalents (LOCAL_ACTIONS); an action not listed there fails the run.
 Expressions: the subset these workflows use (==, !=, &&, ||, !, startsWith, cancelled,
 always, success, literals, dotted context names); anything else raises. As on GitHub, a
-missing property of the event payload (`github.event.*`) is null, a step's outputs are what
+missing property of the event payload (`github.event.*`) is null, an unset secret is empty
+(when the context has `secrets`), a step's outputs are what
 it wrote to $GITHUB_OUTPUT (`steps.<id>.outputs.<name>`, empty when unset), and each job
 has a $GITHUB_STEP_SUMMARY whose text ends up in Run.summaries.
 """
@@ -132,6 +133,8 @@ def _lookup(name: str, context: dict[str, Any], jobs: dict[str, str]) -> Any:
         if not isinstance(value, dict) or p not in value:
             if parts[:2] == ["github", "event"] and i >= 2:
                 return None  # payloads differ by event: a missing property is null
+            if parts[0] == "secrets" and i == 1 and isinstance(value, dict):
+                return ""  # a secret the caller does not pass expands to ""
             raise KeyError(f"{name}: not in the local context")
         value = value[p]
     return value
