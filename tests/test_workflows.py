@@ -4,6 +4,8 @@ executed in order in a temp model repo (tests/support/workflows.py)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -14,10 +16,11 @@ import click
 import pytest
 import yaml
 
+from mx import lfs
 from mx.cli.main import cli
 from tests.conftest import push_to
-from tests.support.examples import git, make_model_repo, make_signing_key
-from tests.support.servers import static_host
+from tests.support.examples import git, make_model_repo, make_signing_key, sign_all_releases
+from tests.support.servers import LfsServer, static_host
 from tests.support.workflows import Run, run_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,19 +117,34 @@ def model_repo(tmp_path: Path) -> Path:
     return repo
 
 
+def _pr_run(repo: Path, branch: str, tmp_path: Path, head_repo: str = "acme/iris",
+            **inputs: str) -> Run:
+    """model-ci.yml on a pull request from `branch` (of `head_repo`) into main, in `repo`."""
+    head = git(repo, "rev-parse", "HEAD").strip()
+    temp = tmp_path / "runner"
+    temp.mkdir(exist_ok=True)
+    github = {"event_name": "pull_request", "base_ref": "main", "head_ref": branch,
+              "ref": "refs/pull/1/merge", "ref_name": "1/merge", "sha": head,
+              "repository": "acme/iris",
+              "event": {"pull_request": {"head": {"sha": head, "ref": branch,
+                                                  "repo": {"full_name": head_repo}}},
+                        "repository": {"default_branch": "main"}}}
+    github["token"] = "ghs_local"
+    run = Run(repo, {"github": github, "runner": {"temp": str(temp)}, "secrets": {},
+                     "inputs": {"bench-batch": "1", **inputs}}, _env())
+    return run_workflow(WORKFLOWS / "model-ci.yml", run, lambda a: parse_mx(a, repo))
+
+
 def test_model_ci_on_a_pull_request(model_repo: Path, tmp_path: Path) -> None:
     git(model_repo, "checkout", "-qb", "feature")
     card = model_repo / "README.md"
     card.write_text(card.read_text().replace("## Limitations\n", "## Limitations\n\nNew.\n"))
     git(model_repo, "commit", "-qam", "card")
-    run = Run(model_repo, {"github": {"event_name": "pull_request", "base_ref": "main",
-                                      "ref": "refs/pull/1/merge", "ref_name": "1/merge"},
-                           "inputs": {"gpu-runs-on": "gpu", "bench-batch": "1"}}, _env())
-    run_workflow(WORKFLOWS / "model-ci.yml", run, lambda a: parse_mx(a, model_repo))
+    run = _pr_run(model_repo, "feature", tmp_path, **{"gpu-runs-on": "gpu"})
     failed = [s for s in run.steps if s.returncode and s.job != "gpu"]
     assert not failed, failed
     assert run.jobs == {"check": "success", "gpu": "failure", "report": "success",
-                        "sign": "skipped"}
+                        "sign": "skipped", "release": "skipped"}
     commands = [s.command for s in run.steps if s.command]
     assert commands[:5] == ['mx validate "$MODEL_DIR"', 'mx convert "$MODEL_DIR"',
                             'mx optimize "$MODEL_DIR" -t "$TRANSFORMS"',
@@ -149,13 +167,16 @@ def test_model_ci_on_a_release_tag_signs_and_pushes_the_note(model_repo: Path,
     key, _ = make_signing_key(tmp_path / "keys", "acme")
     git(model_repo, "checkout", "-q", "v1.0.0")
     run = Run(model_repo, {"github": {"event_name": "push", "ref": "refs/tags/v1.0.0",
-                                      "ref_name": "v1.0.0", "base_ref": ""},
+                                      "ref_name": "v1.0.0", "base_ref": "",
+                                      "sha": git(model_repo, "rev-parse", "HEAD").strip(),
+                                      "event": {"repository": {"default_branch": "main"}}},
                            "inputs": {"bench-batch": "1", "optimize": ""}}, _env(),
               # keyless Sigstore needs GitHub's OIDC token; a key stands in for it here
               rewrite={"--sigstore": f"--key {key}"})
     run_workflow(WORKFLOWS / "model-ci.yml", run, lambda a: parse_mx(a, model_repo))
     assert run.jobs == {"check": "success", "gpu": "skipped", "report": "skipped",
-                        "sign": "success"}, [s for s in run.steps if s.returncode]
+                        "sign": "success", "release": "skipped"}, \
+        [s for s in run.steps if s.returncode]
     notes = git(tmp_path / "origin.git", "for-each-ref", "refs/notes/")
     assert "refs/notes/mx-signatures" in notes
     assert not run.comments
@@ -193,3 +214,153 @@ def test_registry_publish_builds_the_site(world: Path, index_keys: Path,
         (live / "tuf/timestamp.json").read_bytes()  # nothing changed: nothing re-signed
     doc = yaml.safe_load((WORKFLOWS / "registry-publish.yml").read_text())
     assert doc["concurrency"] == {"group": "mx-registry-publish", "cancel-in-progress": False}
+
+
+# The loop, closed: a pull request gets its derived artifacts pushed back by CI, the merge
+# of its version bump is tagged and signed, and a registry build serves the derived variant.
+
+CI = "mx-ci <mx-ci@users.noreply.github.com>"
+
+
+@pytest.fixture
+def lfs_repo(tmp_path: Path, lfs_server: LfsServer) -> tuple[Path, Path, Path]:
+    """A signed model repo whose LFS objects live on giftless; (work tree, origin, key)."""
+    endpoint = lfs_server.endpoint("acme", f"ci-{tmp_path.name}")
+    repo = make_model_repo(tmp_path / "repo", "acme/iris", ["1.0.0"], lfs_url=endpoint).path
+    key, _ = make_signing_key(tmp_path / "keys", "acme")
+    sign_all_releases(repo, key)
+    origin = tmp_path / "origin.git"
+    push_to(repo, origin)
+    git(repo, "fetch", "-q", "origin")
+    return repo, origin, key
+
+
+def _on_server(lfs_server: LfsServer, oid: str) -> bool:
+    return any(hashlib.sha256(p.read_bytes()).hexdigest() == oid
+               for p in lfs_server.storage.rglob("*") if p.is_file())
+
+
+def _fresh_checkout(repo: Path, rev: str) -> None:
+    """What actions/checkout gives the next run: `rev`, and nothing left from this one."""
+    git(repo, "reset", "-q", "--hard")
+    git(repo, "clean", "-fdq")
+    git(repo, "checkout", "-q", rev)
+
+
+@pytest.mark.slow
+def test_the_loop_closes_in_ci(lfs_repo: tuple[Path, Path, Path], tmp_path: Path,  # type: ignore[no-untyped-def]
+                               lfs_server: LfsServer, mx) -> None:
+    repo, origin, key = lfs_repo
+    git(repo, "checkout", "-qb", "bump")
+    manifest = repo / "mx.yaml"
+    manifest.write_text(manifest.read_text().replace("version: 1.0.0", "version: 1.1.0"))
+    git(repo, "commit", "-qam", "1.1.0")
+    git(repo, "push", "-q", "origin", "bump")
+    before = git(repo, "rev-parse", "HEAD").strip()
+
+    # The pull request: derived artifacts and benchmarks come back as one commit by mx-ci.
+    run = _pr_run(repo, "bump", tmp_path)
+    assert run.jobs == {"check": "success", "gpu": "skipped", "report": "success",
+                        "sign": "skipped", "release": "skipped"}, \
+        [s for s in run.steps if s.returncode]
+    tip = git(origin, "rev-parse", "refs/heads/bump").strip()
+    assert git(origin, "rev-list", f"{before}..{tip}").split() == [tip]
+    assert git(origin, "log", "-1", "--format=%an <%ae>|%cn <%ce>", tip).strip() == \
+        f"{CI}|{CI}"
+    message = git(origin, "log", "-1", "--format=%B", tip)
+    assert message.startswith("mx ci: derived int8 onnx (model.int8.onnx), benchmarks "
+                              "(bench/results.json)\n")
+    assert message.rstrip().endswith("Mx-CI: derived")
+    changed = git(origin, "diff-tree", "--no-commit-id", "--name-only", "-r", tip).split()
+    assert sorted(changed) == ["bench/results.json", "model.int8.onnx", "mx.yaml"]
+    pointer = lfs.parse_pointer(git(origin, "show", f"{tip}:model.int8.onnx").encode())
+    assert pointer is not None and _on_server(lfs_server, pointer.oid)
+    assert not (origin / "lfs").exists()  # the objects went to the LFS server, not git
+    (comment,) = run.comments
+    assert comment.startswith("<!-- mx-report -->")
+    assert f"**Derived artifacts:** pushed `{tip[:12]}` to `bump`" in comment
+    assert "| `model.int8.onnx` | int8 | onnx | added |" in comment
+    assert "**Derived artifacts:** pushed" in run.summaries["report"]
+
+    # The run for CI's own commit derives again and pushes nothing.
+    _fresh_checkout(repo, tip)
+    run = _pr_run(repo, "bump", tmp_path)
+    assert run.jobs["report"] == "success", [s for s in run.steps if s.returncode]
+    assert git(origin, "rev-parse", "refs/heads/bump").strip() == tip
+    (comment,) = run.comments
+    assert "the head commit is mx CI's own derived commit: nothing is pushed again" in comment
+
+    # The merge: main moves to the branch; the version bump is tagged and signed.
+    _fresh_checkout(repo, "main")
+    git(repo, "merge", "-q", "--ff-only", tip)
+    git(repo, "push", "-q", "origin", "main")
+    github = {"event_name": "push", "ref": "refs/heads/main", "ref_name": "main",
+              "base_ref": "", "head_ref": "", "sha": tip, "repository": "acme/iris",
+              "event": {"repository": {"default_branch": "main"}}}
+    run = Run(repo, {"github": github, "inputs": {"bench-batch": "1"}}, _env(),
+              rewrite={"--sigstore": f"--key {key}"})  # keyless needs GitHub's OIDC token
+    run_workflow(WORKFLOWS / "model-ci.yml", run, lambda a: parse_mx(a, repo))
+    assert run.jobs == {"check": "success", "gpu": "skipped", "report": "skipped",
+                        "sign": "skipped", "release": "success"}, \
+        [s for s in run.steps if s.returncode]
+    assert git(origin, "rev-parse", "v1.1.0^{commit}").strip() == tip
+    assert git(origin, "for-each-ref", "--format=%(taggername) %(taggeremail)",
+               "refs/tags/v1.1.0").strip() == CI
+    signed = json.loads(git(origin, "notes", "--ref", "mx-signatures", "show", tip))
+    assert set(signed) == {"."}
+    first = git(origin, "rev-parse", "v1.0.0^{commit}").strip()
+    assert git(origin, "notes", "--ref", "mx-signatures", "show", first)  # still there
+    res = mx("ci", "tag", repo, "--remote", "origin")
+    assert res.code == 0 and "v1.1.0 exists already" in res.err  # the next push tags nothing
+
+    # The registry builds from the tags: the derived variant installs.
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(f"registry: 1\nname: CI\nmirror_artifacts: true\n"
+                        f"sources:\n  - repo: {origin}\n"
+                        f"namespaces:\n  acme:\n    signers: [{{public_key: keys/acme.pub}}]\n")
+    res = mx("index", "build", registry, "-o", tmp_path / "site")
+    assert res.code == 0, res.err
+    with static_host(tmp_path / "site") as host:
+        res = mx("install", "acme/iris@^1", "--variant", "int8", "--registry", host.url,
+                 "--json")
+    assert res.code == 0, res.err
+    (installed,) = json.loads(res.out)
+    assert (installed["version"], installed["variant"]) == ("1.1.0", "int8")
+    assert hashlib.sha256(Path(installed["files"]["model.int8.onnx"]).read_bytes()
+                          ).hexdigest() == pointer.oid
+
+
+@pytest.mark.slow
+def test_a_fork_or_a_refused_push_gets_the_report_and_a_note(
+        lfs_repo: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    repo, origin, _ = lfs_repo
+    git(repo, "checkout", "-qb", "card")
+    card = repo / "README.md"
+    card.write_text(card.read_text().replace("## Limitations\n", "## Limitations\n\nNew.\n"))
+    git(repo, "commit", "-qam", "card")
+    git(repo, "push", "-q", "origin", "card")
+    tip = git(repo, "rev-parse", "HEAD").strip()
+
+    run = _pr_run(repo, "card", tmp_path, head_repo="someone/iris")
+    assert run.jobs["report"] == "success", [s for s in run.steps if s.returncode]
+    assert git(origin, "rev-parse", "refs/heads/card").strip() == tip
+    assert git(repo, "rev-parse", "HEAD").strip() == tip  # not even committed locally
+    assert not run.comments  # a fork's token cannot comment: the summary has it all
+    summary = run.summaries["report"]
+    assert summary.startswith("<!-- mx-report -->")
+    assert "not pushed: this pull request comes from a fork" in summary
+    assert "`model.int8.onnx`" in summary and "`bench/results.json`" in summary
+
+    # The same repository, but the push is refused, as GitHub refuses a read-only token.
+    hook = origin / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'Permission to acme/iris.git denied to "
+                    "github-actions[bot].' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    _fresh_checkout(repo, tip)
+    run = _pr_run(repo, "card", tmp_path)
+    assert run.jobs["report"] == "success", [s for s in run.steps if s.returncode]
+    assert git(origin, "rev-parse", "refs/heads/card").strip() == tip
+    (comment,) = run.comments
+    assert "not pushed: the push to `card` was refused (remote: Permission to acme/iris.git " \
+           "denied to github-actions[bot].)" in comment
+    assert "needs `contents: write`" in comment

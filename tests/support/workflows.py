@@ -6,14 +6,20 @@ command line is parsed by mx's own click command, so a workflow that names a mis
 command or option fails here. `uses:` steps that only exist on GitHub are replaced by
 their local equivalents (LOCAL_ACTIONS); an action not listed there fails the run.
 Expressions: the subset these workflows use (==, !=, &&, ||, !, startsWith, cancelled,
-always, success, literals, dotted context names); anything else raises.
+always, success, literals, dotted context names); anything else raises. As on GitHub, a
+missing property of the event payload (`github.event.*`) is null, an unset secret is empty
+(when the context has `secrets`), a step's outputs are what
+it wrote to $GITHUB_OUTPUT (`steps.<id>.outputs.<name>`, empty when unset), and each job
+has a $GITHUB_STEP_SUMMARY whose text ends up in Run.summaries.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +50,7 @@ class Run:
     jobs: dict[str, str] = field(default_factory=dict)  # job -> success|failure|skipped
     comments: list[str] = field(default_factory=list)  # bodies the PR-comment step posted
     pages: list[Path] = field(default_factory=list)  # directories uploaded for Pages
+    summaries: dict[str, str] = field(default_factory=dict)  # job -> its step summary
 
 
 def _noop(_with: dict[str, Any], _run: Run) -> None:
@@ -117,18 +124,56 @@ def _lookup(name: str, context: dict[str, Any], jobs: dict[str, str]) -> Any:
     if parts[0] == "needs" and len(parts) == 3 and parts[2] == "result":
         return jobs[parts[1]]
     if parts[0] == "steps":
-        return ""  # step outputs exist only on GitHub (the Pages URL)
+        # what the job's steps wrote to $GITHUB_OUTPUT; empty otherwise (the Pages URL)
+        if len(parts) == 4 and parts[2] == "outputs":
+            return context.get("steps", {}).get(parts[1], {}).get(parts[3], "")
+        return ""
     value: Any = context
-    for p in parts:
+    for i, p in enumerate(parts):
         if not isinstance(value, dict) or p not in value:
+            if parts[:2] == ["github", "event"] and i >= 2:
+                return None  # payloads differ by event: a missing property is null
+            if parts[0] == "secrets" and i == 1 and isinstance(value, dict):
+                return ""  # a secret the caller does not pass expands to ""
             raise KeyError(f"{name}: not in the local context")
         value = value[p]
     return value
 
 
+def _text(value: Any) -> str:
+    """An expression's value as GitHub writes it into text."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def _fill(text: str, run: Run) -> str:
     return re.sub(r"\$\{\{(.*?)\}\}",
-                  lambda m: str(evaluate(m.group(1), run.context, run.jobs)), text)
+                  lambda m: _text(evaluate(m.group(1), run.context, run.jobs)), text)
+
+
+def _outputs(path: Path) -> dict[str, str]:
+    """name=value lines (and name<<EOF blocks) as GitHub reads $GITHUB_OUTPUT."""
+    out: dict[str, str] = {}
+    lines = path.read_text().splitlines() if path.is_file() else []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, _, end = line.partition("<<")
+            block: list[str] = []
+            while i < len(lines) and lines[i] != end:
+                block.append(lines[i])
+                i += 1
+            i += 1
+            out[name] = "\n".join(block)
+        elif "=" in line:
+            name, _, value = line.partition("=")
+            out[name] = value
+    return out
 
 
 def _order(jobs: dict[str, Any]) -> list[str]:
@@ -152,6 +197,7 @@ def run_workflow(path: Path, run: Run, parse: Callable[[list[str]], None]) -> Ru
     defaults = {k: v.get("default", "") for k, v in (call.get("inputs") or {}).items()}
     run.context.setdefault("inputs", {})
     run.context["inputs"] = {**defaults, **run.context["inputs"]}
+    scratch = Path(tempfile.mkdtemp(prefix="mx-workflow-"))
     for name in _order(doc["jobs"]):
         job = doc["jobs"][name]
         cond = job.get("if")
@@ -159,6 +205,9 @@ def run_workflow(path: Path, run: Run, parse: Callable[[list[str]], None]) -> Ru
             run.jobs[name] = "skipped"
             continue
         run.jobs[name] = "success"
+        run.context["steps"] = {}
+        summary = scratch / f"{name}.summary.md"
+        summary.touch()
         job_env = {k: _fill(str(v), run) for k, v in (job.get("env") or {}).items()}
         for i, step in enumerate(job["steps"]):
             label = step.get("name") or step.get("uses") or f"step {i}"
@@ -173,8 +222,10 @@ def run_workflow(path: Path, run: Run, parse: Callable[[list[str]], None]) -> Ru
                 run.steps.append(StepResult(name, label, None))
                 continue
             command = _fill(step["run"], run)
+            output = scratch / f"{name}.{i}.output"
             env = {**run.env, **job_env,
-                   **{k: _fill(str(v), run) for k, v in (step.get("env") or {}).items()}}
+                   **{k: _fill(str(v), run) for k, v in (step.get("env") or {}).items()},
+                   "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)}
             argv = shlex.split(_with_env(command, env))
             if argv[0] == "mx":
                 parse(argv[1:])  # the command and its options exist, as written
@@ -184,9 +235,13 @@ def run_workflow(path: Path, run: Run, parse: Callable[[list[str]], None]) -> Ru
                                   capture_output=True, text=True, timeout=600)
             run.steps.append(StepResult(name, label, command, proc.returncode, proc.stdout,
                                         proc.stderr))
+            if "id" in step:
+                run.context["steps"][step["id"]] = _outputs(output)
             if proc.returncode != 0:
                 run.jobs[name] = "failure"
                 break
+        run.summaries[name] = summary.read_text()
+    shutil.rmtree(scratch, ignore_errors=True)
     return run
 
 

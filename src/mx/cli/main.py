@@ -38,6 +38,7 @@ COMMANDS = {
     "serve": ("mx.cli.serve_cmd", "serve"),
     "run": ("mx.cli.run_cmd", "run"),
     "export": ("mx.cli.export_cmd", "export"),
+    "ci": ("mx.cli.ci_cmd", "ci"),
 }
 
 
