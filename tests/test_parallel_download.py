@@ -282,3 +282,30 @@ def test_killed_parallel_install_resumes_without_refetching_pieces(
         assert not ranges.exists()
         verify = mx_proc("cache", "verify", "--json")
         assert verify.returncode == 0 and json.loads(verify.stdout)["corrupt"] == []
+
+
+def test_parallel_parts_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mx.config import load_settings
+    from mx.errors import ConfigError
+
+    monkeypatch.setenv("MX_PARALLEL_PARTS", "8")
+    assert load_settings().limits.parallel_parts == 8
+    for bad in ("0", "65", "two"):
+        monkeypatch.setenv("MX_PARALLEL_PARTS", bad)
+        with pytest.raises(ConfigError, match="MX_PARALLEL_PARTS"):
+            load_settings()
+
+
+def test_one_connection_pool_for_every_file_and_part(host: Host, big_sha: str,
+                                                     tmp_path: Path) -> None:
+    """Pieces and files reuse the transport's one httpx client (keep-alive connections):
+    far fewer connections than requests."""
+    d = downloader(tmp_path, host.url)
+    d.fetch_one(artifact(big_sha), "test")
+    client = d.transport._client
+    d.cache.blob(big_sha).unlink()
+    d.fetch_one(artifact(big_sha), "test")
+    assert d.transport._client is client
+    d.transport.close()
+    assert len(ranges_asked(host)) == 2 * SIZE // PIECE
+    assert len(host.faults.ports) <= 4  # at most one connection per part at once

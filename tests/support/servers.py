@@ -32,6 +32,7 @@ class Faults:
     flip: dict[str, int] = field(default_factory=dict)  # path -> file offset of a wrong byte
     misrange: dict[str, int] = field(default_factory=dict)  # path -> shift of Content-Range
     requests: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    ports: set[int] = field(default_factory=set)  # client ports: one per connection
     authorization: list[str | None] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -45,6 +46,7 @@ class FaultyHandler(StaticHandler):
             self.faults.requests.append((path, self.headers.get("Range"),
                                          self.headers.get("If-None-Match")))
             self.faults.authorization.append(self.headers.get("Authorization"))
+            self.faults.ports.add(self.client_address[1])
             statuses = self.faults.status.get(path)
             status = statuses.pop(0) if statuses else None
             truncate = self.faults.truncate.get(path, 0)

@@ -6,6 +6,7 @@ is the transport's one table (`mx.http.Transport.download`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -87,10 +88,12 @@ class Downloader:
         part = self.cache.part(sha)
         what = f"{art['path']} from {self._absolute(url)}"
         shown = 0  # what the progress bar shows, so each attempt can set it right
+        counting = threading.Lock()  # ranged pieces advance it from several threads
 
         def advance(n: int) -> None:
             nonlocal shown
-            shown += n
+            with counting:
+                shown += n
             self.progress.advance(task, n)
 
         def fill(writer: HashingWriter) -> None:
