@@ -7,7 +7,15 @@ then sha256 of that file with hashlib); the registry's signed metadata (TUF) add
 500 MB model (signed vs the same bytes unsigned); `mx install` of a version already in
 the cache at most 0.3 s wall for the whole process.
 
+Big models (`--big-gib`, default 4; 0 skips; `--big-only` runs just this part): one
+file of that size and a model of ten shards of a tenth of it each, from a local HTTP server
+with Range support (`mx index serve`). `mx install`, cold, against `curl -o` of the same
+file(s) from the same server with no hashing (the shards with `curl --parallel`, as many at
+once as mx fetches files), alternating; target at most 1.10x. huggingface_hub's downloader
+(`http_get`) is timed too when it is installed.
+
     .venv/bin/python bench/install.py [--size-mib 1024] [--signed-mib 500] [--runs 5]
+                                      [--big-gib 4] [--big-only]
 """
 
 from __future__ import annotations
@@ -15,28 +23,32 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bench_env, fmt, median_of, mx_cmd, run
 
 
-def write_weights(path: Path, size: int) -> None:
+def write_weights(path: Path, size: int, salt: str = "") -> None:
+    """`size` bytes, quickly; files with different salts differ (the cache would share
+    identical shards)."""
     with path.open("wb") as f:
         left = size
         while left:
             chunk = min(left, 64 << 20)
-            f.write(hashlib.sha256(str(left).encode()).digest() * (chunk // 32)
+            f.write(hashlib.sha256(f"{salt}{left}".encode()).digest() * (chunk // 32)
                     + b"\0" * (chunk % 32))
             left -= chunk
 
 
-def make_repo(root: Path, name: str, size: int) -> Path:
+def make_repo(root: Path, name: str, size: int, files: int = 1) -> Path:
     from tests.support.examples import card_text, git
 
     repo = root / "repos" / name.replace("/", "-")
@@ -44,11 +56,14 @@ def make_repo(root: Path, name: str, size: int) -> Path:
     git(repo, "init", "-q")
     git(repo, "lfs", "install", "--local")
     (repo / ".gitattributes").write_text("*.bin filter=lfs diff=lfs merge=lfs -text\n")
-    write_weights(repo / "weights.bin", size)
+    names = ["weights.bin"] if files == 1 else [f"shard-{i:02}.bin" for i in range(files)]
+    for file in names:
+        write_weights(repo / file, size, f"{name}/{file}")
     (repo / "README.md").write_text(card_text(name))
     (repo / "mx.yaml").write_text(
         f"mx: 1\nname: {name}\nversion: 1.0.0\nsummary: a large artifact for benchmarks\n"
-        "license: apache-2.0\nartifacts:\n  - path: weights.bin\n    format: other\n")
+        "license: apache-2.0\nartifacts:\n"
+        + "".join(f"  - path: {file}\n    format: other\n" for file in names))
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", name)
     git(repo, "tag", "-a", "-m", "release", "v1.0.0")
@@ -78,11 +93,113 @@ def make_registry(root: Path, size: int, signed_size: int, env: dict[str, str]) 
     return out
 
 
+def serve(site: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    server = subprocess.Popen(mx_cmd("index", "serve", str(site), "--port", "0"),
+                              stderr=subprocess.PIPE, text=True, env=env)
+    assert server.stderr is not None
+    return server, server.stderr.readline().split(" at ")[1].split()[0]
+
+
+def hf_get() -> Callable[[str, Path], None] | None:
+    """huggingface_hub's own downloader for one URL, when it is installed."""
+    try:
+        from huggingface_hub.file_download import http_get
+    except ImportError:
+        return None
+
+    def get(url: str, out: Path) -> None:
+        with out.open("wb") as f:
+            http_get(url, f)
+
+    return get
+
+
+def bench_big(root: Path, env: dict[str, str], gib: float, runs: int) -> None:
+    """One `gib` GiB file and ten shards of a tenth of it: mx cold vs curl -o, no hashing."""
+    big, shard = int(gib * (1 << 30)), int(gib * (1 << 30)) // 10
+    need = 4 * (big + 10 * shard)  # the LFS repos (tree and store), the site, one download
+    free = shutil.disk_usage(root).free
+    if need > free * 0.8:
+        raise SystemExit(f"bench: --big-gib {gib} needs about {need >> 30} GiB in {root}, "
+                         f"{free >> 30} GiB are free; pass a smaller --big-gib")
+    print(f"building a registry with one {gib:g} GiB file and 10 shards of "
+          f"{shard >> 20} MiB in {root} ...", flush=True)
+    repos = [make_repo(root, "bench/huge", big), make_repo(root, "bench/shards", shard, 10)]
+    (root / "big-registry.yaml").write_text(
+        "registry: 1\nname: bench-big\nmirror_artifacts: true\nallow_unsigned: true\n"
+        "sources:\n" + "".join(f"  - repo: {r.relative_to(root)}\n" for r in repos))
+    site = root / "big-site"
+    run(mx_cmd("index", "build", str(root / "big-registry.yaml"), "-o", str(site),
+               "--no-site"), env)
+    for repo in repos:
+        shutil.rmtree(repo)
+    server, url = serve(site, env)
+    out = root / "curl-out"
+    parts = os.environ.get("MX_PARALLEL_PARTS", "4 (default)")
+
+    def compare(name: str, what: str) -> None:
+        doc = json.loads((site / f"index/models/{name}.json").read_text())
+        arts = doc["versions"]["1.0.0"]["artifacts"]
+        urls = [url + a["urls"][0] for a in arts]
+        curl = ["curl", "-sf"]
+        if len(urls) > 1:
+            curl += ["--parallel", "--parallel-max", "4"]
+        for i, u in enumerate(urls):
+            curl += ["-o", str(out / f"{i}.bin"), u]
+        install = mx_cmd("install", f"{name}@1.0.0", "--registry", url)
+        get = hf_get()
+
+        def fresh() -> None:
+            shutil.rmtree(root / "mx-cache", ignore_errors=True)
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+
+        def hf() -> None:
+            assert get is not None
+            for i, u in enumerate(urls):
+                get(u, out / f"{i}.bin")
+
+        fresh()
+        run(curl)  # warm the server's page cache once, for every side alike
+        samples: dict[str, list[float]] = {"curl": [], "mx": [], "hf": []}
+        for _ in range(runs):  # A B (C) A B (C): drift in load hits every side alike
+            samples["curl"].append(median_of(1, lambda: run(curl), fresh)[0])
+            samples["mx"].append(median_of(1, lambda: run(install, env), fresh)[0])
+            if get is not None:
+                samples["hf"].append(median_of(1, hf, fresh)[0])
+        fresh()
+        ref, cold = statistics.median(samples["curl"]), statistics.median(samples["mx"])
+        print(f"\n{what} over http://127.0.0.1, {runs} runs, medians "
+              f"(MX_PARALLEL_PARTS={parts})")
+        print(f"curl -o (no hashing):          {ref:.3f} s  [{fmt(samples['curl'])}]")
+        print(f"mx install, cold (sha256'd):   {cold:.3f} s  [{fmt(samples['mx'])}]")
+        print(f"  ratio mx/curl: {cold / ref:.2f}x   (target <= 1.10x)"
+              f"  {'OK' if cold / ref <= 1.10 else 'MISSED'}")
+        if samples["hf"]:
+            hf_t = statistics.median(samples["hf"])
+            print(f"huggingface_hub http_get:      {hf_t:.3f} s  [{fmt(samples['hf'])}]"
+                  f"  ({hf_t / ref:.2f}x curl)")
+        else:
+            print("huggingface_hub: not installed, not measured")
+
+    try:
+        compare("bench/huge", f"one {gib:g} GiB file")
+        compare("bench/shards", f"10 shards of {shard >> 20} MiB")
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(site, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--signed-mib", type=int, default=500)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--big-gib", type=float, default=4,
+                    help="size of the big single-file model (the sharded one is the same in "
+                         "10 files); 0 skips them")
+    ap.add_argument("--big-only", action="store_true", help="run only the big-model part")
     args = ap.parse_args()
     size = args.size_mib << 20
     if shutil.which("curl") is None:
@@ -90,6 +207,10 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="mx-bench-install-"))
     try:
         env = bench_env(root)
+        if args.big_gib > 0:
+            bench_big(root, env, args.big_gib, args.runs)
+        if args.big_only:
+            return
         print(f"building a registry with one {args.size_mib} MiB artifact in {root} ...",
               flush=True)
         site = make_registry(root, size, args.signed_mib << 20, env)

@@ -46,7 +46,10 @@ def wait_for(part: Path, size: int, proc: subprocess.Popen[bytes], timeout: floa
 
 
 @pytest.mark.slow
-def test_killed_install_resumes_with_range(big_host: Host, tmp_path: Path) -> None:
+def test_killed_install_resumes_with_range(big_host: Host, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """One stream per file (the ranged layout is tests/test_parallel_download.py's)."""
+    monkeypatch.setenv("MX_PARALLEL_PARTS", "1")
     sha = artifact_sha(big_host.root)
     path = f"/artifacts/sha256/{sha}"
     part = tmp_path / "mxhome" / "tmp" / f"{sha}.part"

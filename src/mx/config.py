@@ -24,7 +24,9 @@ class Limits:
     read_timeout: float = 60.0
     retries: int = 4  # per URL, on 5xx, timeouts and dropped connections
     backoff: float = 0.25  # seconds; doubled after each retry
-    parallel_downloads: int = 4
+    parallel_downloads: int = 4  # files at once
+    # Ranged requests at once for one large file over HTTP(S) (1: one stream per file).
+    parallel_parts: int = 4
     chunk_size: int = 1 << 20
     # An index document fetched less than this many seconds ago is used without asking
     # the server again (unless the server's Cache-Control says otherwise, or --refresh).
@@ -151,6 +153,7 @@ LIMIT_RANGES: dict[str, tuple[float, float]] = {
     "max_index_bytes": (1, 1 << 40), "max_lfs_batch_bytes": (1, 1 << 40),
     "connect_timeout": (0.001, _DAY), "read_timeout": (0.001, _DAY),
     "retries": (0, 100), "backoff": (0, 3600.0), "parallel_downloads": (1, 256),
+    "parallel_parts": (1, 64),
     "chunk_size": (1, 1 << 30), "index_max_age": (0, 365 * _DAY),
 }
 
@@ -194,6 +197,13 @@ def load_settings(
             limits = replace(limits, index_max_age=float(ttl))
         except ValueError:
             raise ConfigError(f"MX_INDEX_TTL={ttl!r} is not a number of seconds") from None
+    parts = os.environ.get("MX_PARALLEL_PARTS")
+    if parts:
+        least, most = LIMIT_RANGES["parallel_parts"]
+        if not parts.strip().isdigit() or not least <= int(parts) <= most:
+            raise ConfigError(f"MX_PARALLEL_PARTS={parts!r} is not a whole number from "
+                              f"{least:g} to {most:g}")
+        limits = replace(limits, parallel_parts=int(parts))
     entry_name, entry = _registry_entry(url, config)
     root_file, root_sha256 = _root_pin(entry_name, entry)
     return Settings(

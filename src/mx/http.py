@@ -169,7 +169,9 @@ class Transport:
                 headers={"User-Agent": USER_AGENT},
                 follow_redirects=False,
                 verify=self._tls(),
-                limits=httpx.Limits(max_connections=self.limits.parallel_downloads * 2),
+                # Files at once times ranged parts per file: no request waits for a slot.
+                limits=httpx.Limits(max_connections=self.limits.parallel_downloads
+                                    * max(self.limits.parallel_parts, 2)),
             )
         return self._client
 

@@ -29,7 +29,10 @@ class Faults:
     throttle: dict[str, int] = field(default_factory=dict)  # path -> bytes per second
     overstate: dict[str, int] = field(default_factory=dict)  # path -> Content-Length extra
     ignore_range: set[str] = field(default_factory=set)  # paths always answered in full
+    flip: dict[str, int] = field(default_factory=dict)  # path -> file offset of a wrong byte
+    misrange: dict[str, int] = field(default_factory=dict)  # path -> shift of Content-Range
     requests: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    ports: set[int] = field(default_factory=set)  # client ports: one per connection
     authorization: list[str | None] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -43,6 +46,7 @@ class FaultyHandler(StaticHandler):
             self.faults.requests.append((path, self.headers.get("Range"),
                                          self.headers.get("If-None-Match")))
             self.faults.authorization.append(self.headers.get("Authorization"))
+            self.faults.ports.add(self.client_address[1])
             statuses = self.faults.status.get(path)
             status = statuses.pop(0) if statuses else None
             truncate = self.faults.truncate.get(path, 0)
@@ -77,6 +81,11 @@ class FaultyHandler(StaticHandler):
     def send_header(self, keyword: str, value: str) -> None:
         if keyword == "Content-Length" and getattr(self, "_extra", 0):
             value = str(int(value) + self._extra)  # announce more than will come
+        shift = self.faults.misrange.get(self.path.split("?")[0])
+        if keyword == "Content-Range" and shift and not value.startswith("bytes */"):
+            span, _, total = value[6:].partition("/")
+            first, _, last = span.partition("-")
+            value = f"bytes {int(first) + shift}-{int(last) + shift}/{total}"  # other bytes
         super().send_header(keyword, value)
 
     def _send_endless(self) -> None:
@@ -94,9 +103,15 @@ class FaultyHandler(StaticHandler):
 
     def send_body(self, target: Path, start: int, length: int) -> None:
         path = self.path.split("?")[0]
-        data = target.read_bytes()[start:start + length]
+        with target.open("rb") as f:
+            f.seek(start)
+            data = f.read(length)
         if path in self.faults.corrupt:
             data = bytes([data[0] ^ 0xFF]) + data[1:]
+        flip = self.faults.flip.get(path)
+        if flip is not None and start <= flip < start + len(data):
+            at = flip - start
+            data = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
         if self._truncate:
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()

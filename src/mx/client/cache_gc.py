@@ -27,7 +27,8 @@ PART_GRACE = 24 * 3600
 LEGACY_GRACE = 3600
 PRUNE_BATCH = 256
 
-_PART = re.compile(r"^([0-9a-f]{64})\.part$")
+# A partial download and, for one fetched in ranged parts, the list of parts it holds.
+_PART = re.compile(r"^([0-9a-f]{64})\.(part|ranges)$")
 # What a writer of variant <v> leaves beside it: stage and retired folders, temp records.
 _BESIDE = re.compile(r"^\.(?P<variant>.+?)\.(stage-[0-9a-f]{8}|retired-[0-9a-f]{8}"
                      r"|record\.json\.[^/]+\.tmp)$")

@@ -6,12 +6,14 @@ is the transport's one table (`mx.http.Transport.download`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mx.client import parallel
 from mx.client.cache import Cache
 from mx.errors import FetchError, IntegrityError, MxError
 from mx.fsutil import HashingWriter, fetch_resumable
@@ -51,6 +53,7 @@ class Downloader:
             if self.cache.has_blob(sha, size):
                 return dest
             errors: list[str] = []
+            last: MxError | None = None
             denied: str | None = None  # the hint of a host that wants credentials
             urls = art.get("urls") or []
             if not urls:
@@ -64,14 +67,19 @@ class Downloader:
                     raise  # wrong bytes are an attack or a broken publish: never fall back
                 except MxError as exc:
                     errors.append(str(exc))
+                    last = exc
                     if isinstance(exc, FetchError) and exc.status in (401, 403):
                         denied = denied or exc.hint
                 finally:
                     self.progress.done(task)
+            one = isinstance(last, FetchError) and len(errors) == 1
             raise FetchError(errors[-1] if len(errors) == 1 else
                              f"{label} {art['path']}: every URL failed: " + "; ".join(errors),
                              hint=denied or "check the registry URL and your network; "
-                                            "`mx install --offline` uses only the cache")
+                                            "`mx install --offline` uses only the cache",
+                             url=last.url if one and isinstance(last, FetchError) else None,
+                             status=last.status if one and isinstance(last, FetchError)
+                             else None)
 
     def _fetch_from(self, url: str, art: dict[str, Any], task: int) -> None:
         """Fetch into tmp/<sha>.part, continuing what an earlier attempt (this process or
@@ -80,19 +88,34 @@ class Downloader:
         part = self.cache.part(sha)
         what = f"{art['path']} from {self._absolute(url)}"
         shown = 0  # what the progress bar shows, so each attempt can set it right
+        counting = threading.Lock()  # ranged pieces advance it from several threads
 
         def advance(n: int) -> None:
             nonlocal shown
-            shown += n
+            with counting:
+                shown += n
             self.progress.advance(task, n)
 
         def fill(writer: HashingWriter) -> None:
             advance(writer.size - shown)  # a resumed file starts part-way
             self._fill(url, art, writer, advance)
 
+        absolute = self._absolute(url)
+        ranged = parallel.wants_parallel(absolute, size, self.transport.limits.parallel_parts)
         fresh = _size(part) == 0
         while True:
             try:
+                if ranged:
+                    advance(-shown)  # the ranged fetch counts what the part holds itself
+                    try:
+                        parallel.fetch(self.transport, absolute, self.cache.blob(sha), sha,
+                                       size, part, advance, what)
+                        return
+                    except parallel.NoRanges:
+                        ranged = False  # the host ignores Range: one stream, as below
+                # A ranged attempt (this process or a killed one) may have left holes: the
+                # one-stream path continues after the contiguous prefix only.
+                parallel.to_prefix(part, size)
                 fetch_resumable(self.cache.blob(sha), sha, size, part, fill, what)
                 return
             except (IntegrityError, FetchError) as exc:
@@ -101,7 +124,7 @@ class Downloader:
                 if fresh or not (isinstance(exc, IntegrityError) or exc.status == 416):
                     _drop_unless_resumable(part, exc)
                     raise
-                part.unlink(missing_ok=True)
+                parallel.drop(part)
                 fresh = True
             except BaseException as exc:
                 _drop_unless_resumable(part, exc)
@@ -129,12 +152,11 @@ class Downloader:
                 raise
 
 
-
 def _drop_unless_resumable(part: Path, exc: BaseException) -> None:
     """Keep what arrived for the next attempt, unless the host answered for good (an
     HTTP error status) or nothing arrived."""
     if (isinstance(exc, FetchError) and exc.status is not None) or not _size(part):
-        part.unlink(missing_ok=True)
+        parallel.drop(part)  # and the ranges file of a ranged attempt
 
 
 def _size(path: Path) -> int:

@@ -1,0 +1,311 @@
+"""One large file in several HTTP Range requests at once (mx.client.parallel), against a
+real static host on 127.0.0.1: right bytes or a clear refusal, never a half-written blob,
+and a killed download resumes without fetching its finished pieces again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mx.client import parallel
+from mx.client.cache import Cache
+from mx.client.download import Downloader
+from mx.config import Limits
+from mx.errors import FetchError, IntegrityError
+from mx.http import Transport
+from mx.progress import NoProgress
+from tests.support.bigmodel import artifact_sha, make_big_registry, mx_cmd, mx_env, mx_proc
+from tests.support.examples import git_home
+from tests.support.servers import Host, static_host
+
+SIZE = 64 << 20
+PIECE = parallel.piece_size(SIZE, 4)  # 8 MiB: eight pieces
+
+
+@pytest.fixture(scope="module")
+def www(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("www")
+    (root / "big").write_bytes(random.Random(16).randbytes(SIZE))
+    return root
+
+
+@pytest.fixture(scope="module")
+def big_sha(www: Path) -> str:
+    return hashlib.sha256((www / "big").read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def host(www: Path) -> Iterator[Host]:
+    with static_host(www) as h:
+        yield h
+
+
+def downloader(tmp_path: Path, url: str, **limits: float) -> Downloader:
+    transport = Transport(Limits(backoff=0.001, **limits))  # type: ignore[arg-type]
+    return Downloader(Cache(tmp_path / "cache"), transport, url, NoProgress())
+
+
+def artifact(sha: str, size: int = SIZE) -> dict[str, object]:
+    return {"sha256": sha, "size": size, "path": "big", "urls": ["big"]}
+
+
+def ranges_asked(host: Host) -> list[str | None]:
+    return [r for p, r, _ in host.faults.requests if p == "/big"]
+
+
+def span(header: str | None) -> tuple[int, int]:
+    assert header is not None and header.startswith("bytes=")
+    first, _, last = header[6:].partition("-")
+    return int(first), int(last) + 1 if last else SIZE
+
+
+def leftovers(tmp_path: Path) -> list[str]:
+    tmp = tmp_path / "cache" / "tmp"
+    return sorted(p.name for p in tmp.iterdir()) if tmp.exists() else []
+
+
+def test_parts_in_parallel_give_the_right_bytes(host: Host, big_sha: str,
+                                                tmp_path: Path) -> None:
+    d = downloader(tmp_path, host.url)
+    blob = d.fetch_one(artifact(big_sha), "test")
+    d.transport.close()
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == big_sha
+    asked = ranges_asked(host)
+    assert len(asked) == SIZE // PIECE >= 4
+    assert sorted(span(r) for r in asked) == [(a, a + PIECE) for a in range(0, SIZE, PIECE)]
+    assert asked[0] == f"bytes=0-{PIECE - 1}"  # the probe: the first piece
+    assert leftovers(tmp_path) == []
+    assert oct(blob.stat().st_mode & 0o777) == "0o444"
+
+
+def test_the_hash_needs_no_second_read(host: Host, big_sha: str, tmp_path: Path) -> None:
+    """Pieces are taken in order, so the hasher finds them in memory (the budget holds a few
+    pieces ahead of the prefix): the file is never read back."""
+    transport = Transport(Limits(backoff=0.001))
+    reread = parallel.fetch(transport, host.url + "big", tmp_path / "blob", big_sha, SIZE,
+                            tmp_path / "x.part", lambda n: None, "big")
+    transport.close()
+    assert reread == 0
+    assert hashlib.sha256((tmp_path / "blob").read_bytes()).hexdigest() == big_sha
+
+
+def test_a_tiny_budget_reads_back_and_still_hashes_right(host: Host, big_sha: str,
+                                                          tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    monkeypatch.setattr(parallel, "MAX_HELD", 1 << 20)
+    transport = Transport(Limits(backoff=0.001))
+    reread = parallel.fetch(transport, host.url + "big", tmp_path / "blob", big_sha, SIZE,
+                            tmp_path / "x.part", lambda n: None, "big")
+    transport.close()
+    assert reread > 0
+    assert hashlib.sha256((tmp_path / "blob").read_bytes()).hexdigest() == big_sha
+
+
+def test_a_host_ignoring_range_gets_one_stream(host: Host, big_sha: str,
+                                               tmp_path: Path) -> None:
+    host.faults.ignore_range.add("/big")
+    d = downloader(tmp_path, host.url)
+    blob = d.fetch_one(artifact(big_sha), "test")
+    d.transport.close()
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == big_sha
+    assert ranges_asked(host) == [f"bytes=0-{PIECE - 1}", None]  # the probe, then one GET
+    assert leftovers(tmp_path) == []
+
+
+def test_one_part_with_wrong_bytes_is_refused(host: Host, big_sha: str,
+                                              tmp_path: Path) -> None:
+    host.faults.flip["/big"] = 5 * PIECE + 12345
+    d = downloader(tmp_path, host.url)
+    with pytest.raises(IntegrityError, match="sha256 is .*, expected " + big_sha):
+        d.fetch_one(artifact(big_sha), "test")
+    d.transport.close()
+    assert not d.cache.blob(big_sha).exists()
+    assert leftovers(tmp_path) == []  # no part, no ranges file
+
+
+def test_a_206_with_the_wrong_content_range_is_refused(host: Host, big_sha: str,
+                                                       tmp_path: Path) -> None:
+    host.faults.misrange["/big"] = 1
+    d = downloader(tmp_path, host.url)
+    with pytest.raises(FetchError, match="Content-Range") as caught:
+        d.fetch_one(artifact(big_sha), "test")
+    d.transport.close()
+    assert caught.value.status == 206 and caught.value.url == host.url + "big"
+    assert not d.cache.blob(big_sha).exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_a_file_of_another_length_is_refused(host: Host, big_sha: str,
+                                             tmp_path: Path) -> None:
+    d = downloader(tmp_path, host.url)
+    with pytest.raises(IntegrityError, match=f"file is {SIZE} bytes; the index promised"):
+        d.fetch_one(artifact(big_sha, SIZE + 1), "test")
+    d.transport.close()
+    assert not d.cache.blob(big_sha).exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_a_part_cut_short_is_retried_from_where_it_stopped(host: Host, big_sha: str,
+                                                           tmp_path: Path) -> None:
+    host.faults.truncate["/big"] = 1  # the probe's connection drops half-way
+    d = downloader(tmp_path, host.url)
+    blob = d.fetch_one(artifact(big_sha), "test")
+    d.transport.close()
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == big_sha
+    asked = ranges_asked(host)
+    assert f"bytes={PIECE // 2}-{PIECE - 1}" in asked  # the rest of that piece only
+    assert len(asked) == SIZE // PIECE + 1
+
+
+def test_parts_always_cut_short_are_refused(host: Host, big_sha: str,
+                                            tmp_path: Path) -> None:
+    host.faults.truncate["/big"] = 1000
+    d = downloader(tmp_path, host.url, retries=2)
+    with pytest.raises(FetchError, match="gave up after 2 retries") as caught:
+        d.fetch_one(artifact(big_sha), "test")
+    d.transport.close()
+    assert caught.value.url == host.url + "big"
+    assert not d.cache.blob(big_sha).exists()
+
+
+def write_partial(www: Path, part: Path, pieces: list[int]) -> None:
+    """What a killed ranged download leaves: some pieces in place, holes, a ranges file."""
+    data = (www / "big").read_bytes()
+    part.parent.mkdir(parents=True, exist_ok=True)
+    with part.open("wb") as f:
+        for i in pieces:
+            f.seek(i * PIECE)
+            f.write(data[i * PIECE:(i + 1) * PIECE])
+    parallel.save_done(part, SIZE, [(i * PIECE, (i + 1) * PIECE) for i in pieces])
+
+
+def test_a_ranged_download_resumes_with_the_missing_pieces(host: Host, www: Path,
+                                                           big_sha: str,
+                                                           tmp_path: Path) -> None:
+    d = downloader(tmp_path, host.url)
+    write_partial(www, d.cache.part(big_sha), [0, 1, 4])
+    blob = d.fetch_one(artifact(big_sha), "test")
+    d.transport.close()
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == big_sha
+    assert sorted(span(r) for r in ranges_asked(host)) == [
+        (i * PIECE, (i + 1) * PIECE) for i in (2, 3, 5, 6, 7)]
+    assert leftovers(tmp_path) == []
+
+
+def test_one_stream_continues_after_the_contiguous_prefix(host: Host, www: Path,
+                                                          big_sha: str,
+                                                          tmp_path: Path) -> None:
+    d = downloader(tmp_path, host.url, parallel_parts=1)
+    write_partial(www, d.cache.part(big_sha), [0, 1, 4])
+    blob = d.fetch_one(artifact(big_sha), "test")
+    d.transport.close()
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == big_sha
+    assert ranges_asked(host) == [f"bytes={2 * PIECE}-"]
+    assert leftovers(tmp_path) == []
+
+
+def test_a_wrong_piece_left_by_an_earlier_run_costs_one_fresh_download(
+        host: Host, www: Path, big_sha: str, tmp_path: Path) -> None:
+    d = downloader(tmp_path, host.url)
+    part = d.cache.part(big_sha)
+    write_partial(www, part, [0, 3])
+    with part.open("r+b") as f:
+        f.seek(3 * PIECE + 7)
+        f.write(b"X")
+    blob = d.fetch_one(artifact(big_sha), "test")
+    d.transport.close()
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == big_sha
+    assert len(ranges_asked(host)) == 6 + 8  # the missing pieces, then all of them
+    assert leftovers(tmp_path) == []
+
+
+# -- a real `mx install`, killed mid-download ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big_site(tmp_path_factory: pytest.TempPathFactory, index_keys: Path) -> Path:
+    root = tmp_path_factory.mktemp("bigsite")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in git_home(root / "home").items():
+            mp.setenv(key, value)
+        mp.setenv("MX_HOME", str(root / "mxhome"))
+        mp.setenv("MX_INDEX_KEYS", str(index_keys))
+        return make_big_registry(root, SIZE)
+
+
+@pytest.mark.slow
+def test_killed_parallel_install_resumes_without_refetching_pieces(
+        big_site: Path, tmp_path: Path) -> None:
+    with static_host(big_site) as host:
+        sha = artifact_sha(big_site)
+        path = f"/artifacts/sha256/{sha}"
+        ranges = tmp_path / "mxhome" / "tmp" / f"{sha}.ranges"
+        host.faults.throttle[path] = 8 << 20  # a second per piece and request
+        proc = subprocess.Popen(mx_cmd("install", "bench/big@1.0.0", "--registry", host.url),
+                                env=mx_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while not (ranges.exists() and json.loads(ranges.read_text())["done"]):
+                assert proc.poll() is None, "the install finished before it could be killed"
+                assert time.monotonic() < deadline, "no piece finished"
+                time.sleep(0.01)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        done = [tuple(s) for s in json.loads(ranges.read_text())["done"]]
+        assert done and sum(b - a for a, b in done) < SIZE
+
+        del host.faults.throttle[path]
+        # The killed process's last requests may still be in the server's sockets, read
+        # once its throttled answers fail: let them come in before counting.
+        seen = -1
+        while seen != len(host.faults.requests):
+            seen = len(host.faults.requests)
+            time.sleep(0.5)
+        host.faults.requests.clear()
+        res = mx_proc("install", "bench/big@1.0.0", "--registry", host.url)
+        assert res.returncode == 0, res.stderr
+        asked = [span(r) for p, r, _ in host.faults.requests if p == path]
+        assert asked and all(b <= a0 or a >= b0 for a, b in asked for a0, b0 in done)
+        assert sum(b - a for a, b in asked) == SIZE - sum(b - a for a, b in done), (asked, done)
+        assert not (tmp_path / "mxhome" / "tmp" / f"{sha}.part").exists()
+        assert not ranges.exists()
+        verify = mx_proc("cache", "verify", "--json")
+        assert verify.returncode == 0 and json.loads(verify.stdout)["corrupt"] == []
+
+
+def test_parallel_parts_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mx.config import load_settings
+    from mx.errors import ConfigError
+
+    monkeypatch.setenv("MX_PARALLEL_PARTS", "8")
+    assert load_settings().limits.parallel_parts == 8
+    for bad in ("0", "65", "two"):
+        monkeypatch.setenv("MX_PARALLEL_PARTS", bad)
+        with pytest.raises(ConfigError, match="MX_PARALLEL_PARTS"):
+            load_settings()
+
+
+def test_one_connection_pool_for_every_file_and_part(host: Host, big_sha: str,
+                                                     tmp_path: Path) -> None:
+    """Pieces and files reuse the transport's one httpx client (keep-alive connections):
+    far fewer connections than requests."""
+    d = downloader(tmp_path, host.url)
+    d.fetch_one(artifact(big_sha), "test")
+    client = d.transport._client
+    d.cache.blob(big_sha).unlink()
+    d.fetch_one(artifact(big_sha), "test")
+    assert d.transport._client is client
+    d.transport.close()
+    assert len(ranges_asked(host)) == 2 * SIZE // PIECE
+    assert len(host.faults.ports) <= 4  # at most one connection per part at once
