@@ -61,8 +61,11 @@ class SourceOutput:
 
 
 def curation_digest(registry: Registry, name: str) -> str:
-    return _digest([registry.channels.get(name), registry.yanked.get(name),
-                    registry.mirror_artifacts])
+    """The registry settings one model's document depends on (repr, not JSON: it is
+    computed for every model at every build; the values are str -> str maps)."""
+    channels, yanked = registry.channels.get(name) or {}, registry.yanked.get(name) or {}
+    return hashlib.sha256(repr((sorted(channels.items()), sorted(yanked.items()),
+                                registry.mirror_artifacts)).encode()).hexdigest()
 
 
 def settings_digest(registry: Registry, strict: bool, allow_unsigned: bool,
