@@ -88,7 +88,8 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
     transport = transport or Transport()
     checker = SignatureChecker(registry, registry_dir, allow_unsigned, trust_config)
     memo = BuildMemo(state_path(out, cache_dir, "memo"),
-                     settings_digest(registry, strict, allow_unsigned, checker.trust_config))
+                     settings_digest(registry, registry_dir, strict, allow_unsigned,
+                                     checker.trust_config))
     collected = Collected()
     manifests = ManifestCache(cache_dir / "manifests")
     checks = ReleaseChecks(cache_dir / "release-checks.json", registry.card)

@@ -68,13 +68,25 @@ def curation_digest(registry: Registry, name: str) -> str:
                                 registry.mirror_artifacts)).encode()).hexdigest()
 
 
-def settings_digest(registry: Registry, strict: bool, allow_unsigned: bool,
+def settings_digest(registry: Registry, registry_dir: Path, strict: bool, allow_unsigned: bool,
                     trust_config: Path | None) -> str:
-    """Everything but sources, channels and yanks that decides what a release publishes."""
+    """Everything but sources, channels and yanks that decides what a release publishes:
+    registry.yaml's settings, and the files they name (the trust config, the signers' keys:
+    a key replaced in place changes no byte of registry.yaml)."""
     plain = registry.model_dump(mode="json", exclude={"sources", "channels", "yanked"})
-    trust = trust_config.read_bytes().hex() if trust_config and trust_config.is_file() else None
+    named = [trust_config] + [registry_dir / s.public_key for ns in registry.namespaces.values()
+                              for s in ns.signers if s.public_key
+                              and not s.public_key.lstrip().startswith("-----BEGIN")]
+    files = [[str(p), _read(p)] for p in named if p is not None]
     # marshal's format is the interpreter's: another Python reads the memo as missing
-    return _digest([__version__, FORMAT, sys.version, plain, strict, allow_unsigned, trust])
+    return _digest([__version__, FORMAT, sys.version, plain, strict, allow_unsigned, files])
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None  # the build that needs it says so
 
 
 def source_key(spec: SourceSpec) -> str:
