@@ -199,6 +199,7 @@ def _documents(out: Path, registry: Registry, collected: Collected
     docs: dict[Path, bytes] = {}
     outputs: dict[str, ModelOutput] = {}
     pages: dict[str, PageInput] = {}
+    base = registry.artifacts_url or ""  # mirrored objects are under artifacts/ all the same
     for name in sorted(collected.releases):
         doc, card_files = model_document(name, collected.releases[name], registry)
         ns, short = name.split("/")
@@ -218,7 +219,7 @@ def _documents(out: Path, registry: Registry, collected: Collected
             files={rel: [len(b), hashlib.sha256(b).hexdigest(), 0] for rel, b in files.items()},
             mirrored={a["sha256"]: a["size"] for v in doc["versions"].values()
                       for a in v["artifacts"]
-                      if a["urls"][:1] == [f"artifacts/sha256/{a['sha256']}"]},
+                      if a["urls"][:1] == [f"{base}artifacts/sha256/{a['sha256']}"]},
             search=_search_entry(doc, shown, card), page_key=page_key, shown=shown)
     return docs, outputs, pages
 
