@@ -37,3 +37,35 @@ def test_a_mirrored_object_deleted_is_mirrored_again_with_artifacts_url(  # type
         p.unlink()
     build(mx, registry_file, out, cache)
     assert tree_bytes(out) == fresh(mx, registry_file, tmp_path, "fresh")
+
+
+def test_two_outputs_sharing_one_cache_dir(mx, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                           registry_file: Path) -> None:
+    """The default cache dir ($MX_HOME/build) serves every output built on the machine:
+    what one output's build remembers must not stand for another output's files."""
+    one, two, cache = tmp_path / "one", tmp_path / "two", tmp_path / "cache"
+    build(mx, registry_file, one, cache)
+    registry_file.write_text(registry_file.read_text().replace("stable: 1.1.0",
+                                                               "stable: 1.0.0"))
+    build(mx, registry_file, two, cache)
+    build(mx, registry_file, one, cache)
+    assert tree_bytes(one) == fresh(mx, registry_file, tmp_path, "fresh")
+
+
+def test_one_output_built_from_two_cache_dirs(mx, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                              registry_file: Path) -> None:
+    """A build with another cache dir changed the output behind the memo's back: models it
+    added are not the memo's to keep."""
+    out = tmp_path / "out"
+    full = registry_file.read_text()
+    registry_file.write_text(full.replace("  - repo: repos/mono\n    models: [vision/resnet]\n",
+                                          ""))
+    build(mx, registry_file, out, tmp_path / "cache-a")
+    registry_file.write_text(full)
+    build(mx, registry_file, out, tmp_path / "cache-b")
+    registry_file.write_text(full.replace("  - repo: repos/mono\n    models: [vision/resnet]\n",
+                                          ""))
+    build(mx, registry_file, out, tmp_path / "cache-a")
+    kept = ("tuf/", "artifacts/")
+    fresh(mx, registry_file, tmp_path, "fresh")
+    assert tree_bytes(out, kept) == tree_bytes(tmp_path / "fresh", kept)

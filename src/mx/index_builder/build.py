@@ -89,7 +89,7 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
     checker = SignatureChecker(registry, registry_dir, allow_unsigned, trust_config)
     memo = BuildMemo(state_path(out, cache_dir, "memo"),
                      settings_digest(registry, registry_dir, strict, allow_unsigned,
-                                     checker.trust_config))
+                                     checker.trust_config), out)
     collected = Collected()
     manifests = ManifestCache(cache_dir / "manifests")
     checks = ReleaseChecks(cache_dir / "release-checks.json", registry.card)
@@ -163,8 +163,11 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
     if site:
         commit_time = gitrepo.head_commit_time(registry_dir)
         history = walk(registry_file, registry.history_commits, cache_dir / "lifecycle.json")
-        built = build_site(out, cache_dir / "site", registry.name, registry.base_url, pages,
-                           listing, commit_time, history)
+        # the site's state is per output, as the memo is: the default cache dir serves
+        # every output built on the machine
+        built = build_site(out, state_path(out, cache_dir, "site"), registry.name,
+                           registry.base_url, pages, listing, commit_time, history,
+                           forget=memo.foreign)
         result.pages_rendered, result.site_files_written = (built.pages_rendered,
                                                             built.files_copied)
     for key, record, names in fresh:

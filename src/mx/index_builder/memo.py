@@ -142,14 +142,23 @@ class BuildMemo:
     """The memo of one output: `head.json` (format and settings) and SHARDS files of
     sources by key, so that a rebuild rewrites only the files of the sources it read."""
 
-    def __init__(self, folder: Path, settings: str) -> None:
+    def __init__(self, folder: Path, settings: str, out: Path) -> None:
         self.folder = folder
         self.settings = settings
+        self.out = out
         self.sources: dict[str, SourceOutput] = {}
         self.next: dict[str, SourceOutput] = {}
         self.dirty: set[int] = set()
+        # The output as this memo's build left it: else another build (another cache dir)
+        # wrote it since, and what it added is nobody's to remove but a full sweep's.
         try:
             head = json.loads((folder / "head.json").read_bytes())
+        except (FileNotFoundError, ValueError):
+            head = {}
+        self.foreign = not isinstance(head, dict) or head.get("output") != output_stamp(out)
+        try:
+            if self.foreign:
+                raise ValueError("the output was written by another build")
             if head.get("format") != FORMAT or head.get("settings") != settings:
                 raise ValueError("another mx, or other settings")
             for shard in range(SHARDS):
@@ -202,9 +211,20 @@ class BuildMemo:
         self.folder.mkdir(parents=True, exist_ok=True)
         for shard, data in sorted(shards.items()):
             atomic_write_bytes(self.folder / f"{shard:02d}.bin", marshal.dumps(data))
-        atomic_write_bytes(self.folder / "head.json",
-                           json.dumps({"format": FORMAT, "settings": self.settings}).encode())
+        atomic_write_bytes(self.folder / "head.json", json.dumps({
+            "format": FORMAT, "settings": self.settings,
+            "output": output_stamp(self.out)}).encode())
         (self.folder / "building").unlink(missing_ok=True)
+
+
+def output_stamp(out: Path) -> list[list[int]] | None:
+    """Inode, size and mtime of the listing and config every build that changes the
+    output writes (None: no index there yet)."""
+    try:
+        return [[st.st_ino, st.st_size, st.st_mtime_ns]
+                for st in (os.stat(out / "index" / n) for n in ("search.json", "config.json"))]
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def _shard(key: str) -> int:

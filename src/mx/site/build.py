@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from mx.fsutil import atomic_write_bytes, write_if_changed
+from mx.fsutil import atomic_write_bytes, walk_files, write_if_changed
 from mx.lifecycle import Log
 from mx.site import search, shell
 from mx.site.governance import History
 from mx.site.pages import SiteRenderer, page_path, template_env
+
+SITE_FOLDERS = ("models", "namespaces", "tags", "tasks", "search")  # the site's alone
 
 STATE_FORMAT = 3  # 3: page keys come from the index builder, with each page's lifecycle
 
@@ -44,11 +46,17 @@ class SiteResult:
 
 def build_site(out: Path, work: Path, title: str, site_url: str | None,
                models: dict[str, PageInput], listing: list[dict[str, Any]],
-               epoch: int, history: Log | None = None) -> SiteResult:
+               epoch: int, history: Log | None = None, forget: bool = False) -> SiteResult:
     """`models`: name -> its page's key and inputs; `listing`: the entries of
     index/search.json; `history`: registry.yaml's channel and yank changes
-    (mx.lifecycle.walk), for the lifecycle sections and the audit page."""
+    (mx.lifecycle.walk), for the lifecycle sections and the audit page. `forget`: the
+    output was written by a build that did not keep its state in `work` (another cache
+    dir): render every page, and sweep the site's folders of files this build does not
+    write."""
     work.mkdir(parents=True, exist_ok=True)
+    if forget:
+        for name in ("pages.json", "search-state.bin"):
+            (work / name).unlink(missing_ok=True)
     # What the earlier builder (mkdocs over every page) left in the cache.
     for old in ("docs", "build", "rendered.json", "mkdocs.yml"):
         path = work / old
@@ -59,14 +67,15 @@ def build_site(out: Path, work: Path, title: str, site_url: str | None,
     config = template_env().get_template("mkdocs.yml.j2").render(name=title, site_url=site_url)
     job = shell.ShellJob(work, config, epoch)
     try:
-        return _build(out, work, site_url, models, listing, job, title, History.of(history))
+        return _build(out, work, site_url, models, listing, job, title, History.of(history),
+                      forget)
     finally:
         job.close()
 
 
 def _build(out: Path, work: Path, site_url: str | None,
            models: dict[str, PageInput], listing: list[dict[str, Any]],
-           job: shell.ShellJob, title: str, history: History) -> SiteResult:
+           job: shell.ShellJob, title: str, history: History, forget: bool) -> SiteResult:
     state_file = work / "pages.json"
     state = _load_state(state_file, job.fingerprint)
     names = set(models)
@@ -110,7 +119,7 @@ def _build(out: Path, work: Path, site_url: str | None,
     atomic_write_bytes(state_file, json.dumps({"format": STATE_FORMAT,
                                                "shell": shells.fingerprint,
                                                "pages": new_state}, sort_keys=True).encode())
-    _remove_stale(out, work / "site-files.json", writer.current)
+    _remove_stale(out, work / "site-files.json", writer.current, forget)
     return SiteResult(rendered, writer.written)
 
 
@@ -172,13 +181,16 @@ def _sitemap(site_url: str, files: set[str]) -> bytes:
             f"{urls}</urlset>\n").encode()
 
 
-def _remove_stale(out: Path, manifest: Path, current: set[str]) -> None:
+def _remove_stale(out: Path, manifest: Path, current: set[str], sweep: bool) -> None:
     """Remove site files a previous build wrote that this one did not (a model, tag or
-    shard that is gone); the index, cards and artifacts are never touched."""
+    shard that is gone); the index, cards and artifacts are never touched. `sweep`: the
+    previous build is unknown; every file of the site's own folders counts as its."""
     try:
         previous = set(json.loads(manifest.read_text()))
     except (FileNotFoundError, ValueError):
         previous = set()
+    if sweep:
+        previous.update(rel for top in SITE_FOLDERS for rel, _ in walk_files(out / top, top))
     for rel in sorted(previous - current):
         (out / rel).unlink(missing_ok=True)
     atomic_write_bytes(manifest, json.dumps(sorted(current)).encode())
