@@ -87,6 +87,10 @@ class BuildError(MxError):
 
 # Families of one feature each, kept here with the rest so every error has one home.
 
+class DvcProblem(MxError):
+    """A release's DVC artifact cannot be published (the index builder skips the release)."""
+
+
 class MissingFramework(MxError):
     """A framework an operation needs is not installed."""
 

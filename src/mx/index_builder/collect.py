@@ -11,10 +11,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from mx import dvcfiles, gitrepo, lfs, yamlio
-from mx.errors import BuildError, ConfigError
+from mx.errors import BuildError, ConfigError, DvcProblem
 from mx.fsutil import atomic_write_bytes
 from mx.gitrepo import ReleaseTag
-from mx.index_builder.dvc import DvcObject, DvcObjects, DvcProblem
+from mx.index_builder.dvc import DvcObject, DvcObjects
 from mx.index_builder.releasecheck import ReleaseChecks
 from mx.index_builder.sources import RegistrySource
 from mx.manifest import Manifest, parse_manifest

@@ -20,13 +20,9 @@ from typing import Any
 
 from mx import dvcfiles, gitrepo
 from mx.dvcfiles import DvcPointer, ObjectHasher
-from mx.errors import ConfigError, MxError
+from mx.errors import ConfigError, DvcProblem, MxError
 from mx.fsutil import atomic_write_bytes
 from mx.gitrepo import ReleaseTag
-
-
-class DvcProblem(MxError):
-    """This release's DVC artifact cannot be published (the caller skips the release)."""
 
 
 @dataclass
