@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 from mx import yamlio
 from mx.errors import ConfigError
 from mx.fsutil import unsafe_relpath_reason
+from mx.yamlbounds import YamlTooBig, bounded_composer
 
 SUFFIX = ".dvc"
 MAX_DVC_FILE = 64 << 10  # a one-output .dvc file is ~100 bytes; meta and desc fit easily
@@ -105,7 +106,6 @@ def _load(text: str, origin: str) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    from mx.yamlbounds import YamlTooBig, bounded_composer
 
     y = YAML(typ="base", pure=True)
     y.Composer = bounded_composer()

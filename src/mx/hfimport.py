@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from mx import yamlio
+from mx.card import parse_card, split_front_matter
+from mx.cardrules import DEFAULT_POLICY, normalize_heading
 from mx.errors import ConfigError
 from mx.fsutil import atomic_write_bytes, resolve_inside, sha256_file, unsafe_relpath_reason
-from mx.lfs import DEFAULT_PATTERNS
+from mx.lfs import DEFAULT_PATTERNS, gitattributes_lfs_patterns
 from mx.names import MANIFEST_FILE, check_model_name
 from mx.weights import WeightsInfo, describe, kind_of
 
@@ -133,7 +135,6 @@ def list_files(src: Path) -> list[str]:
 
 
 def _card(src: Path) -> tuple[str | None, dict[str, Any]]:
-    from mx.card import parse_card
 
     path = src / CARD
     if not path.is_file():
@@ -216,7 +217,6 @@ def _framework(files: list[str], config: dict[str, Any]) -> str:
 def _summary(opts: ImportOptions, card_text: str | None, name: str) -> str:
     if opts.summary:
         return opts.summary
-    from mx.card import split_front_matter
 
     body = split_front_matter(card_text, CARD)[1] if card_text else ""
     for para in _paragraphs(body):
@@ -272,8 +272,6 @@ def _complete_card(text: str | None, meta: dict[str, Any], config: dict[str, Any
                    weights: dict[str, WeightsInfo], license_: str) -> tuple[str, list[str]]:
     """The card with a heading for each required section it lacks (facts where the files
     give them, the Hub's placeholder where only the author knows)."""
-    from mx.card import parse_card
-    from mx.cardrules import DEFAULT_POLICY, normalize_heading
 
     if text is None:
         text = f"---\n{yamlio.dump_text({'license': yamlio.string(license_)})}---\n"
@@ -320,7 +318,6 @@ def _datasets(meta: dict[str, Any]) -> str:
 
 def _gitattributes(src: Path) -> str:
     """The folder's .gitattributes (the Hub writes one) with mx's LFS patterns added."""
-    from mx.lfs import gitattributes_lfs_patterns
 
     path = src / ".gitattributes"
     text = ""

@@ -32,6 +32,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mx.errors import ConfigError
+from mx.fsutil import atomic_write_bytes
+from mx.manifest import load_manifest
+from mx.manifest_edit import ManifestChange
+from mx.sampling import Spec, batch_axes, load_npz
 
 FORMAT: Literal[1] = 1
 DEFAULT_FILE = "input-profile.json"
@@ -270,10 +274,6 @@ def write_for(model_dir: Path, data: Path, bins: int = DEFAULT_BINS,
               given_axes: Mapping[str, int] | None = None) -> tuple[Path, InputProfile]:
     """Profile `data` (.npz, checked against mx.yaml's signature) into the file mx.yaml's
     `input_profile` names (DEFAULT_FILE, added to mx.yaml, when it names none)."""
-    from mx.fsutil import atomic_write_bytes
-    from mx.manifest import load_manifest
-    from mx.manifest_edit import ManifestChange
-    from mx.sampling import Spec, batch_axes, load_npz
 
     loaded = load_manifest(model_dir)
     man = loaded.manifest

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from mx import yamlio
 from mx.errors import ConfigError
+from mx.fsutil import unsafe_relpath_reason
 from mx.names import MANIFEST_FILE, check_model_name
 from mx.semver import InvalidVersion, Version
 from mx.tensorspec import Dim, DType, Signature, TensorSpec, _Open
@@ -115,7 +116,6 @@ class Artifact(_Open):
     @field_validator("path")
     @classmethod
     def _safe(cls, v: str) -> str:
-        from mx.fsutil import unsafe_relpath_reason
 
         reason = unsafe_relpath_reason(v)
         if reason:
@@ -190,7 +190,6 @@ class Manifest(_Open):
     @field_validator("input_profile")
     @classmethod
     def _inside(cls, v: str | None) -> str | None:
-        from mx.fsutil import unsafe_relpath_reason
 
         reason = unsafe_relpath_reason(v) if v is not None else None
         if reason:

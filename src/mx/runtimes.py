@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from mx.check.verdict import ort_reason
 from mx.errors import ConfigError, RunFailed
 from mx.frameworks import require
 from mx.sampling import Feeds
@@ -44,7 +45,6 @@ def describe_feeds(feeds: Feeds) -> str:
 
 def run_failed(path: Path, feeds: Feeds, exc: BaseException) -> RunFailed:
     """One line naming the input onnxruntime complained about (else every input given)."""
-    from mx.check.verdict import ort_reason
 
     reason = ort_reason(exc)
     named = [k for k in feeds if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w.])", reason)]

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from mx.check.verdict import ort_reason
 from mx.errors import DeviceUnavailable, MxError
 from mx.frameworks import require
+from mx.runtimes import ort_session, run_failed
 from mx.sampling import Feeds
 
 
@@ -41,7 +43,6 @@ class OnnxRuntimeBackend:
     def load(self, path: Path, device: str, threads: int) -> Loaded:
         import onnxruntime as ort
 
-        from mx.runtimes import ort_session
 
         provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
         if provider not in ort.get_available_providers():
@@ -53,7 +54,6 @@ class OnnxRuntimeBackend:
         try:
             session = ort_session(path, [provider], threads)
         except Exception as exc:
-            from mx.check.verdict import ort_reason
 
             raise MxError(f"{path}: onnxruntime cannot load it: {ort_reason(exc)}") from None
         if session.get_providers()[0] != provider:
@@ -62,7 +62,6 @@ class OnnxRuntimeBackend:
         names = {i.name for i in session.get_inputs()}
 
         def run(feeds: Feeds) -> Any:
-            from mx.runtimes import run_failed
 
             given = {k: v for k, v in feeds.items() if k in names}
             try:

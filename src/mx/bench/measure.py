@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from mx.bench.backends import backend_for
 from mx.cpufeatures import cpu_model
 from mx.errors import MxError
+from mx.sampling import Spec, generate
 from mx.tensorspec import Value
 
 
@@ -49,8 +51,6 @@ def _peak_kib() -> int:
 
 
 def _worker(job: BenchJob) -> dict[str, Any]:
-    from mx.bench.backends import backend_for
-    from mx.sampling import Spec, generate
 
     backend = backend_for(job.fmt)
     if backend is None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mx import onnxinfo
+from mx.check import verdict
 from mx.check.targets import Target, installed_version
 from mx.iocheck import io_problems
 
@@ -100,7 +101,6 @@ def _versions(info: onnxinfo.GraphInfo, target: Target) -> list[Finding]:
 
 def _operators(path: Path, info: onnxinfo.GraphInfo, target: Target) -> list[Finding]:
     """onnxruntime's own verdict (mx.check.verdict); the operator table is information."""
-    from mx.check import verdict
 
     here = installed_version()
     if target.kind == "cuda":

@@ -19,6 +19,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from mx.check.targets import cpu_kernels
 from mx.onnxinfo import save_ort_format
 
 _PREFIX = re.compile(r"^\s*\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*([A-Z_]+)\s*:\s*")
@@ -125,7 +126,6 @@ def _in_mobile_package(domain: str, opset: int, op: str) -> bool:
     package = mobile_package().get((domain, op), set())
     if opset in package:
         return True
-    from mx.check.targets import cpu_kernels
 
     for lo, hi in cpu_kernels().get((domain, op), []):
         if lo <= opset <= hi:

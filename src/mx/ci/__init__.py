@@ -22,6 +22,8 @@ from mx.hooks.lfs_check import check_lfs, lfs_filters
 from mx.hooks.scope import repo_root
 from mx.manifest import Manifest, parse_manifest
 from mx.names import MANIFEST_FILE
+from mx.semver import InvalidVersion, Version
+from mx.sign.notes import NOTES_REF
 
 CI_IDENTITY = "mx-ci <mx-ci@users.noreply.github.com>"
 MARKER = "Mx-CI: derived"
@@ -231,7 +233,6 @@ def tag_version(directory: Path, remote: str | None = "origin",
     `remote`. The tag is annotated, by `identity`, and not pushed: `mx sign --push` pushes
     it with its signature. The remote's signature notes are fetched first, so that push
     extends them."""
-    from mx.semver import InvalidVersion, Version
 
     who = identity or Identity.parse(CI_IDENTITY)
     root, model_dir = _locate(directory)
@@ -253,11 +254,9 @@ def tag_version(directory: Path, remote: str | None = "origin",
                            f"refs/tags/{tag}").stdout.strip())
     if exists:
         return TagOutcome(tag, manifest.version, False)
-    if remote:
-        from mx.sign.notes import NOTES_REF
-
-        if _git(root, "ls-remote", "--", remote, NOTES_REF).stdout.strip():
-            _git(root, "fetch", "-q", "--", remote, f"{NOTES_REF}:{NOTES_REF}")
+    # the signature notes origin has, so the note pushed with the tag is a fast-forward
+    if remote and _git(root, "ls-remote", "--", remote, NOTES_REF).stdout.strip():
+        _git(root, "fetch", "-q", "--", remote, f"{NOTES_REF}:{NOTES_REF}")
     _git(root, "tag", "-a", tag, "-m", f"{manifest.name} {manifest.version}", "HEAD",
          env=who.env())
     return TagOutcome(tag, manifest.version, True)

@@ -23,6 +23,7 @@ from mx.dvcfiles import DvcPointer, ObjectHasher
 from mx.errors import ConfigError, DvcProblem, MxError
 from mx.fsutil import atomic_write_bytes
 from mx.gitrepo import ReleaseTag
+from mx.http import Transport
 
 
 @dataclass
@@ -62,7 +63,6 @@ class DvcObjects:
 
     def transport(self) -> Any:
         if self._transport is None:
-            from mx.http import Transport
 
             self._transport = Transport()
         return self._transport

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mx import onnxinfo
+from mx.check.verdict import ort_reason
 from mx.cpufeatures import describe, measured_on
 from mx.errors import ConfigError, MxError, QualityTooLow
 from mx.manifest import Artifact, load_manifest
@@ -119,7 +121,6 @@ def optimize(model_dir: Path, opts: OptimizeOptions) -> tuple[list[VariantResult
                                                  "samples": q.samples,
                                                  "measured_on": where}}
             if t.fmt == "onnx":
-                from mx import onnxinfo
 
                 opset = onnxinfo.describe(onnxinfo.load(tmp)).opset
                 if opset:
@@ -149,7 +150,6 @@ def _runner(path: Path) -> Any:
     except MxError:
         raise
     except Exception as exc:  # onnxruntime's own exception types
-        from mx.check.verdict import ort_reason
 
         raise MxError(f"{path}: onnxruntime cannot load it: {ort_reason(exc)}") from None
 
@@ -178,7 +178,6 @@ def _judge(q: quality.QualityResult, opts: OptimizeOptions, what: str, against: 
 def _input_specs(m: Any, parent_path: Path) -> list[Spec]:
     if m.signature is not None:
         return [Spec.of(s) for s in m.signature.inputs]
-    from mx import onnxinfo
 
     return [Spec(t) for t in onnxinfo.describe(onnxinfo.load(parent_path)).inputs]
 

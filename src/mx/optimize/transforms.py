@@ -14,8 +14,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from mx.convert.base import first_line
+from mx.cpufeatures import int8_kind
 from mx.errors import ConfigError, TransformFailed
-from mx.onnxinfo import save_ort_format
+from mx.onnxinfo import save_ort_format, toposort
 from mx.sampling import Feeds
 
 
@@ -94,7 +95,6 @@ def int8_scheme(name: str, ctx: TransformContext, allowed: tuple[str, ...]) -> s
 
 def _warn_saturation(name: str, scheme: str, ctx: TransformContext) -> None:
     if scheme in SATURATING:
-        from mx.cpufeatures import int8_kind
 
         here = ("this CPU is one of them: the quality measured here is what they get"
                 if int8_kind() == "avx2" else
@@ -184,7 +184,6 @@ class Float16:
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
         try:
-            from mx.onnxinfo import toposort
 
             model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
             toposort(model.graph)

@@ -23,6 +23,8 @@ from prometheus_client import CollectorRegistry, Gauge
 from mx import inputprofile
 from mx.errors import ConfigError, MxError
 from mx.infer.model import LoadedModel, is_local_spec
+from mx.manifest import load_manifest
+from mx.names import MANIFEST_FILE
 from mx.serve.batcher import Feeds
 
 log = logging.getLogger("mx.serve")
@@ -69,8 +71,6 @@ class Window:
 def profile_path(spec: str, model: LoadedModel) -> Path | None:
     """The input profile mx.yaml names for a served model, if there is one: in the model
     directory (a local spec), or installed beside the artifact."""
-    from mx.manifest import load_manifest
-    from mx.names import MANIFEST_FILE
 
     local = is_local_spec(spec)
     root = Path(spec).expanduser() if local else model.path.parent

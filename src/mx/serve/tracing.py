@@ -38,6 +38,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mx import __version__
 from mx.errors import ConfigError
 from mx.serve.batcher import Feeds, RunTimes
 
@@ -165,7 +166,6 @@ def from_env(env: Mapping[str, str] | None = None) -> Tracing:
         raise ConfigError("the OTEL_* variables ask for traces, which need the 'otel' extra "
                           "(opentelemetry-sdk is not installed)",
                           hint="pip install 'mx[otel]', or set OTEL_SDK_DISABLED=true") from None
-    from mx import __version__
 
     resource = Resource.create()
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mx.yamlbounds import MAX_YAML_BYTES
+from mx.yamlio import load_text, to_plain
 
 HUB = "https://huggingface.co"
 # A Hub repository id: "name" or "owner/name" of letters, digits, '.', '_' and '-'.
@@ -76,7 +77,6 @@ def front_matter(text: str | None) -> dict[str, Any]:
             loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
             doc = yaml.load(text, Loader=loader)  # a safe loader: plain data only
         else:
-            from mx.yamlio import load_text, to_plain
 
             doc = to_plain(load_text(text, "card"))
     except Exception:  # malformed or too deep: show the card without its metadata

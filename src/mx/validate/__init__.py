@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from mx.cardrules import DEFAULT_POLICY
 from mx.errors import ConfigError
+from mx.manifest import load_manifest
 
 if TYPE_CHECKING:
     from mx.cardrules import CardPolicy
@@ -71,8 +73,7 @@ def validate_model(model_dir: Path, write: bool = False,
     """Every check; `card_policy` is a registry's `card:` rules (mx's defaults if None).
 
     Never raises for a problem in the model: every one is a `Problem` in the report."""
-    from mx.cardrules import DEFAULT_POLICY
-    from mx.manifest import load_manifest
+    # the checkers import Problem from this package: imported here, once it exists
     from mx.validate import card_check, files, onnx_check, weights_check
 
     report = Report(model_dir)

@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mx import yamlio
+from mx import onnxinfo, yamlio
+from mx.check.arch import PROTOBUF_LIMIT, check_onnx
+from mx.check.targets import ORT_COMPAT, installed_version, target_for
 from mx.errors import ConfigError
 from mx.fsutil import resolve_inside, unsafe_relpath_reason
 from mx.iocheck import io_problems
 from mx.manifest import LoadedManifest, TensorSpec
+from mx.manifest_edit import ManifestChange
+from mx.semver import InvalidVersion, Range, Version
 from mx.validate import Problem
 from mx.validate.files import Digests
 
@@ -46,8 +50,6 @@ def fill_signature(loaded: LoadedManifest, digests: Digests,
     if not write:
         return Problem(where, line, f"no signature: `mx validate --write` fills it from the "
                                     f"graph of artifacts[{i}] {art.path}", "warning"), loaded
-    from mx import onnxinfo
-    from mx.manifest_edit import ManifestChange
 
     try:
         signature = onnxinfo.describe(onnxinfo.load(loaded.path.parent / art.path)).signature()
@@ -66,8 +68,6 @@ def fill_signature(loaded: LoadedManifest, digests: Digests,
 def _architecture(loaded: LoadedManifest, i: int, line: int | None) -> list[Problem]:
     """IR, opset and operators against the oldest onnxruntime `runtime` admits (else the
     installed one): a model that says `onnxruntime: ">=1.17"` must run on 1.17."""
-    from mx.check.arch import check_onnx
-    from mx.check.targets import target_for
 
     art = loaded.manifest.artifacts[i]
     target = target_for("cpu", _oldest_runtime(loaded, line))
@@ -78,8 +78,6 @@ def _architecture(loaded: LoadedManifest, i: int, line: int | None) -> list[Prob
 
 
 def _oldest_runtime(loaded: LoadedManifest, line: int | None) -> tuple[int, int]:
-    from mx.check.targets import ORT_COMPAT, installed_version
-    from mx.semver import InvalidVersion, Range, Version
 
     wanted = loaded.manifest.runtime.get("onnxruntime")
     if not wanted:
@@ -100,7 +98,6 @@ def check_file(model_dir: Path, rel: str, inputs: list[TensorSpec] | None,
     import onnx
 
     path = model_dir / rel
-    from mx.check.arch import PROTOBUF_LIMIT
 
     if path.stat().st_size > PROTOBUF_LIMIT:
         return [f"{path.stat().st_size / 1024**3:.2f} GiB in one file; protobuf caps an ONNX "

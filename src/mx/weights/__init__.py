@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mx.names import MANIFEST_FILE
+
 INDEX_SUFFIX = ".safetensors.index.json"
 
 
@@ -57,6 +59,7 @@ def describe(model_dir: Path, rel: str, kind: str | None = None) -> WeightsInfo:
     `kind` (safetensors, gguf, index) overrides what the file name says.
 
     Raises ConfigError naming the file and offset for a malformed header."""
+    # the parsers import WeightsInfo from this package: imported here, once it exists
     from mx.weights import gguf, safetensors, shards
 
     kind = kind or kind_of(rel)
@@ -75,8 +78,6 @@ def find_in(model_dir: Path, limit: int = 10_000) -> list[str]:
     and folders of other models (with their own mx.yaml) are not followed, and at most
     `limit` entries are looked at."""
     import os
-
-    from mx.names import MANIFEST_FILE
 
     found: list[str] = []
     seen = 0
