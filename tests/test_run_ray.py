@@ -8,6 +8,7 @@ nothing is written to ~/.ray).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import secrets
 import shutil
@@ -37,7 +38,8 @@ ray.shutdown()
 @pytest.fixture(scope="module")
 def ray_env() -> Iterator[dict[str, str]]:
     """The variables that point a process at the module's Ray cluster."""
-    pytest.importorskip("ray.data")
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("needs mx[ray]")
     temp = Path(tempfile.mkdtemp(prefix="mxray-", dir="/tmp"))  # short: Ray's socket paths
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     with (temp / "head.log").open("w") as log:
@@ -95,6 +97,24 @@ def rows(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((n, 4), dtype=np.float32)
 
 
+class Interrupt:
+    """A progress display that stands for Ctrl-C once `after` rows are done."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+
+    def add(self, description: str, total: int) -> int:
+        return 0
+
+    def advance(self, task: int, amount: int) -> None:
+        self.after -= amount
+        if self.after <= 0:
+            raise KeyboardInterrupt
+
+    def done(self, task: int) -> None:
+        pass
+
+
 def test_same_outputs_as_the_local_engine(mx, ray_env: dict[str, str],  # type: ignore[no-untyped-def]
                                           tmp_path: Path) -> None:
     model = model_dir(tmp_path)
@@ -111,6 +131,13 @@ def test_same_outputs_as_the_local_engine(mx, ray_env: dict[str, str],  # type: 
     args = ["-i", src, "--batch-size", "8", "--checkpoint-rows", "16", "--json"]
     local = mx("run", model, *args, "-o", tmp_path / "local")
     assert local.code == 0, local.err
+    # a local run into the ray run's folder, interrupted after two checkpoints of a.npy
+    from mx.batch.runner import RunOptions, run_files
+    from mx.infer.model import resolve_model
+
+    with pytest.raises(KeyboardInterrupt):
+        run_files(resolve_model(str(model)), src, tmp_path / "ray", RunOptions(8, 16),
+                  Interrupt(after=32))
     ray = mx_ray(ray_env, model, *args, "-o", tmp_path / "ray", "--actors", "2")
     assert ray.returncode == 0, ray.stderr
     assert ray.stderr == ""  # Ray's own notes and progress stay out of mx's output
@@ -118,7 +145,11 @@ def test_same_outputs_as_the_local_engine(mx, ray_env: dict[str, str],  # type: 
     for report in want, got:
         for f in report["files"]:
             f["output"] = Path(f["output"]).name
-    assert got == want  # rows, batches, nothing resumed or skipped
+    # the ray engine resumed the local engine's checkpoints
+    assert [f["resumed_rows"] for f in got["files"]] == [32, 0, 0, 0]
+    assert got["batches"] == want["batches"] - 4
+    got["files"][0]["resumed_rows"], got["batches"] = 0, want["batches"]
+    assert got == want
     # .npy and .jsonl outputs are the same bytes; an .npz is a zip whose members carry the
     # time they were written, so there the arrays are equal
     for name in ("a.npy", "c.jsonl", "d.jsonl", ".mx-run.json"):
@@ -161,6 +192,46 @@ def test_a_bad_row_or_an_onnxruntime_error_is_one_line(mx, ray_env: dict[str, st
     assert len(local.err.splitlines()) == 1
     assert not (tmp_path / "y.npy").exists()
     assert not (tmp_path / ".y.npy.mx-partial").exists()
+
+
+ELSEWHERE = """
+import hashlib, sys
+from pathlib import Path
+import numpy as np
+import ray
+from mx.batch.ray_engine import ModelFile, _Predictor, _table, pack, unpack
+from mx.infer.model import open_model
+
+model, elsewhere = Path(sys.argv[1]), sys.argv[2]
+data = model.read_bytes()
+x = np.random.default_rng(0).random((5, 4), dtype=np.float32)
+batch = _table([{"file": 0, "start": 0, "rows": 5, "ids": None, "data": pack({"input": x}),
+                 "error": None, "hint": None}])
+ray.init(log_to_driver=False)
+actor = ray.remote(num_cpus=1)(_Predictor)
+for sha in (hashlib.sha256(data).hexdigest(), "0" * 64):
+    shipped = ModelFile("acme/lin", "1.0.0", elsewhere, len(data), sha, [ray.put(data)], 1)
+    try:
+        out = ray.get(actor.remote(shipped, ["x.npy"]).__call__.remote(batch))
+    except ray.exceptions.RayError as exc:
+        print("refused:", "do not match the verified file" in str(exc))
+        continue
+    got = unpack(out.to_pylist()[0]["data"])["probabilities"]
+    want = open_model("acme/lin", "1.0.0", model, 1).run({"input": x})["probabilities"]
+    print("equal:", bool(np.array_equal(got, want)))
+ray.shutdown()
+"""
+
+
+def test_an_actor_without_the_file_loads_the_verified_bytes(ray_env: dict[str, str],
+                                                            tmp_path: Path) -> None:
+    """As on another node: the model's path is not there, so the actor takes the bytes the
+    driver put in the object store, after checking them against the driver's sha256."""
+    model = model_dir(tmp_path)
+    proc = subprocess.run([sys.executable, "-c", ELSEWHERE, str(model / "model.onnx"),
+                           str(tmp_path / "not-on-this-node" / "model.onnx")],
+                          capture_output=True, text=True, env=mx_env(**ray_env), timeout=300)
+    assert proc.stdout.splitlines() == ["equal: True", "refused: True"], proc.stderr
 
 
 MISSING_RAY = """

@@ -106,9 +106,11 @@ class _Predictor:
             if _sha256(data) != model.sha256:
                 raise ConfigError(f"{model.name} {model.version}: the model bytes from the "
                                   "object store do not match the verified file")
-            folder = Path(tempfile.mkdtemp(prefix="mx-ray-model-"))
-            path = folder / path.name
-            path.write_bytes(data)
+            with tempfile.TemporaryDirectory(prefix="mx-ray-model-") as folder:
+                copy = Path(folder) / path.name
+                copy.write_bytes(data)
+                self.model = open_model(model.name, model.version, copy, model.threads)
+            return
         self.model = open_model(model.name, model.version, path, model.threads)
 
     def __call__(self, batch: Any) -> Any:

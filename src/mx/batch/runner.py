@@ -109,10 +109,15 @@ class FileRun:
         progress.advance(self.task, self.resumed)
         self.pending: Rows = []
         self.start = self.resumed  # the first row not yet in a checkpoint
+        self.next = self.resumed  # the first row not yet added
 
     def add(self, start: int, rows: int, ids: list[Any] | None,
             outputs: dict[str, np.ndarray]) -> None:
         """The outputs of rows start..start+rows-1 (the next ones, in order)."""
+        if start != self.next:  # an engine that lost its order: never write a wrong file
+            raise ConfigError(f"{self.job.input}: rows {start}-{start + rows - 1} came when "
+                              f"row {self.next} was due")
+        self.next = start + rows
         self.result.batches += 1
         self.pending.append((ids, outputs))
         end = start + rows
