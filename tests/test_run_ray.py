@@ -170,6 +170,7 @@ def test_a_bad_row_or_an_onnxruntime_error_is_one_line(mx, ray_env: dict[str, st
     np.save(src / "a.npy", rows(20))
     good = json.dumps({"input": [1, 2, 3, 4]})
     (src / "b.jsonl").write_text(f"{good}\n{good}\n" + json.dumps({"input": [1, 2, 3]}) + "\n")
+    np.save(src / "c.npy", rows(20))  # after the bad file: never started, nothing left of it
     res = mx_ray(ray_env, model, "-i", src, "-o", tmp_path / "out", "--batch-size", "2",
                  "--checkpoint-rows", "2")
     assert res.returncode == 1

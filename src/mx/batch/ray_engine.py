@@ -195,8 +195,10 @@ class RayEngine:
     def run(self, model: LoadedModel, jobs: list[FileJob], opts: RunOptions,
             progress: Progress, result: RunResult, record: Record) -> None:
         require("ray", "mx run --engine ray")
-        runs = [FileRun(model, job, opts, progress, result) for job in jobs]
+        runs: list[FileRun] = []
         try:
+            for job in jobs:  # every file's checks and resume point before anything runs
+                runs.append(FileRun(model, job, opts, progress, result))
             todo = []
             for run in runs:
                 if run.resumed == run.rows:  # every row was checkpointed already
@@ -207,6 +209,8 @@ class RayEngine:
                 self._run(model, todo, record)
         finally:
             for run in runs:
+                if run.task is not None and run.next == 0:
+                    run.partial.discard()  # never started (a run before it failed): no trace
                 run.close()
 
     def _run(self, model: LoadedModel, runs: list[FileRun], record: Record) -> None:
