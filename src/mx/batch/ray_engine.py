@@ -222,8 +222,8 @@ class RayEngine:
                 _init(self.address)
             except ConnectionError as exc:
                 raise MxError(f"ray: cannot connect to the cluster: {exc}",
-                              hint="check --ray-address / RAY_ADDRESS (host:port of the "
-                                   "head's GCS, or ray://host:10001)") from None
+                              hint="check --ray-address / RAY_ADDRESS (host:port of the head's "
+                                   "GCS) and RAY_AUTH_TOKEN") from None
         try:
             self._stream(model, runs, record)
         except ray.exceptions.RayError as exc:
@@ -238,7 +238,14 @@ class RayEngine:
         import ray
         import ray.data
 
-        cpus = int(ray.cluster_resources().get("CPU", 0))  # type: ignore[no-untyped-call]
+        resources = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        # Read where the files are: the node of this process (its "node:<ip>" resource).
+        here = f"node:{ray.util.get_node_ip_address()}"  # type: ignore[no-untyped-call]
+        if here not in resources:  # e.g. a Ray Client (ray://) connection from outside
+            raise ConfigError("--engine ray reads the input files on this machine's Ray node, "
+                              "and this machine is not a node of the cluster",
+                              hint="run mx on a node (e.g. `ray job submit -- mx run ...`)")
+        cpus = int(resources.get("CPU", 0))
         actors = self.actors or max(1, cpus - 1)
         if actors > cpus:
             raise ConfigError(f"--actors {actors}: the Ray cluster has {cpus} CPUs, and each "
@@ -255,9 +262,7 @@ class RayEngine:
         paths = [str(run.job.input.resolve()) for run in runs]
         source = _datasource(model.inputs, [(p, run.resumed, run.batch)
                                             for p, run in zip(paths, runs, strict=True)])
-        # Read where the files are: the node of this process (its "node:<ip>" resource).
         # Reading takes no CPU slot, so that actors filling the cluster cannot starve it.
-        here = f"node:{ray.util.get_node_ip_address()}"  # type: ignore[no-untyped-call]
         ds = ray.data.read_datasource(source, num_cpus=0, resources={here: 0.001},
                                       override_num_blocks=len(runs))
         # max_restarts=0: an actor that dies (onnxruntime crashing on some row, out of
