@@ -235,6 +235,39 @@ def test_an_actor_without_the_file_loads_the_verified_bytes(ray_env: dict[str, s
     assert proc.stdout.splitlines() == ["equal: True", "refused: True"], proc.stderr
 
 
+FAILING_ACTOR = """
+import sys
+import mx.batch.ray_engine as engine
+from mx.errors import ConfigError
+
+class Failing(engine._Predictor):  # pickled by value: the actors get this one
+    def __init__(self, model, paths):
+        raise ConfigError("acme/lin 1.0.0: onnxruntime cannot load model.onnx: (simulated)")
+
+engine._Predictor = Failing
+from mx.cli.main import main
+main(sys.argv[1:])
+"""
+
+
+def test_an_actor_that_cannot_start_is_one_line(ray_env: dict[str, str],
+                                                tmp_path: Path) -> None:
+    """Say, an onnxruntime on the cluster that refuses the model: no retries without end,
+    no Ray stack traces, the actor's own error."""
+    model = model_dir(tmp_path)
+    np.save(tmp_path / "x.npy", rows(3))
+    proc = subprocess.run([sys.executable, "-c", FAILING_ACTOR, "run", str(model), "-i",
+                           str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy"), "--engine",
+                           "ray"], capture_output=True, text=True, env=mx_env(**ray_env),
+                          timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "error: acme/lin 1.0.0: onnxruntime cannot load model.onnx: (simulated)",
+        "hint: the Ray logs say more (`ray logs`, or the dashboard)"]
+    assert not (tmp_path / "y.npy").exists()
+    assert not (tmp_path / ".y.npy.mx-partial").exists()
+
+
 MISSING_RAY = """
 import sys
 sys.modules["ray"] = None  # as if mx[ray] were not installed: `import ray` fails

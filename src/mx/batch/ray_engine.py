@@ -30,6 +30,7 @@ import io
 import json
 import logging
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -227,8 +228,12 @@ class RayEngine:
         try:
             self._stream(model, runs, record)
         except ray.exceptions.RayError as exc:
+            # The last line is the cause: an actor's own error (say, onnxruntime refusing the
+            # model), an actor killed for memory...
             text = str(exc).strip().splitlines()
-            raise MxError(f"ray: {text[-1] if text else type(exc).__name__}",
+            last = text[-1] if text else type(exc).__name__
+            mx_error = re.match(r"mx\.errors\.\w+: (.+)", last)
+            raise MxError(mx_error.group(1) if mx_error else f"ray: {last}",
                           hint="the Ray logs say more (`ray logs`, or the dashboard)") from None
         finally:
             if started:
@@ -254,7 +259,9 @@ class RayEngine:
         ctx.execution_options.preserve_order = True  # results in row order, file by file
         ctx.enable_progress_bars = False  # mx draws its own, in rows
         ctx.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.ERROR)  # its notes on each execution
+        # Ray Data's notes on each execution, and its stack traces when one fails: mx says
+        # what failed in one line, and Ray's logs keep the rest
+        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
         data = model.path.read_bytes()
         shipped = ModelFile(model.name, model.version, str(model.path), len(data),
                             _sha256(data), [ray.put(data)], self.threads or 1)
