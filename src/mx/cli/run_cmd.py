@@ -23,7 +23,7 @@ from mx.cli.options import registry_option
 @registry_option
 @click.option("--variant", help="Artifact variant (e.g. int8) [default: fp32].")
 @click.option("--threads", default=0, type=click.IntRange(0),
-              help="onnxruntime intra-op threads (0: its default).")
+              help="onnxruntime intra-op threads (0: its default; with --engine ray, 1 per actor).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
               show_default=True,
               help="local: in this process. ray: on Ray Data, the model loaded once per "
