@@ -21,11 +21,13 @@ def test_the_client_does_not_pull_the_server_or_the_website() -> None:
     core = names(project["dependencies"])
     assert {"tuf", "securesystemslib", "httpx", "onnxruntime"} <= core
     assert not core & {"mkdocs", "mkdocs-material", "uvicorn", "starlette", "nh3",
-                       "prometheus-client", "markdown", "cmarkgfm", "obstore", "boto3"}
+                       "prometheus-client", "markdown", "cmarkgfm", "obstore", "boto3", "ray",
+                       "pyarrow", "pandas"}
     extras = project["optional-dependencies"]
     assert {"uvicorn", "starlette", "prometheus-client"} <= names(extras["serve"])
     assert {"mkdocs", "mkdocs-material", "nh3", "cmarkgfm"} <= names(extras["site"])
     assert names(extras["s3"]) == {"obstore"}
+    assert names(extras["ray"]) == {"ray"}
     assert "version" in project.get("dynamic", [])
 
 

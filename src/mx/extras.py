@@ -2,7 +2,8 @@
 
 `pip install mx` gives the client and the authoring tools; `mx[serve]` adds the inference
 server, `mx[site]` the registry website and `mx[s3]` S3-compatible object storage
-(`s3://` artifact URLs, `mx index build -o s3://...`). A command that needs a missing extra says
+(`s3://` artifact URLs, `mx index build -o s3://...`), `mx[ray]` Ray Data for `mx run
+--engine ray`. A command that needs a missing extra says
 which one, instead of failing on an import deep inside."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ EXTRAS = {
     "serve": ("starlette", "uvicorn", "prometheus_client", "grpc"),
     "site": ("mkdocs", "material", "cmarkgfm", "nh3", "yaml"),
     "s3": ("obstore",),
+    "ray": ("ray", "pyarrow"),
 }
 
 

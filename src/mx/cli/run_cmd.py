@@ -1,4 +1,5 @@
-"""`mx run SPEC --input PATH --output PATH [--batch-size N] [--checkpoint-rows N]`"""
+"""`mx run SPEC --input PATH --output PATH [--batch-size N] [--checkpoint-rows N]
+[--engine local|ray [--ray-address ADDR] [--actors N]]`"""
 
 from __future__ import annotations
 
@@ -22,23 +23,43 @@ from mx.cli.options import registry_option
 @registry_option
 @click.option("--variant", help="Artifact variant (e.g. int8) [default: fp32].")
 @click.option("--threads", default=0, type=click.IntRange(0),
-              help="onnxruntime intra-op threads (0: its default).")
+              help="onnxruntime intra-op threads (0: its default; with --engine ray, 1 per actor).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True,
+              help="local: in this process. ray: on Ray Data, the model loaded once per "
+                   "actor (needs mx[ray]); the same outputs.")
+@click.option("--ray-address", metavar="ADDR",
+              help="The Ray cluster for --engine ray [default: RAY_ADDRESS, else a local "
+                   "Ray started for this run].")
+@click.option("--actors", default=0, type=click.IntRange(0),
+              help="Model replicas for --engine ray (0: one per cluster CPU but one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def run(spec: str, src: Path, dest: Path, batch_size: int, checkpoint_rows: int,
-        registry: str | None, variant: str | None, threads: int, as_json: bool) -> None:
+        registry: str | None, variant: str | None, threads: int, engine: str,
+        ray_address: str | None, actors: int, as_json: bool) -> None:
     """Batch inference: every row of the input through ns/name@RANGE (or a model directory).
 
     Rows are the first axis of each array, or the lines of a .jsonl file. An interrupted
     run resumes from its last checkpoint when run again; outputs appear only when whole.
     """
-    from mx.batch.runner import RunOptions, run_files
+    from mx.batch.runner import Engine, RunOptions, run_files
     from mx.cli.output import emit_json, note, progress_bar, warn
+    from mx.extras import require
     from mx.infer.model import resolve_model
 
+    if engine != "ray" and (ray_address or actors):
+        raise click.UsageError("--ray-address and --actors go with --engine ray")
+    runner: Engine | None = None
+    if engine == "ray":
+        require("ray", "mx run --engine ray")  # before resolving: no download for nothing
+        from mx.batch.ray_engine import RayEngine
+
+        runner = RayEngine(ray_address, actors, threads)
     model = resolve_model(spec, registry, variant, threads)
     with progress_bar(not as_json, unit="rows") as bar:
         try:
-            result = run_files(model, src, dest, RunOptions(batch_size, checkpoint_rows), bar)
+            result = run_files(model, src, dest, RunOptions(batch_size, checkpoint_rows), bar,
+                               runner)
         except KeyboardInterrupt:
             note("finished checkpoints are kept: run the same command again to resume")
             raise
