@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mx.site import cardfacts, search, shell
+from mx.site import cardfacts, searchdata, shell
 from mx.site.build import PageInput, build_site
 from mx.site.sanitize import card_html
 from tests.site_cards import unsafe_markup
@@ -160,12 +160,12 @@ def _lookup(files: dict[str, bytes], word: str) -> set[str]:
 
 
 def test_search_shards_are_small_and_find_every_word(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(search, "SHARD_POSTINGS", 40)
+    monkeypatch.setattr(searchdata, "SHARD_POSTINGS", 40)
     entries = [{"name": f"ns{i % 7}/model-{i:03d}", "latest": "1.0.0", "summary": f"s{i}",
                 "task": "text-classification", "tags": ["t"],
                 "keywords": f"word{i} kalo{i % 13} common"} for i in range(300)]
-    files = search.build(entries)
-    assert files == search.build(list(reversed(entries)))  # deterministic
+    files = searchdata.build(entries)
+    assert files == searchdata.build(list(reversed(entries)))  # deterministic
     sizes = {k: len(json.loads(v)) for k, v in files.items() if k.startswith("t/")}
     big = {k: n for k, n in sizes.items()
            if sum(map(len, json.loads(files[k]).values())) > 40}
@@ -184,17 +184,17 @@ def test_search_update_equals_a_full_build(tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The incremental search data (from the last build's postings) is byte for byte what a
     full build gives, and only the files a change touches are returned."""
-    monkeypatch.setattr(search, "SHARD_POSTINGS", 40)
+    monkeypatch.setattr(searchdata, "SHARD_POSTINGS", 40)
     entries = [{"name": f"ns{i % 7}/model-{i:03d}", "latest": "1.0.0", "summary": f"s{i}",
                 "task": "text-classification", "tags": ["t"],
                 "keywords": f"word{i} kalo{i % 13} common"} for i in range(300)]
     state = tmp_path / "search-state.bin"
-    first, every = search.update(entries, state)
-    assert first == search.build(entries) and sorted(every) == sorted(first)
+    first, every = searchdata.update(entries, state)
+    assert first == searchdata.build(entries) and sorted(every) == sorted(first)
     entries[17] = {**entries[17], "summary": "renamed thing", "keywords": "zebra kalo1 word17"}
     entries[200] = {**entries[200], "latest": "2.0.0", "tags": ["model"]}  # a name term
-    changed, every = search.update(entries, state)
-    full = search.build(entries)
+    changed, every = searchdata.update(entries, state)
+    full = searchdata.build(entries)
     assert sorted(every) == sorted(full)
     assert all(full[rel] == data for rel, data in changed.items())
     assert 1 < len(changed) < len(full) / 2  # only what the change touched
@@ -202,5 +202,5 @@ def test_search_update_equals_a_full_build(tmp_path: Path,
     assert all(first.get(rel) == full[rel] for rel in unchanged)
     # a model added: the ids shift, so everything is computed again
     entries.append({**entries[0], "name": "aa/new"})
-    changed, _ = search.update(entries, state)
-    assert changed == search.build(entries)
+    changed, _ = searchdata.update(entries, state)
+    assert changed == searchdata.build(entries)

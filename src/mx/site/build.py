@@ -17,7 +17,7 @@ from xml.sax.saxutils import escape
 
 from mx.fsutil import atomic_write_bytes, walk_files, write_if_changed
 from mx.lifecycle import Log
-from mx.site import search, shell
+from mx.site import searchdata, shell
 from mx.site.governance import History
 from mx.site.pages import SiteRenderer, page_path, template_env
 
@@ -103,9 +103,9 @@ def _build(out: Path, work: Path, site_url: str | None,
         writer.current.add(page.path)
         writer.page(page)
     shells = writer.flush()
-    changed, every = search.update(listing, work / "search-state.bin")
+    changed, every = searchdata.update(listing, work / "search-state.bin")
     if any(rel not in changed and not (out / "search" / rel).is_file() for rel in every):
-        changed = search.build(listing)  # a file went missing from the output: all again
+        changed = searchdata.build(listing)  # a file went missing from the output: all again
     for rel in every:
         if rel in changed:
             writer.file(f"search/{rel}", changed[rel])

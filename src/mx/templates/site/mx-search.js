@@ -1,4 +1,4 @@
-// Registry search over the sharded index under search/ (see mx/site/search.py): a query
+// Registry search over the sharded index under search/ (see mx/site/searchdata.py): a query
 // fetches the small meta.json, then only the shards of its words and the records of the
 // models it shows. Every word of the query must begin a word of a model's name, summary,
 // task, tags or card keywords (or any part of a word of its name).
