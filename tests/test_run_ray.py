@@ -38,8 +38,8 @@ ray.shutdown()
 @pytest.fixture(scope="module")
 def ray_env() -> Iterator[dict[str, str]]:
     """The variables that point a process at the module's Ray cluster."""
-    if importlib.util.find_spec("ray") is None:
-        pytest.skip("needs mx[ray]")
+    # ray is a test dependency (mx[ray] in the test extra): no skip without it
+    assert importlib.util.find_spec("ray") is not None, "pip install -e '.[test]'"
     temp = Path(tempfile.mkdtemp(prefix="mxray-", dir="/tmp"))  # short: Ray's socket paths
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     with (temp / "head.log").open("w") as log:

@@ -12,14 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3  # moto[server] and obstore are test dependencies (the test extra)
+import moto.server as moto_server
 import pytest
 
-pytest.importorskip("obstore")
-boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
-
-from tests.conftest import mx_subprocess  # noqa: E402
-from tests.support.servers import free_port, static_host  # noqa: E402
+from tests.conftest import mx_subprocess
+from tests.support.servers import free_port, static_host
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "mx-test-key", "AWS_SECRET_ACCESS_KEY": "mx-test-secret"}
 
