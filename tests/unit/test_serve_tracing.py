@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +130,9 @@ def test_requests_sharing_a_batch_each_get_their_spans(
     async def both() -> None:
         await asyncio.gather(asyncio.create_task(one(2)), asyncio.create_task(one(3)))
 
-    asyncio.run(both())
+    # its own thread: a fresh event loop whatever the test process's main thread holds
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, both()).result(timeout=60)
     spans = exporter.get_finished_spans()
     roots = [s for s in spans if s.name == "infer"]
     runs = [s for s in spans if s.name == "batch run"]
