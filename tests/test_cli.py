@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import mx_subprocess
+from tests.support.terminal import default_sigint
 
 
 def test_help_and_version() -> None:
@@ -52,9 +53,11 @@ def test_bug_is_3_without_traceback(mx, tmp_path: Path, monkeypatch) -> None:  #
 
 
 def test_ctrl_c_is_130(tmp_path: Path) -> None:
+    # Ctrl-C reaches it even when this test runs in the background, where shells start
+    # children with SIGINT ignored
     proc = subprocess.Popen([sys.executable, "-m", "mx", "index", "serve", str(tmp_path),
                              "--port", "0"], stderr=subprocess.PIPE, text=True,
-                            env=os.environ.copy())
+                            env=os.environ.copy(), preexec_fn=default_sigint)
     assert proc.stderr is not None
     line = proc.stderr.readline()  # "serving ... at http://127.0.0.1:PORT/"
     assert "serving" in line

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.examples import card_text, linear_classifier, manifest_text
 from tests.support.servers import Host
-from tests.support.terminal import stderr_on_tty
+from tests.support.terminal import default_sigint, stderr_on_tty
 
 
 @pytest.fixture
@@ -100,7 +100,8 @@ def test_interrupted_run_resumes(model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "big.out.npy"
     cmd = [sys.executable, "-m", "mx", "run", str(model_dir), "-i", str(tmp_path / "big.npy"),
            "-o", str(out), "--batch-size", "4", "--checkpoint-rows", "1000", "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     deadline = time.monotonic() + 60
     while len(list(_partial(out).glob("*.part"))) < 3:  # three checkpoints are written
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -121,7 +122,8 @@ def test_interrupted_run_resumes(model_dir: Path, tmp_path: Path) -> None:
     assert np.allclose(np.load(out), _direct(model_dir / "model.onnx", x), atol=1e-6)
     assert not _partial(out).exists()
     # a different batch size does not reuse another run's checkpoints
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     while len(list(_partial(out).glob("*.part"))) < 1:
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.01)
