@@ -218,3 +218,13 @@ def make_model_repo(path: Path, name: str, versions: list[str], in_features: int
         prefix = "" if model_dir == "." else f"{model_dir}/"
         git(path, "tag", "-a", f"{prefix}v{version}", "-m", f"release {version}", env=env)
     return ExampleRepo(path, name, list(versions))
+
+
+def model_folder(root: Path, name: str = "acme/iris", version: str = "1.0.0",
+                 seed: int = 3) -> Path:
+    """`root/<short name>/`: a small real ONNX classifier and its mx.yaml."""
+    d = root / name.split("/")[1]
+    d.mkdir(parents=True)
+    linear_classifier(d / "model.onnx", seed=seed)
+    (d / "mx.yaml").write_text(manifest_text(name, version))
+    return d

@@ -18,7 +18,7 @@ from mx.infer.model import LoadedModel, resolve_model
 from mx.manifest import load_manifest
 from mx.serve.app import build_app
 from mx.serve.core import InferenceCore, ServeLimits
-from tests.support.examples import linear_classifier, manifest_text
+from tests.support.examples import model_folder
 
 MEAN = np.array([0.0, 5.0, -2.0, 10.0])
 STD = np.array([1.0, 2.0, 0.5, 3.0])
@@ -31,10 +31,7 @@ def _rows(n: int, seed: int, shift: float = 0.0) -> np.ndarray:
 
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "iris"
-    d.mkdir()
-    linear_classifier(d / "model.onnx", seed=3)
-    (d / "mx.yaml").write_text(manifest_text("acme/iris", "1.0.0"))
+    d = model_folder(tmp_path)
     np.savez(tmp_path / "ref.npz", input=_rows(2000, seed=1))
     return d
 

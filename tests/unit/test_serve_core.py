@@ -15,15 +15,12 @@ from mx.errors import ConfigError
 from mx.infer.model import LoadedModel, resolve_model
 from mx.serve.app import build_app
 from mx.serve.core import InferenceCore, ServeError, ServeLimits
-from tests.support.examples import linear_classifier, manifest_text
+from tests.support.examples import model_folder
 
 
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "iris"
-    d.mkdir()
-    linear_classifier(d / "model.onnx", seed=3)
-    (d / "mx.yaml").write_text(manifest_text("acme/iris", "1.0.0"))
+    d = model_folder(tmp_path)
     return d
 
 

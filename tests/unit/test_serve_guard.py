@@ -22,7 +22,7 @@ from mx.serve.guard import (
     parse_timeout_header,
     timeout_parameter,
 )
-from tests.support.examples import linear_classifier, manifest_text
+from tests.support.examples import model_folder
 
 
 class Clock:
@@ -95,10 +95,7 @@ def test_client_key_and_deadline() -> None:
 
 
 def test_server_timeout_drops_a_queued_request_unrun(tmp_path: Path) -> None:
-    d = tmp_path / "iris"
-    d.mkdir()
-    linear_classifier(d / "model.onnx", seed=3)
-    (d / "mx.yaml").write_text(manifest_text("acme/iris", "1.0.0"))
+    d = model_folder(tmp_path)
     # a request waits up to 60 s for company; the server lets it wait 0.2 s
     limits = ServeLimits(policy=BatchPolicy(max_batch=8, max_delay=60.0), workers=1,
                          guard=GuardPolicy(timeout=0.2))

@@ -23,7 +23,7 @@ from mx.serve.app import build_app
 from mx.serve.batcher import BatchPolicy
 from mx.serve.core import InferenceCore, ServeLimits
 from mx.serve.tracing import Tracing, from_env, wanted
-from tests.support.examples import linear_classifier, manifest_text
+from tests.support.examples import model_folder
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
@@ -31,10 +31,7 @@ CALLER_SPAN = "00f067aa0ba902b7"
 
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "iris"
-    d.mkdir()
-    linear_classifier(d / "model.onnx", seed=3)
-    (d / "mx.yaml").write_text(manifest_text("acme/iris", "1.0.0"))
+    d = model_folder(tmp_path)
     return d
 
 
