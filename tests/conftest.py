@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mx.cli.main import run
+from tests.support.bigmodel import BIG_SIZE, make_big_registry
 from tests.support.examples import (
     ExampleRepo,
     git,
@@ -177,3 +178,16 @@ def push_to(repo: Path, bare: Path, lfs_url: str | None = None) -> None:
     git(repo, "push", "-q", "origin", "--all")
     git(repo, "push", "-q", "origin", "--tags")
     git(repo, "push", "-q", "origin", "refs/notes/*:refs/notes/*")
+
+
+@pytest.fixture(scope="session")
+def big_site(tmp_path_factory: pytest.TempPathFactory, index_keys: Path) -> Path:
+    """A built registry with one BIG_SIZE model (bench/big), shared by the resume and
+    parallel-download tests (they only read it)."""
+    root = tmp_path_factory.mktemp("big")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in git_home(root / "home").items():
+            mp.setenv(key, value)
+        mp.setenv("MX_HOME", str(root / "mxhome"))
+        mp.setenv("MX_INDEX_KEYS", str(index_keys))
+        return make_big_registry(root, BIG_SIZE)

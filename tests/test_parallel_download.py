@@ -22,11 +22,10 @@ from mx.config import Limits
 from mx.errors import FetchError, IntegrityError
 from mx.http import Transport
 from mx.progress import NoProgress
-from tests.support.bigmodel import artifact_sha, make_big_registry, mx_cmd, mx_env, mx_proc
-from tests.support.examples import git_home
+from tests.support.bigmodel import BIG_SIZE, artifact_sha, mx_cmd, mx_env, mx_proc
 from tests.support.servers import Host, static_host
 
-SIZE = 64 << 20
+SIZE = BIG_SIZE
 PIECE = parallel.piece_size(SIZE, 4)  # 8 MiB: eight pieces
 
 
@@ -229,17 +228,6 @@ def test_a_wrong_piece_left_by_an_earlier_run_costs_one_fresh_download(
 
 
 # -- a real `mx install`, killed mid-download ------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def big_site(tmp_path_factory: pytest.TempPathFactory, index_keys: Path) -> Path:
-    root = tmp_path_factory.mktemp("bigsite")
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in git_home(root / "home").items():
-            mp.setenv(key, value)
-        mp.setenv("MX_HOME", str(root / "mxhome"))
-        mp.setenv("MX_INDEX_KEYS", str(index_keys))
-        return make_big_registry(root, SIZE)
 
 
 @pytest.mark.slow

@@ -12,23 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.bigmodel import artifact_sha, make_big_registry, mx_cmd, mx_env, mx_proc
-from tests.support.examples import git_home
+from tests.support.bigmodel import BIG_SIZE, artifact_sha, mx_cmd, mx_env, mx_proc
 from tests.support.republish import resign
 from tests.support.servers import Host, static_host
 
-SIZE = 64 << 20
-
-
-@pytest.fixture(scope="session")
-def big_site(tmp_path_factory: pytest.TempPathFactory, index_keys: Path) -> Path:
-    root = tmp_path_factory.mktemp("big")
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in git_home(root / "home").items():
-            mp.setenv(key, value)
-        mp.setenv("MX_HOME", str(root / "mxhome"))
-        mp.setenv("MX_INDEX_KEYS", str(index_keys))
-        return make_big_registry(root, SIZE)
+SIZE = BIG_SIZE
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from mx.cli.main import run
 from tests.support.examples import card_text, git
 
 NAME = "bench/big"
+BIG_SIZE = 64 << 20  # the tests' big model (conftest.big_site): over a part, quick to make
 SRC = str(Path(mx.__file__).resolve().parents[1])
 
 
