@@ -149,9 +149,9 @@ class HashingWriter:
         self._f = f
         self._h = hashlib.sha256()
         self.size = 0
-        self._pending: list[bytes] = []
+        self._pending: list[bytes | memoryview] = []
         self._pending_size = 0
-        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=4)
+        self._queue: queue.Queue[list[bytes | memoryview] | None] = queue.Queue(maxsize=4)
         self._error: BaseException | None = None
         self._worker = threading.Thread(target=self._drain, daemon=True)
         self._worker.start()
@@ -175,7 +175,7 @@ class HashingWriter:
         if self._error is not None:
             raise self._error
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         self._pending.append(chunk)
         self._pending_size += len(chunk)
         self.size += len(chunk)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
-from mx import __version__
+from mx import __version__, httpbody
 from mx.config import Limits
 from mx.errors import FetchError, IntegrityError, SizeLimitError
 from mx.lfs import (
@@ -75,7 +75,7 @@ def check_redirect(source: str, target: str) -> None:
 class Sink(Protocol):
     """Where downloaded bytes go; `reset` starts over when a server ignores Range."""
 
-    def write(self, chunk: bytes) -> None: ...
+    def write(self, chunk: bytes | memoryview) -> None: ...
     def reset(self) -> None: ...
 
 
@@ -142,24 +142,15 @@ class Transport:
         self._token = token
         # MX_TOKEN belongs to the registry's origin: scheme, host and port.
         self._token_origin = origin(token_url) if token_url else None
-        self._client: httpx.Client | None = None
+        self._client: httpx.Client | None = None  # small documents' and LFS API calls
+        self._bodies: httpbody.Connections | None = None  # artifact bodies
         self._ssl: ssl.SSLContext | None = None
         self.sleep: Callable[[float], None] = time.sleep
         self._s3: Stores | None = None
 
     def _http(self) -> httpx.Client:
         if self._client is None:
-            import httpcore
             import httpx
-
-            # httpcore reads sockets 64 KiB at a time; at 1 MiB a loopback download
-            # runs several times faster (Python work per byte drops), which is most of
-            # what separates `mx install` from curl on large artifacts.
-            conn = getattr(httpcore, "_sync", None)
-            http11 = getattr(conn, "http11", None)
-            if http11 is not None and hasattr(http11.HTTP11Connection, "READ_NUM_BYTES"):
-                http11.HTTP11Connection.READ_NUM_BYTES = max(
-                    http11.HTTP11Connection.READ_NUM_BYTES, self.limits.chunk_size)
 
             # Redirects are followed by hand (`_stream`), so that credentials are
             # dropped on a change of origin and https never falls back to http.
@@ -169,11 +160,16 @@ class Transport:
                 headers={"User-Agent": USER_AGENT},
                 follow_redirects=False,
                 verify=self._tls(),
-                # Files at once times ranged parts per file: no request waits for a slot.
-                limits=httpx.Limits(max_connections=self.limits.parallel_downloads
-                                    * max(self.limits.parallel_parts, 2)),
             )
         return self._client
+
+    def _connections(self) -> httpbody.Connections:
+        if self._bodies is None:
+            # Files at once times ranged parts per file: every worker keeps its connection.
+            self._bodies = httpbody.Connections(
+                self._tls, self.limits.connect_timeout, self.limits.read_timeout, USER_AGENT,
+                max_idle=self.limits.parallel_downloads * max(self.limits.parallel_parts, 2))
+        return self._bodies
 
     def _tls(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -184,6 +180,9 @@ class Transport:
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self._bodies is not None:
+            self._bodies.close()
+            self._bodies = None
 
     def _headers(self, url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
         """Headers for a first request to `url`: MX_TOKEN on the registry's origin, else
@@ -223,7 +222,7 @@ class Transport:
                 raise FetchError(f"{url}: not found", url=url, status=404) from None
         # Small documents go through the standard library: `mx install` of a cached model
         # revalidates one index document, and importing httpx would cost more than the
-        # request (a third of the 0.3 s budget). Artifacts and LFS calls use httpx.
+        # request (a third of the 0.3 s budget). Artifacts use `httpbody`, LFS calls httpx.
         attempt = 0
         opener = urllib.request.build_opener(
             _RedirectPolicy(), urllib.request.HTTPSHandler(context=self._tls()))
@@ -283,9 +282,9 @@ class Transport:
 
         class Buffer:
             def __init__(self) -> None:
-                self.parts: list[bytes] = []
+                self.parts: list[bytes | memoryview] = []
 
-            def write(self, chunk: bytes) -> None:
+            def write(self, chunk: bytes | memoryview) -> None:
                 self.parts.append(chunk)
 
             def reset(self) -> None:
@@ -356,8 +355,6 @@ class Transport:
     def _download_http(self, url: str, sink: Sink, size: int,
                        progress: Callable[[int], None] | None,
                        headers: dict[str, str] | None, offset: int) -> None:
-        import httpx
-
         got = offset
         attempt = 0
         while True:
@@ -383,9 +380,8 @@ class Transport:
                         raise FetchError(f"{url}: HTTP {r.status_code}",
                                          hint=_status_hint(r.status_code), url=url,
                                          status=r.status_code)
-                    # No chunk_size: httpx would hold back a partial chunk when the
-                    # connection drops, and those bytes are what a resume starts after.
-                    for chunk in r.iter_raw():
+                    # One byte past the promise is enough to know the host lies.
+                    for chunk in r.chunks(self.limits.chunk_size, size + 1 - got):
                         got += len(chunk)
                         if got > size:
                             raise IntegrityError(
@@ -398,7 +394,7 @@ class Transport:
                 if got < size:
                     raise _Retry(f"connection closed after {got} of {size} bytes")
                 return
-            except (_Retry, httpx.TransportError) as exc:
+            except (_Retry, *httpbody.TransportFailure) as exc:
                 if got == size:
                     # Every promised byte arrived and then the connection broke (a host
                     # that announced more than it sends): the caller's sha256 decides.
@@ -462,14 +458,13 @@ class Transport:
                 self._backoff(attempt, url, exc)
 
     @contextmanager
-    def _stream(self, url: str, headers: dict[str, str]) -> Iterator[httpx.Response]:
+    def _stream(self, url: str, headers: dict[str, str]) -> Iterator[httpbody.Body]:
         """GET `url`, following redirects by hand: at most MAX_REDIRECTS, never from https
         to http, and without credentials (or any header given for `url`) once the origin
         changes."""
         current, sent = url, headers
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._http().send(
-                self._http().build_request("GET", current, headers=sent), stream=True)
+            response = self._connections().open(current, sent)
             location = response.headers.get("Location")
             if response.status_code not in (301, 302, 303, 307, 308) or not location:
                 try:

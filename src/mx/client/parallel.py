@@ -32,6 +32,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from mx import httpbody
 from mx.errors import FetchError, IntegrityError
 from mx.fsutil import CHUNK, atomic_write_bytes, verify_digest
 from mx.http import Transport, _Retry, _retry_after, _status_hint
@@ -132,7 +133,7 @@ class OrderedHasher:
         self._h = hashlib.sha256()
         self.frontier = 0
         self.reread = 0  # bytes hashed by reading the file back
-        self._ready: dict[int, bytes | int] = {}  # offset -> bytes, or a length on disk
+        self._ready: dict[int, memoryview | int] = {}  # offset -> bytes, or a length on disk
         self._held = 0
         self._closed = False
         self._busy = False
@@ -147,7 +148,7 @@ class OrderedHasher:
             self._ready[start] = end - start
             self._cond.notify_all()
 
-    def landed(self, offset: int, chunk: bytes) -> None:
+    def landed(self, offset: int, chunk: memoryview) -> None:
         with self._cond:
             if offset == self.frontier or self._held + len(chunk) <= self._budget:
                 self._ready[offset] = chunk
@@ -166,14 +167,14 @@ class OrderedHasher:
                     if item is None:
                         return
                     self._busy = True
-                if isinstance(item, bytes):
+                if isinstance(item, memoryview):
                     self._h.update(item)
                     n = len(item)
                 else:
                     n = item
                     self._read_back(self.frontier, n)
                 with self._cond:
-                    if isinstance(item, bytes):
+                    if isinstance(item, memoryview):
                         self._held -= n
                     self.frontier += n
                     self._busy = False
@@ -236,8 +237,6 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
     file, for a later attempt (the caller decides, as for the one-stream path). Returns
     how many bytes the hash read back from the file (0 unless pieces outran the budget, or
     an earlier attempt left some)."""
-    import httpx
-
     parts = transport.limits.parallel_parts
     piece = piece_size(size, parts)
     done = load_done(part, size)
@@ -286,7 +285,8 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
                     if probe:
                         probe = False
                         probed.set()
-                    for chunk in r.iter_raw():
+                    # One byte past the range is enough to know the host lies.
+                    for chunk in r.chunks(transport.limits.chunk_size, end + 1 - got):
                         if stop.is_set():
                             raise _Stopped
                         if got + len(chunk) > end:
@@ -294,7 +294,7 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
                                 f"{url}: the server sent more than the {end - start} bytes "
                                 f"of the range {start}-{end - 1}",
                                 hint="the host answers Range requests wrongly")
-                        view = memoryview(chunk)
+                        view = chunk
                         while view:
                             view = view[os.pwrite(fd, view, got + len(chunk) - len(view)):]
                         hasher.landed(got, chunk)
@@ -304,7 +304,7 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
                     raise _Retry(f"connection closed after {got - start} of the "
                                  f"{end - start} bytes of range {start}-{end - 1}")
                 return
-            except (_Retry, httpx.TransportError) as exc:
+            except (_Retry, *httpbody.TransportFailure) as exc:
                 attempt += 1
                 transport._backoff(attempt, url, exc)
 

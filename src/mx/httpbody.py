@@ -1,0 +1,189 @@
+"""Artifact bodies over HTTP/1.1 with the standard library, read straight into buffers.
+
+A download is bytes from a socket to a file and a hash, nothing more, and on two cores
+the Python work per chunk is what separates it from curl: httpx/h11 turn every read into
+events and copies (about a second of CPU per GiB here), while http.client's `readinto` on
+a 1 MiB buffer fills it in C with the GIL released. Writing and hashing (`HashingWriter`,
+`parallel.OrderedHasher`) also release it, so the three overlap on the two cores.
+
+`Connections` keeps idle keep-alive connections per origin for the threads of one
+Transport; `Body` is one response. Redirects, credentials and retries stay the caller's
+(`Transport._stream`): this module sends exactly the request it is given. Proxies from
+the environment (http_proxy, https_proxy, no_proxy) are honoured as urllib honours them:
+plain http through the proxy with the absolute URL, https through a CONNECT tunnel.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import ssl
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from email.message import Message
+
+# What a failed exchange raises here: the connection broke, timed out, or spoke no HTTP.
+# ssl.SSLError is an OSError. The caller retries these as it retries a dropped transfer.
+TransportFailure = (http.client.HTTPException, OSError)
+
+_Key = tuple[str, str, int, str]  # scheme, host, port, proxy URL ("" for none)
+
+
+def _proxy_for(scheme: str, host: str) -> str:
+    """The proxy URL the environment names for `scheme://host`, or ""."""
+    if urllib.request.proxy_bypass(host):
+        return ""
+    return urllib.request.getproxies().get(scheme, "")
+
+
+def _proxy_authorization(proxy: str) -> dict[str, str]:
+    p = urllib.parse.urlsplit(proxy)
+    if p.username is None:
+        return {}
+    user = urllib.parse.unquote(p.username)
+    password = urllib.parse.unquote(p.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Proxy-Authorization": f"Basic {token}"}
+
+
+class Body:
+    """One response: status, headers and a body read in chunks of fresh buffers (the
+    consumer keeps them: a hasher thread may still hold one when the next arrives)."""
+
+    def __init__(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse,
+                 give_back: Callable[[http.client.HTTPConnection | None], None]) -> None:
+        self._conn = conn
+        self._response = response
+        self._give_back = give_back
+        self.status_code = response.status
+        self.headers: Message = response.headers
+
+    def chunks(self, size: int, limit: int | None = None) -> Iterator[memoryview]:
+        """The body in chunks of `size` bytes (the last may be shorter), at most `limit`
+        bytes in all; a connection that closes early just ends the iteration (the
+        caller counts what arrived)."""
+        left = limit
+        while left is None or left > 0:
+            want = size if left is None else min(size, left)
+            buf = bytearray(want)
+            view = memoryview(buf)
+            got = 0
+            while got < want:
+                n = self._response.readinto(view[got:])
+                if not n:
+                    break
+                got += n
+            if got:
+                if left is not None:
+                    left -= got
+                yield view[:got]
+            if got < want:
+                return
+
+    def close(self) -> None:
+        """Hand the connection back when the body was read to its end; close it when it
+        was not (the rest of the body would be the next response's start)."""
+        reusable = self._response.isclosed() and not self._response.will_close
+        if not reusable:
+            self._response.close()
+        self._give_back(self._conn if reusable else None)
+
+
+class Connections:
+    """Idle keep-alive connections per origin (and proxy), shared by threads."""
+
+    def __init__(self, tls: Callable[[], ssl.SSLContext], connect_timeout: float,
+                 read_timeout: float, user_agent: str, max_idle: int) -> None:
+        self._tls = tls
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._user_agent = user_agent
+        self._max_idle = max_idle
+        self._idle: dict[_Key, list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+
+    def _new(self, key: _Key) -> http.client.HTTPConnection:
+        scheme, host, port, proxy = key
+        conn: http.client.HTTPConnection
+        if proxy:
+            p = urllib.parse.urlsplit(proxy)
+            via_tls = p.scheme == "https"
+            proxy_port = p.port or (443 if via_tls else 80)
+            if scheme == "https":  # a tunnel: TLS with the origin, end to end
+                conn = http.client.HTTPSConnection(p.hostname or "", proxy_port,
+                                                   timeout=self._connect_timeout,
+                                                   context=self._tls())
+                conn.set_tunnel(host, port, headers=_proxy_authorization(proxy))
+            elif via_tls:
+                conn = http.client.HTTPSConnection(p.hostname or "", proxy_port,
+                                                   timeout=self._connect_timeout,
+                                                   context=self._tls())
+            else:
+                conn = http.client.HTTPConnection(p.hostname or "", proxy_port,
+                                                  timeout=self._connect_timeout)
+        elif scheme == "https":
+            conn = http.client.HTTPSConnection(host, port, timeout=self._connect_timeout,
+                                               context=self._tls())
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=self._connect_timeout)
+        conn.connect()
+        if conn.sock is not None:  # connect with one deadline, read with the other
+            conn.sock.settimeout(self._read_timeout)
+        return conn
+
+    def open(self, url: str, headers: dict[str, str]) -> Body:
+        """Send GET `url` with `headers` and read the response head."""
+        p = urllib.parse.urlsplit(url)
+        scheme = p.scheme.lower()
+        host = p.hostname or ""
+        port = p.port or (443 if scheme == "https" else 80)
+        proxy = _proxy_for(scheme, host)
+        key: _Key = (scheme, host, port, proxy)
+        target = p.path or "/"
+        if p.query:
+            target += "?" + p.query
+        sent = {"User-Agent": self._user_agent, **headers}
+        if proxy and scheme == "http":
+            target = urllib.parse.urlunsplit((scheme, p.netloc.rpartition("@")[2],
+                                              p.path or "/", p.query, ""))
+            sent.update(_proxy_authorization(proxy))
+        with self._lock:
+            pool = self._idle.get(key) or []
+            conn = pool.pop() if pool else None
+        reused = conn is not None
+        while True:
+            if conn is None:
+                conn = self._new(key)
+            try:
+                conn.request("GET", target, headers=sent)
+                response = conn.getresponse()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                conn.close()
+                if not reused:
+                    raise
+                # The server closed an idle keep-alive connection: one fresh try.
+                conn, reused = None, False
+                continue
+            except BaseException:
+                conn.close()
+                raise
+            return Body(conn, response, lambda c: self._give_back(key, c))
+
+    def _give_back(self, key: _Key, conn: http.client.HTTPConnection | None) -> None:
+        if conn is None:
+            return
+        with self._lock:
+            pool = self._idle.setdefault(key, [])
+            if len(pool) < self._max_idle:
+                pool.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for pool in idle.values():
+            for conn in pool:
+                conn.close()
