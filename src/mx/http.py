@@ -195,7 +195,14 @@ class Transport:
 
     def _backoff(self, attempt: int, url: str, exc: BaseException) -> None:
         """The one retry policy: exponential backoff with full jitter, or the server's
-        Retry-After when it gave one; at most `limits.retries` retries."""
+        Retry-After when it gave one; at most `limits.retries` retries. A certificate that
+        does not verify will not verify on the next try either: no retry."""
+        cause = exc if isinstance(exc, ssl.SSLError) else getattr(exc, "reason", exc)
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            raise FetchError(f"{url}: the host's TLS certificate is not trusted "
+                             f"({cause.verify_message or cause})",
+                             hint="point SSL_CERT_FILE (or SSL_CERT_DIR) at your CA's "
+                                  "certificates", url=url)
         if attempt > self.limits.retries:
             raise FetchError(f"{url}: {_why(getattr(exc, 'reason', exc))} (gave up after "
                              f"{self.limits.retries} retries)",

@@ -5,6 +5,9 @@ a forward proxy named by the environment."""
 from __future__ import annotations
 
 import http.client
+import select
+import socket
+import ssl
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -16,7 +19,7 @@ import pytest
 
 from mx.config import Limits
 from mx.devserver import make_server, serve_in_thread
-from mx.errors import IntegrityError
+from mx.errors import FetchError, IntegrityError
 from mx.http import Transport
 from tests.support.servers import Faults, FaultyHandler, static_host
 
@@ -157,3 +160,112 @@ def test_the_environment_s_proxy_carries_artifacts(www: Path,
     # with no_proxy naming the host, nothing went through it.
     assert seen == [(host.url + "blob", "Basic dXNlcjpzQGNyZXQ=")]
     assert len(host.faults.requests) == 2
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, for a TLS origin the test trusts."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@contextmanager
+def tls_host(root: Path, cert: Path, key: Path) -> Iterator[tuple[str, Faults]]:
+    faults = Faults()
+    server = make_server(root, handler=type("H", (FaultyHandler,), {"faults": faults}))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    serve_in_thread(server)
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/", faults
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def connect_proxy() -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
+    """A CONNECT proxy: opens a TCP tunnel and relays bytes both ways, seeing only TLS."""
+    seen: list[tuple[str, str | None]] = []
+
+    class Tunnel(BaseHTTPRequestHandler):
+        def do_CONNECT(self) -> None:
+            seen.append((self.path, self.headers.get("Proxy-Authorization")))
+            host, _, port = self.path.rpartition(":")
+            upstream = socket.create_connection((host, int(port)))
+            self.send_response(200, "Connection established")
+            self.end_headers()
+            ends = [self.connection, upstream]
+            try:
+                while True:
+                    readable, _, _ = select.select(ends, [], [], 5)
+                    if not readable:
+                        return
+                    for end in readable:
+                        data = end.recv(1 << 16)
+                        if not data:
+                            return
+                        (upstream if end is self.connection else self.connection).sendall(data)
+            finally:
+                upstream.close()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Tunnel)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_https_directly_and_through_a_connect_tunnel(www: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = self_signed(tmp_path)
+    for name in ("no_proxy", "NO_PROXY", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with tls_host(www, cert, key) as (url, faults), connect_proxy() as (proxy, seen):
+        untrusted = Transport()
+        untrusted.sleep = no_sleep  # refused at once: a retry would not verify either
+        with pytest.raises(FetchError, match="certificate is not trusted") as refused:
+            fetch(untrusted, url + "blob")
+        assert "SSL_CERT_FILE" in (refused.value.hint or "")
+        with pytest.raises(FetchError, match="certificate is not trusted"):
+            untrusted.get(url + "blob", 100)  # small documents alike
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        direct = Transport(Limits(chunk_size=256 << 10))
+        assert fetch(direct, url + "blob") == BLOB
+        direct.close()
+        monkeypatch.setenv("https_proxy", f"http://me:pw@{proxy}")
+        tunnelled = Transport(Limits(chunk_size=256 << 10, parallel_parts=1))
+        assert fetch(tunnelled, url + "blob") == BLOB
+        tunnelled.close()
+    port = urllib.parse.urlsplit(url).port
+    assert seen == [(f"127.0.0.1:{port}", "Basic bWU6cHc=")]
+    assert len(faults.requests) == 2
