@@ -9,8 +9,11 @@ import json
 import random
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -297,3 +300,69 @@ def test_one_connection_pool_for_every_file_and_part(host: Host, big_sha: str,
     d.transport.close()
     assert len(ranges_asked(host)) == 2 * SIZE // PIECE
     assert len(host.faults.ports) <= 4  # at most one connection per part at once
+
+
+@contextmanager
+def batch_api(href: str, header: dict[str, object]) -> Iterator[str]:
+    """A Git LFS batch endpoint whose one answer sends the client to `href` with `header`,
+    as GitHub's or GitLab's sends it to a CDN. giftless serves its local store itself and
+    ignores Range, so it cannot stand in for a ranged LFS download: this is that seam."""
+
+    class Batch(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            asked = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body = json.dumps({"transfer": "basic", "objects": [
+                {"oid": o["oid"], "size": o["size"],
+                 "actions": {"download": {"href": href, "header": header}}}
+                for o in asked["objects"]]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.git-lfs+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Batch)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/org/model.git"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_lfs_object_comes_in_ranged_parts_with_the_batch_api_s_header(
+        host: Host, big_sha: str, tmp_path: Path) -> None:
+    with batch_api(host.url + "big", {"Authorization": "RemoteAuth t0k"}) as remote:
+        d = downloader(tmp_path, host.url)
+        art = {**artifact(big_sha), "urls": [f"lfs+{remote}#{big_sha}"]}
+        blob = d.fetch_one(art, "test")
+        d.transport.close()
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == big_sha
+    assert sorted(span(r) for r in ranges_asked(host)) == [
+        (a, a + PIECE) for a in range(0, SIZE, PIECE)]
+    assert set(host.faults.authorization) == {"RemoteAuth t0k"}
+
+
+@pytest.mark.parametrize("header", [{"X-Bad\r\nInjected": "1"}, {"A": "b\r\nc"}, {"A": 5},
+                                    ["not", "a", "map"]])
+def test_a_malformed_batch_header_is_refused(host: Host, big_sha: str, tmp_path: Path,
+                                             header: object) -> None:
+    with batch_api(host.url + "big", header) as remote:  # type: ignore[arg-type]
+        d = downloader(tmp_path, host.url)
+        art = {**artifact(big_sha), "urls": [f"lfs+{remote}#{big_sha}"]}
+        with pytest.raises(FetchError, match="malformed header"):
+            d.fetch_one(art, "test")
+        d.transport.close()
+    assert ranges_asked(host) == []
+
+
+def test_an_lfs_href_off_http_is_refused(host: Host, big_sha: str, tmp_path: Path) -> None:
+    with batch_api("file:///etc/passwd", {}) as remote:
+        d = downloader(tmp_path, host.url)
+        art = {**artifact(big_sha), "urls": [f"lfs+{remote}#{big_sha}"]}
+        with pytest.raises(FetchError, match="not an http"):
+            d.fetch_one(art, "test")
+        d.transport.close()

@@ -332,6 +332,49 @@ def test_transport_resumes_and_retries(bucket: Bucket, monkeypatch: pytest.Monke
     assert err.value.status == 404 and err.value.url == f"s3://{bucket.name}/missing"
 
 
+def test_large_objects_come_in_ranged_parts(bucket: Bucket, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """An s3:// artifact of several pieces is fetched in parallel ranged gets (a flaky
+    one retried), hashed in order; an object of another size is refused."""
+    from obstore.exceptions import GenericError
+
+    from mx import objstore
+    from mx.client import parallel
+    from mx.config import Limits
+    from mx.errors import IntegrityError
+    from mx.http import Transport
+
+    data = b"".join(hashlib.sha256(str(i).encode()).digest() * 32768 for i in range(20))
+    bucket.write("big", data)  # 20 MiB: three pieces of 8 MiB
+    url, sha = f"s3://{bucket.name}/big", hashlib.sha256(data).hexdigest()
+    transport = Transport(Limits(backoff=0.001, parallel_parts=4))
+    transport.sleep = lambda s: None
+    assert parallel.wants_parallel(url, len(data), 4)
+    real, ranges = objstore.read_range, []
+
+    def flaky(store, key, start, end, chunk_size):  # type: ignore[no-untyped-def]
+        ranges.append((start, end))
+        if len(ranges) == 2:
+            raise GenericError("Server returned non-2xx status code: 503 Slow Down")
+        return real(store, key, start, end, chunk_size)
+
+    monkeypatch.setattr(objstore, "read_range", flaky)
+    dest = tmp_path / "blob"
+    reread = parallel.fetch(transport, url, dest, sha, len(data), tmp_path / "x.part",
+                            lambda n: None, "big")
+    assert dest.read_bytes() == data and reread == 0
+    piece = parallel.piece_size(len(data), 4)
+    assert sorted(set(ranges)) == [(a, min(a + piece, len(data)))
+                                   for a in range(0, len(data), piece)]
+    assert len(ranges) == len(set(ranges)) + 1  # the one that failed, asked again
+
+    bucket.write("big", data[:-1])  # the bucket's object is not the one indexed
+    with pytest.raises(IntegrityError, match="the index promised"):
+        parallel.fetch(transport, url, tmp_path / "again", sha, len(data),
+                       tmp_path / "y.part", lambda n: None, "big")
+    assert not (tmp_path / "y.part").exists() and not (tmp_path / "again").exists()
+
+
 def test_missing_extra_is_named(mx, registry_file: Path,  # type: ignore[no-untyped-def]
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from mx import extras

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
@@ -36,10 +36,12 @@ from mx.lfs import (
 
 if TYPE_CHECKING:
     import httpx
+    from obstore.store import S3Store
 
     from mx.objstore import Stores
 
 USER_AGENT = f"mx/{__version__}"
+_HEADER_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")  # RFC 9110 field name
 MAX_REDIRECTS = 10
 
 
@@ -339,25 +341,45 @@ class Transport:
                 progress(-offset)
         self._copy_local(_local_path(url), url, sink, size, progress)
 
-    def _download_lfs(self, url: str, sink: Sink, size: int,
-                      progress: Callable[[int], None] | None,
-                      headers: dict[str, str] | None, offset: int) -> None:
+    def lfs_href(self, url: str, size: int) -> tuple[str, dict[str, str]]:
+        """Where the object of an lfs+http(s)/lfs+ssh URL is: the batch API's href and the
+        headers it asks for (they go to that href only)."""
         remote, _, oid = url[4:].rpartition("#")
         if not remote or not re.fullmatch(r"[0-9a-f]{64}", oid):
             raise FetchError(f"{url}: malformed lfs+ URL (want lfs+<remote>#<oid>)", url=url)
-        if remote.startswith("file:"):
-            stored = object_in_local_repo(remote, oid)
-            if stored is None:
-                raise FetchError(f"{url}: object not in the LFS store at {remote}", url=url)
-            self._download_file(stored.as_uri(), sink, size, progress, None, offset)
-            return
         endpoint = endpoint_for_remote(remote)
         answer = self.lfs_batch(endpoint, [Pointer(oid, size)])
         got = answer.get(oid) or {}
         if "error" in got or not got.get("href"):
             why = got.get("error", {}).get("message", "no download action")
             raise FetchError(f"{endpoint}: LFS object {oid}: {why}", url=url)
-        self._download_http(got["href"], sink, size, progress, got.get("header"), offset)
+        href = str(got["href"])
+        if urllib.parse.urlsplit(href).scheme.lower() not in ("http", "https"):
+            raise FetchError(f"{endpoint}: LFS object {oid}: the server's href {href[:200]!r} "
+                             "is not an http(s) URL", url=url)
+        header = got.get("header") or {}
+        if not isinstance(header, dict) or len(header) > 32 or not all(
+                isinstance(k, str) and isinstance(v, str) and _HEADER_TOKEN.fullmatch(k)
+                and not any(c in v for c in "\r\n\0") for k, v in header.items()):
+            raise FetchError(f"{endpoint}: LFS object {oid}: malformed header in the batch "
+                             "answer", url=url)
+        return href, dict(header)
+
+    def _download_lfs(self, url: str, sink: Sink, size: int,
+                      progress: Callable[[int], None] | None,
+                      headers: dict[str, str] | None, offset: int) -> None:
+        remote, _, oid = url[4:].rpartition("#")
+        if remote.startswith("file:"):
+            if not re.fullmatch(r"[0-9a-f]{64}", oid):
+                raise FetchError(f"{url}: malformed lfs+ URL (want lfs+<remote>#<oid>)",
+                                 url=url)
+            stored = object_in_local_repo(remote, oid)
+            if stored is None:
+                raise FetchError(f"{url}: object not in the LFS store at {remote}", url=url)
+            self._download_file(stored.as_uri(), sink, size, progress, None, offset)
+            return
+        href, extra = self.lfs_href(url, size)
+        self._download_http(href, sink, size, progress, extra, offset)
 
     def _download_http(self, url: str, sink: Sink, size: int,
                        progress: Callable[[int], None] | None,
@@ -412,63 +434,34 @@ class Transport:
     def _download_s3(self, url: str, sink: Sink, size: int,
                      progress: Callable[[int], None] | None,
                      headers: dict[str, str] | None, offset: int, exact: bool = True) -> None:
-        """An object of S3-compatible storage: the same cap, resume and retry policy as
-        http (object_store's own retries are off; `_backoff` decides). With `exact` off,
-        `size` is only a cap (a document of unknown length)."""
+        from mx import s3fetch
+
+        s3fetch.download(self, url, sink, size, progress, offset, exact)
+
+    def s3_range(self, url: str, start: int, end: int,
+                 size: int) -> AbstractContextManager[Iterator[bytes]]:
+        """Bytes [start, end) of an s3:// object of `size` bytes, for ranged parts."""
+        from mx import s3fetch
+
+        return s3fetch.piece(self, url, start, end, size)
+
+    def s3_store(self, url: str) -> tuple[S3Store, str]:
+        """The (cached) store of an s3:// URL's bucket, and the key."""
         from mx import objstore
 
         bucket, key = objstore.split_url(url)
         if self._s3 is None:
             self._s3 = objstore.Stores(0, self.limits.connect_timeout, self.limits.read_timeout)
-        store = self._s3.get(bucket)
-        got = offset
-        attempt = 0
-        while True:
-            try:
-                try:
-                    total, chunks = objstore.read(store, key, got, self.limits.chunk_size)
-                    if not exact and total <= size:
-                        size = total
-                    if total > size:
-                        raise IntegrityError(
-                            f"{url}: the object is {total} bytes; the index promised {size}",
-                            hint="the artifact in the bucket is not the one indexed")
-                    for chunk in chunks:
-                        got += len(chunk)
-                        if got > size:
-                            raise IntegrityError(
-                                f"{url}: the bucket sent more than the {size} bytes the index "
-                                "promised", hint="the artifact in the bucket is not the one "
-                                                 "indexed")
-                        sink.write(chunk)
-                        if progress:
-                            progress(len(chunk))
-                except Exception as exc:
-                    if not objstore.is_store_error(exc):
-                        raise
-                    status = objstore.status_of(exc)
-                    if got and status == 416:
-                        raise FetchError(f"{url}: the object ends after {got} bytes or fewer; "
-                                         f"the index promised {size}",
-                                         hint="the artifact in the bucket is not the one "
-                                              "indexed", url=url, status=416) from None
-                    if objstore.retryable(exc):
-                        raise _Retry(objstore.describe(exc)) from None
-                    raise objstore.fetch_error(url, exc) from None
-                if got < size:
-                    raise _Retry(f"connection closed after {got} of {size} bytes")
-                return
-            except _Retry as exc:
-                if got == size:
-                    return  # every promised byte arrived: the caller's sha256 decides
-                attempt += 1
-                self._backoff(attempt, url, exc)
+        return self._s3.get(bucket), key
 
     @contextmanager
     def _stream(self, url: str, headers: dict[str, str]) -> Iterator[httpbody.Body]:
         """GET `url`, following redirects by hand: at most MAX_REDIRECTS, never from https
         to http, and without credentials (or any header given for `url`) once the origin
         changes."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise FetchError(f"{url[:200]}: not an http(s) URL", url=url)
         current, sent = url, headers
         for _ in range(MAX_REDIRECTS + 1):
             response = self._connections().open(current, sent)

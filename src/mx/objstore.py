@@ -223,6 +223,20 @@ def read(store: S3Store, key: str, offset: int, chunk_size: int) -> tuple[int, I
     return int(result.meta["size"]), chunks()
 
 
+def read_range(store: S3Store, key: str, start: int, end: int,
+               chunk_size: int) -> tuple[int, Iterator[bytes]]:
+    """(the object's size, its bytes [start, end)). Store errors pass through."""
+    import obstore
+
+    result = obstore.get(store, key, options={"range": (start, end)})
+
+    def chunks() -> Iterator[bytes]:
+        for chunk in result.stream(min_chunk_size=chunk_size):
+            yield bytes(chunk)
+
+    return int(result.meta["size"]), chunks()
+
+
 def list_objects(store: S3Store, prefix: str) -> dict[str, Listed]:
     """Every object under `prefix` (keys relative to it)."""
     import obstore

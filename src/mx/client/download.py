@@ -85,6 +85,9 @@ class Downloader:
         """Fetch into tmp/<sha>.part, continuing what an earlier attempt (this process or
         a killed one) left there, then verify the whole file and move it into blobs/."""
         sha, size = art["sha256"], art["size"]
+        if url.startswith("lfs+") and url.rpartition("#")[2] != sha:
+            # The object named must be the artifact itself, whatever the batch API says.
+            raise FetchError(f"{url}: names another LFS object than {art['path']}'s sha256")
         part = self.cache.part(sha)
         what = f"{art['path']} from {self._absolute(url)}"
         shown = 0  # what the progress bar shows, so each attempt can set it right
@@ -137,9 +140,6 @@ class Downloader:
 
     def _fill(self, url: str, art: dict[str, Any], writer: HashingWriter,
               advance: Callable[[int], None]) -> None:
-        if url.startswith("lfs+") and url.rpartition("#")[2] != art["sha256"]:
-            # The object named must be the artifact itself, whatever the batch API says.
-            raise FetchError(f"{url}: names another LFS object than {art['path']}'s sha256")
         try:
             # The transport asks for the bytes after what the writer holds (a resumed part),
             # on the first request and on every retry; a host ignoring Range starts over.

@@ -1,17 +1,15 @@
-"""One large file over several HTTP Range requests at once, hashed in order as it lands.
+"""One large file over several Range requests at once, hashed in order as it lands.
 
 The file is cut into pieces (8 to 16 MiB) that `limits.parallel_parts` workers take in
-order, each with its own GET and `Range: bytes=a-b`; bytes go straight to their place in
-`tmp/<sha256>.part` (pwrite). The first request is the probe: a 206 whose Content-Range names
-the length the index promised (the host advertises ranges and a known length) lets the other
-workers start; a 200 (the host ignores Range) ends the attempt with `NoRanges`, and the
-caller downloads with one stream instead.
+order, each with its own ranged GET (http(s) `Range: bytes=a-b`, or an S3 ranged get);
+bytes go straight to their place in `tmp/<sha256>.part` (pwrite). The first request is the
+probe: a 206 whose Content-Range names the length the index promised (the host advertises
+ranges and a known length) lets the other workers start; a 200 (the host ignores Range)
+ends the attempt with `NoRanges`, and the caller downloads with one stream instead.
+An lfs+ URL is resolved first (the batch API's href and the headers it asks for).
 
-sha256 is computed over the contiguous prefix as it grows, on a thread of its own, from the
-chunks in memory: pieces are taken in order, so what lands ahead of the prefix is at most a
-few pieces, held up to a budget. Past the budget (a stalled piece), chunks are left on disk
-and read back when the prefix reaches them (`OrderedHasher.reread` counts those bytes), as
-are the pieces an earlier, killed attempt left.
+sha256 is computed over the contiguous prefix as it grows, on a thread of its own
+(`mx.client.orderedhash`).
 
 Resume: `tmp/<sha256>.ranges` ({"size": n, "done": [[start, end], ...]}) names the pieces
 of the part file that are complete. It is written before the first byte lands past the
@@ -24,17 +22,18 @@ ranged layout back into one (keeping the contiguous prefix) for the one-stream p
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from mx import httpbody
+from mx.client.orderedhash import OrderedHasher
 from mx.errors import FetchError, IntegrityError
-from mx.fsutil import CHUNK, atomic_write_bytes, verify_digest
+from mx.fsutil import atomic_write_bytes, verify_digest
 from mx.http import Transport, _Retry, _retry_after, _status_hint
 
 MIN_PIECE = 8 << 20
@@ -52,10 +51,18 @@ class _Stopped(Exception):
     """Another worker failed; this one stops quietly."""
 
 
+# lfs+ URLs resolve to an http(s) href (lfs+file is a local copy: nothing to gain).
+RANGED_SCHEMES = ("http", "https", "s3", "lfs+http", "lfs+https", "lfs+ssh")
+
+# Opens the bytes [got, end) of the file: the chunks, or NoRanges/_Retry/FetchError/
+# IntegrityError. Failures while the chunks are read come out of the `with` block too.
+PieceOpener = Callable[[int, int], AbstractContextManager[Iterator[bytes | memoryview]]]
+
+
 def wants_parallel(url: str, size: int, parts: int) -> bool:
-    """Ranged parts for http(s) files of at least two pieces, when more than one is allowed."""
+    """Ranged parts for files of at least two pieces, when more than one is allowed."""
     return (parts > 1 and size >= 2 * MIN_PIECE
-            and url.partition(":")[0].lower() in ("http", "https"))
+            and url.partition(":")[0].lower() in RANGED_SCHEMES)
 
 
 def piece_size(size: int, parts: int) -> int:
@@ -123,95 +130,6 @@ def drop(part: Path) -> None:
     ranges_file(part).unlink(missing_ok=True)
 
 
-class OrderedHasher:
-    """sha256 of a file whose bytes land out of order: `landed(offset, chunk)` after each
-    chunk is written; a thread hashes the contiguous prefix as it grows."""
-
-    def __init__(self, fd: int, budget: int) -> None:
-        self._fd = fd
-        self._budget = budget
-        self._h = hashlib.sha256()
-        self.frontier = 0
-        self.reread = 0  # bytes hashed by reading the file back
-        self._ready: dict[int, memoryview | int] = {}  # offset -> bytes, or a length on disk
-        self._held = 0
-        self._closed = False
-        self._busy = False
-        self._error: BaseException | None = None
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def on_disk(self, start: int, end: int) -> None:
-        """Bytes an earlier attempt wrote: read back when the prefix reaches them."""
-        with self._cond:
-            self._ready[start] = end - start
-            self._cond.notify_all()
-
-    def landed(self, offset: int, chunk: memoryview) -> None:
-        with self._cond:
-            if offset == self.frontier or self._held + len(chunk) <= self._budget:
-                self._ready[offset] = chunk
-                self._held += len(chunk)
-            else:
-                self._ready[offset] = len(chunk)
-            self._cond.notify_all()
-
-    def _run(self) -> None:
-        try:
-            while True:
-                with self._cond:
-                    while self.frontier not in self._ready and not self._closed:
-                        self._cond.wait()
-                    item = self._ready.pop(self.frontier, None)
-                    if item is None:
-                        return
-                    self._busy = True
-                if isinstance(item, memoryview):
-                    self._h.update(item)
-                    n = len(item)
-                else:
-                    n = item
-                    self._read_back(self.frontier, n)
-                with self._cond:
-                    if isinstance(item, memoryview):
-                        self._held -= n
-                    self.frontier += n
-                    self._busy = False
-                    self._cond.notify_all()
-        except BaseException as exc:
-            with self._cond:
-                self._error = exc
-                self._cond.notify_all()
-
-    def _read_back(self, offset: int, n: int) -> None:
-        end = offset + n
-        while offset < end:
-            data = os.pread(self._fd, min(CHUNK, end - offset), offset)
-            if not data:
-                raise OSError(f"the part file ends at {offset}, before {end}")
-            self._h.update(data)
-            offset += len(data)
-            self.reread += len(data)
-
-    def digest_at(self, size: int) -> str:
-        """The hex digest once the prefix reaches `size`; call when every byte has landed."""
-        with self._cond:
-            while self.frontier < size and self._error is None:
-                if not self._busy and self.frontier not in self._ready:
-                    raise IntegrityError(f"no bytes landed at offset {self.frontier} of {size}")
-                self._cond.wait()
-            if self._error is not None:
-                raise self._error
-        return self._h.hexdigest()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join()
-
-
 def _check_content_range(value: str | None, start: int, end: int, size: int,
                          url: str) -> None:
     """A 206 must carry exactly the bytes asked for, of a file of the promised length."""
@@ -227,6 +145,44 @@ def _check_content_range(value: str | None, start: int, end: int, size: int,
                          url=url, status=206)
 
 
+def _http_opener(transport: Transport, url: str, size: int,
+                 extra: dict[str, str]) -> PieceOpener:
+    @contextlib.contextmanager
+    def open_piece(got: int, end: int) -> Iterator[Iterator[bytes | memoryview]]:
+        headers = transport._headers(url, {"Accept-Encoding": "identity", **extra,
+                                           "Range": f"bytes={got}-{end - 1}"})
+        with transport._stream(url, headers) as r:
+            if r.status_code >= 500 or r.status_code == 429:
+                raise _Retry(f"HTTP {r.status_code}", _retry_after(r.headers.get("Retry-After")))
+            if r.status_code == 200:
+                raise NoRanges(url)
+            if r.status_code == 416:
+                raise FetchError(f"{url}: the server's file ends before byte {got}; the index "
+                                 f"promised {size}",
+                                 hint="the artifact on the server is not the one indexed",
+                                 url=url, status=416)
+            if r.status_code != 206:
+                raise FetchError(f"{url}: HTTP {r.status_code}",
+                                 hint=_status_hint(r.status_code), url=url,
+                                 status=r.status_code)
+            _check_content_range(r.headers.get("Content-Range"), got, end, size, url)
+            # One byte past the range is enough to know the host lies.
+            yield r.chunks(transport.limits.chunk_size, end + 1 - got)
+
+    return open_piece
+
+
+def opener_for(transport: Transport, url: str, size: int) -> tuple[str, PieceOpener]:
+    """(the URL the pieces come from, how to open one) for an http(s), s3 or lfs+ URL."""
+    scheme = url.partition(":")[0].lower()
+    if scheme == "s3":
+        return url, lambda got, end: transport.s3_range(url, got, end, size)
+    if scheme.startswith("lfs+"):
+        href, extra = transport.lfs_href(url, size)
+        return href, _http_opener(transport, href, size, extra)
+    return url, _http_opener(transport, url, size, {})
+
+
 def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, part: Path,
           advance: Callable[[int], None], what: str) -> int:
     """Download `url` into `part` with ranged requests, verify size and sha256, rename to
@@ -238,6 +194,7 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
     how many bytes the hash read back from the file (0 unless pieces outran the budget, or
     an earlier attempt left some)."""
     parts = transport.limits.parallel_parts
+    url, open_piece = opener_for(transport, url, size)
     piece = piece_size(size, parts)
     done = load_done(part, size)
     part.parent.mkdir(parents=True, exist_ok=True)
@@ -263,30 +220,12 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
     def get_piece(start: int, end: int, probe: bool) -> None:
         got, attempt = start, 0
         while True:
-            headers = transport._headers(url, {"Accept-Encoding": "identity",
-                                               "Range": f"bytes={got}-{end - 1}"})
             try:
-                with transport._stream(url, headers) as r:
-                    if r.status_code >= 500 or r.status_code == 429:
-                        raise _Retry(f"HTTP {r.status_code}",
-                                     _retry_after(r.headers.get("Retry-After")))
-                    if r.status_code == 200:
-                        raise NoRanges(url)
-                    if r.status_code == 416:
-                        raise FetchError(f"{url}: the server's file ends before byte {got}; "
-                                         f"the index promised {size}",
-                                         hint="the artifact on the server is not the one "
-                                              "indexed", url=url, status=416)
-                    if r.status_code != 206:
-                        raise FetchError(f"{url}: HTTP {r.status_code}",
-                                         hint=_status_hint(r.status_code), url=url,
-                                         status=r.status_code)
-                    _check_content_range(r.headers.get("Content-Range"), got, end, size, url)
+                with open_piece(got, end) as chunks:
                     if probe:
                         probe = False
                         probed.set()
-                    # One byte past the range is enough to know the host lies.
-                    for chunk in r.chunks(transport.limits.chunk_size, end + 1 - got):
+                    for chunk in chunks:
                         if stop.is_set():
                             raise _Stopped
                         if got + len(chunk) > end:
@@ -294,7 +233,7 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
                                 f"{url}: the server sent more than the {end - start} bytes "
                                 f"of the range {start}-{end - 1}",
                                 hint="the host answers Range requests wrongly")
-                        view = chunk
+                        view = memoryview(chunk)
                         while view:
                             view = view[os.pwrite(fd, view, got + len(chunk) - len(view)):]
                         hasher.landed(got, chunk)
