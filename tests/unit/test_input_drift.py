@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from mx import inputprofile
+from mx import inputprofile, profiledoc
 from mx.errors import ConfigError
 from mx.infer.model import LoadedModel, resolve_model
 from mx.manifest import load_manifest
@@ -49,7 +49,7 @@ def _profile(model_dir: Path) -> None:
 def test_profile_from_data(model_dir: Path) -> None:
     _profile(model_dir)
     assert load_manifest(model_dir).manifest.input_profile == "input-profile.json"
-    made = inputprofile.read(model_dir / "input-profile.json")
+    made = profiledoc.read(model_dir / "input-profile.json")
     assert made.mx_input_profile == 1 and made.rows == 2000 and made.model == "acme/iris"
     bins = made.inputs["input"]
     assert bins.batch_axis == 0 and bins.by == "feature" and len(bins.edges[1]) == 9
@@ -126,7 +126,7 @@ def _bad(model_dir: Path, text: str) -> str:
     path = model_dir / "input-profile.json"
     path.write_text(text)
     with pytest.raises(ConfigError) as exc:
-        inputprofile.read(path)
+        profiledoc.read(path)
     assert str(path) in exc.value.message
     return exc.value.message
 
@@ -148,9 +148,9 @@ def test_a_malformed_profile_is_refused_clearly(model_dir: Path, caplog: pytest.
     assert "x: Extra inputs are not permitted" in _bad(model_dir, nan)
     big = {**good, "inputs": {f"i{n}": good["inputs"]["input"] for n in range(65)}}
     assert "inputs: Dictionary should have at most 64 items" in _bad(model_dir, json.dumps(big))
-    (model_dir / "input-profile.json").write_bytes(b" " * (inputprofile.MAX_PROFILE_BYTES + 1))
+    (model_dir / "input-profile.json").write_bytes(b" " * (profiledoc.MAX_PROFILE_BYTES + 1))
     with pytest.raises(ConfigError, match="at most"):
-        inputprofile.read(model_dir / "input-profile.json")
+        profiledoc.read(model_dir / "input-profile.json")
     # the server serves the model without drift, and says why
     (model_dir / "input-profile.json").write_text(json.dumps(
         {**good, "inputs": {"pixels": good["inputs"]["input"]}}))
@@ -163,3 +163,14 @@ def test_a_malformed_profile_is_refused_clearly(model_dir: Path, caplog: pytest.
         assert "mx_input_drift_psi{" not in core.metrics.render().decode()
     finally:
         core.close()
+
+
+def test_an_input_given_whole_is_profiled_but_counts_no_rows() -> None:
+    # a sample rate beside the batch (silero VAD's `sr`): one value, not one row of data
+    made = inputprofile.build({"input": _rows(20, seed=1), "sr": np.array(16000, np.int64)},
+                              {"input": 0, "sr": None})
+    assert made.rows == 20 and made.inputs["sr"].batch_axis is None
+    assert made.inputs["sr"].proportions == [[1.0]]
+    with pytest.raises(ConfigError, match="the data has 5 rows, fewer than the 10 bins"):
+        inputprofile.build({"input": _rows(5, seed=1), "sr": np.array(16000, np.int64)},
+                           {"input": 0, "sr": None})

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from prometheus_client import CollectorRegistry, Gauge
 
-from mx import inputprofile
+from mx import inputprofile, profiledoc
 from mx.errors import ConfigError, MxError
 from mx.infer.model import LoadedModel, is_local_spec
 from mx.manifest import load_manifest
@@ -35,7 +35,7 @@ class Window:
     """Bin counts of one input over the last `size` rows (whole requests: at least `size`
     rows once that many came, and never a request fewer)."""
 
-    def __init__(self, bins: inputprofile.InputBins, size: int) -> None:
+    def __init__(self, bins: profiledoc.InputBins, size: int) -> None:
         self.bins, self.size = bins, size
         self.edges = [np.asarray(e, np.float64) for e in bins.edges]
         self.reference = [np.asarray(p, np.float64) for p in bins.proportions]
@@ -108,8 +108,8 @@ class Drift:
             path = profile_path(spec, model)
             if path is None:
                 return
-            profile = inputprofile.read(path)
-            inputprofile.check_against(profile, {t.name: t for t in model.inputs}, str(path))
+            profile = profiledoc.read(path)
+            profiledoc.check_against(profile, {t.name: t for t in model.inputs}, str(path))
         except MxError as exc:
             log.warning(json.dumps({"event": "profile_refused", "model": model.name,
                                     "version": model.version, "error": exc.message}))
