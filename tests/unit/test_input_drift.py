@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,3 +175,47 @@ def test_an_input_given_whole_is_profiled_but_counts_no_rows() -> None:
     with pytest.raises(ConfigError, match="the data has 5 rows, fewer than the 10 bins"):
         inputprofile.build({"input": _rows(5, seed=1), "sr": np.array(16000, np.int64)},
                            {"input": 0, "sr": None})
+
+
+def test_the_client_installs_the_records_profile_only_when_the_model_accepts_it(
+        model_dir: Path) -> None:
+    from mx.client.profile import check, entries, profile_file
+
+    _profile(model_dir)
+    text = (model_dir / "input-profile.json").read_bytes()
+    record = {"manifest": {"input_profile": "input-profile.json"},
+              "input_profile": json.loads(text)}
+    files, warnings = profile_file(record, ["model.onnx", "mx.yaml"])
+    assert files == {"input-profile.json": text} and warnings == []  # as mx profile wrote it
+    assert check(files, "acme/iris 1.0.0") == (files, [])
+    [entry] = entries(files)
+    assert entry["size"] == len(text) and entry["urls"] == []
+    # never in place of another file of the release
+    assert profile_file(record, ["input-profile.json"])[0] == {}
+    assert profile_file({"manifest": {}, "input_profile": {}}, [])[0] == {}
+    swapped = json.loads(text)
+    swapped["inputs"]["input"]["edges"][2].reverse()
+    for bad, why in [(swapped, "inputs.input: edges[2]: edges must be strictly increasing"),
+                     ({**swapped, "rows": math.nan}, "(top level): Input should be a valid "
+                                                     "dictionary"),
+                     ({**swapped, "mx_input_profile": 2}, "mx_input_profile 2 is newer")]:
+        made, _ = profile_file({**record, "input_profile": bad}, [])
+        kept, [warning] = check(made, "acme/iris 1.0.0")
+        assert kept == {} and warning.startswith(
+            f"acme/iris 1.0.0: input_profile (input-profile.json): {why}"), warning
+
+
+def test_an_installed_profile_is_found_in_the_variant_folder(tmp_path: Path) -> None:
+    from mx.serve.drift import profile_path
+
+    variant = model_folder(tmp_path)  # the artifact moved into a subfolder, as some are
+    (variant / "onnx").mkdir()
+    (variant / "model.onnx").rename(variant / "onnx" / "model.onnx")
+    (variant / "mx.yaml").write_text((variant / "mx.yaml").read_text()
+                                     .replace("path: model.onnx", "path: onnx/model.onnx")
+                                     + "input_profile: input-profile.json\n")
+    model = LoadedModel("acme/iris", "1.0.0", variant / "onnx" / "model.onnx", None, [], [],
+                        0.0, root=variant)
+    assert profile_path("acme/iris@^1", model) is None  # not installed with the release
+    (variant / "input-profile.json").write_text("{}")
+    assert profile_path("acme/iris@^1", model) == variant / "input-profile.json"
