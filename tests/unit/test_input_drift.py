@@ -219,3 +219,28 @@ def test_an_installed_profile_is_found_in_the_variant_folder(tmp_path: Path) -> 
     assert profile_path("acme/iris@^1", model) is None  # not installed with the release
     (variant / "input-profile.json").write_text("{}")
     assert profile_path("acme/iris@^1", model) == variant / "input-profile.json"
+
+
+def test_optimize_with_data_writes_the_profile_too(model_dir: Path) -> None:
+    from mx.cli.main import cli
+
+    ref = model_dir.parent / "ref.npz"
+    result = CliRunner().invoke(cli, ["optimize", str(model_dir), "-t", "graph", "--data",
+                                      str(ref), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["input_profile"] == str(model_dir / "input-profile.json")
+    assert load_manifest(model_dir).manifest.input_profile == "input-profile.json"
+    made = profiledoc.read(model_dir / "input-profile.json")
+    assert made.rows == 2000 and made.inputs["input"].features == 4
+    assert {v["artifact"]["variant"] for v in out["variants"]} == {"opt"}
+    # data enough for a quality check but not for a profile: the variant is kept
+    np.savez(model_dir.parent / "few.npz", input=_rows(8, seed=1))
+    result = CliRunner().invoke(cli, ["optimize", str(model_dir), "-t", "int8-dynamic",
+                                      "--data", str(model_dir.parent / "few.npz"), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["input_profile"] is None
+    assert out["warnings"][-1] == ("input profile not written: the data has 8 rows, fewer "
+                                   "than the 10 bins")
+    assert "int8" in {a.variant for a in load_manifest(model_dir).manifest.artifacts}
