@@ -154,19 +154,25 @@ class VersionRecord(_Doc):
     signature: SignatureRef | None = None
     artifacts: list[ArtifactRecord] = Field(max_length=MAX_ARTIFACTS)
     benchmarks: Any = None
+    # Checked by the client against mx.profiledoc, not here: a profile it cannot read (a
+    # newer format) is left out of the install, and the model still installs.
+    input_profile: Any = None
 
     @field_validator("manifest")
     @classmethod
-    def _card_path(cls, value: dict[str, Any]) -> dict[str, Any]:
-        # The card is installed under the path the manifest names: a path like any other.
-        card = value.get("card")
-        if card is not None:
-            if not isinstance(card, str):
-                raise ValueError("card is not a string")
+    def _installed_paths(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # The card and the input profile are installed under the paths the manifest names:
+        # paths like any other.
+        for key in ("card", "input_profile"):
+            rel = value.get(key)
+            if rel is None:
+                continue
+            if not isinstance(rel, str):
+                raise ValueError(f"{key} is not a string")
             try:
-                _relpath(card)
+                _relpath(rel)
             except ValueError as exc:
-                raise ValueError(f"card: {exc}") from None
+                raise ValueError(f"{key}: {exc}") from None
         return value
 
     @model_validator(mode="after")
@@ -178,13 +184,17 @@ class VersionRecord(_Doc):
                 raise ValueError(f"artifact {art.path!r} is listed twice for variant "
                                  f"{art.variant!r}")
             seen.add(key)
-        # A variant folder holds its artifacts, the card and mx.yaml: no two may need the
-        # same name for a file and a folder, or differ only in case (one file on macOS).
+        # A variant folder holds its artifacts, the card, mx.yaml and the input profile: no
+        # two may need the same name for a file and a folder, or differ only in case (one
+        # file on macOS).
         extra = []
         if self.card is not None:
             extra.append(self.manifest.get("card") or "README.md")
         if self.manifest_file is not None:
             extra.append("mx.yaml")
+        profile_path = self.manifest.get("input_profile")
+        if self.input_profile is not None and profile_path is not None:
+            extra.append(profile_path)
         for variant in sorted({a.variant for a in self.artifacts}):
             problem = _layout_conflict(
                 [a.path for a in self.artifacts if a.variant == variant] + extra)

@@ -62,6 +62,14 @@ def test_a_good_document_round_trips_with_defaults() -> None:
     (lambda d: d["channels"].update(stable="latest"), "channels.stable"),
     (lambda d: d["versions"].update({"01.0.0": d["versions"]["1.0.0"]}), "01.0.0"),
     (lambda d: d["versions"]["1.0.0"]["manifest"].update(card="../README.md"), "card"),
+    (lambda d: d["versions"]["1.0.0"]["manifest"].update(input_profile="../p.json"),
+     "input_profile: path '../p.json' contains '..'"),
+    (lambda d: d["versions"]["1.0.0"]["manifest"].update(input_profile=7),
+     "input_profile is not a string"),
+    (lambda d: (d["versions"]["1.0.0"]["manifest"].update(input_profile="Weights/Model.onnx"),
+                d["versions"]["1.0.0"].update(input_profile={})), "differ only in case"),
+    (lambda d: (d["versions"]["1.0.0"]["manifest"].update(input_profile="weights"),
+                d["versions"]["1.0.0"].update(input_profile={})), "also a folder"),
     (lambda d: d["versions"]["1.0.0"]["artifacts"].append(art(d)), "listed twice"),
 ])
 def test_refusals_name_the_field(change: Any, field: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from mx import inputprofile
+from mx import inputprofile, profiledoc
 from mx.errors import ConfigError
 from mx.infer.model import LoadedModel, resolve_model
 from mx.manifest import load_manifest
@@ -49,7 +50,7 @@ def _profile(model_dir: Path) -> None:
 def test_profile_from_data(model_dir: Path) -> None:
     _profile(model_dir)
     assert load_manifest(model_dir).manifest.input_profile == "input-profile.json"
-    made = inputprofile.read(model_dir / "input-profile.json")
+    made = profiledoc.read(model_dir / "input-profile.json")
     assert made.mx_input_profile == 1 and made.rows == 2000 and made.model == "acme/iris"
     bins = made.inputs["input"]
     assert bins.batch_axis == 0 and bins.by == "feature" and len(bins.edges[1]) == 9
@@ -126,7 +127,7 @@ def _bad(model_dir: Path, text: str) -> str:
     path = model_dir / "input-profile.json"
     path.write_text(text)
     with pytest.raises(ConfigError) as exc:
-        inputprofile.read(path)
+        profiledoc.read(path)
     assert str(path) in exc.value.message
     return exc.value.message
 
@@ -148,9 +149,9 @@ def test_a_malformed_profile_is_refused_clearly(model_dir: Path, caplog: pytest.
     assert "x: Extra inputs are not permitted" in _bad(model_dir, nan)
     big = {**good, "inputs": {f"i{n}": good["inputs"]["input"] for n in range(65)}}
     assert "inputs: Dictionary should have at most 64 items" in _bad(model_dir, json.dumps(big))
-    (model_dir / "input-profile.json").write_bytes(b" " * (inputprofile.MAX_PROFILE_BYTES + 1))
+    (model_dir / "input-profile.json").write_bytes(b" " * (profiledoc.MAX_PROFILE_BYTES + 1))
     with pytest.raises(ConfigError, match="at most"):
-        inputprofile.read(model_dir / "input-profile.json")
+        profiledoc.read(model_dir / "input-profile.json")
     # the server serves the model without drift, and says why
     (model_dir / "input-profile.json").write_text(json.dumps(
         {**good, "inputs": {"pixels": good["inputs"]["input"]}}))
@@ -163,3 +164,83 @@ def test_a_malformed_profile_is_refused_clearly(model_dir: Path, caplog: pytest.
         assert "mx_input_drift_psi{" not in core.metrics.render().decode()
     finally:
         core.close()
+
+
+def test_an_input_given_whole_is_profiled_but_counts_no_rows() -> None:
+    # a sample rate beside the batch (silero VAD's `sr`): one value, not one row of data
+    made = inputprofile.build({"input": _rows(20, seed=1), "sr": np.array(16000, np.int64)},
+                              {"input": 0, "sr": None})
+    assert made.rows == 20 and made.inputs["sr"].batch_axis is None
+    assert made.inputs["sr"].proportions == [[1.0]]
+    with pytest.raises(ConfigError, match="the data has 5 rows, fewer than the 10 bins"):
+        inputprofile.build({"input": _rows(5, seed=1), "sr": np.array(16000, np.int64)},
+                           {"input": 0, "sr": None})
+
+
+def test_the_client_installs_the_records_profile_only_when_the_model_accepts_it(
+        model_dir: Path) -> None:
+    from mx.client.profile import check, entries, profile_file
+
+    _profile(model_dir)
+    text = (model_dir / "input-profile.json").read_bytes()
+    record = {"manifest": {"input_profile": "input-profile.json"},
+              "input_profile": json.loads(text)}
+    files, warnings = profile_file(record, ["model.onnx", "mx.yaml"])
+    assert files == {"input-profile.json": text} and warnings == []  # as mx profile wrote it
+    assert check(files, "acme/iris 1.0.0") == (files, [])
+    [entry] = entries(files)
+    assert entry["size"] == len(text) and entry["urls"] == []
+    # never in place of another file of the release
+    assert profile_file(record, ["input-profile.json"])[0] == {}
+    assert profile_file({"manifest": {}, "input_profile": {}}, [])[0] == {}
+    swapped = json.loads(text)
+    swapped["inputs"]["input"]["edges"][2].reverse()
+    for bad, why in [(swapped, "inputs.input: edges[2]: edges must be strictly increasing"),
+                     ({**swapped, "rows": math.nan}, "(top level): Input should be a valid "
+                                                     "dictionary"),
+                     ({**swapped, "mx_input_profile": 2}, "mx_input_profile 2 is newer")]:
+        made, _ = profile_file({**record, "input_profile": bad}, [])
+        kept, [warning] = check(made, "acme/iris 1.0.0")
+        assert kept == {} and warning.startswith(
+            f"acme/iris 1.0.0: input_profile (input-profile.json): {why}"), warning
+
+
+def test_an_installed_profile_is_found_in_the_variant_folder(tmp_path: Path) -> None:
+    from mx.serve.drift import profile_path
+
+    variant = model_folder(tmp_path)  # the artifact moved into a subfolder, as some are
+    (variant / "onnx").mkdir()
+    (variant / "model.onnx").rename(variant / "onnx" / "model.onnx")
+    (variant / "mx.yaml").write_text((variant / "mx.yaml").read_text()
+                                     .replace("path: model.onnx", "path: onnx/model.onnx")
+                                     + "input_profile: input-profile.json\n")
+    model = LoadedModel("acme/iris", "1.0.0", variant / "onnx" / "model.onnx", None, [], [],
+                        0.0, root=variant)
+    assert profile_path("acme/iris@^1", model) is None  # not installed with the release
+    (variant / "input-profile.json").write_text("{}")
+    assert profile_path("acme/iris@^1", model) == variant / "input-profile.json"
+
+
+def test_optimize_with_data_writes_the_profile_too(model_dir: Path) -> None:
+    from mx.cli.main import cli
+
+    ref = model_dir.parent / "ref.npz"
+    result = CliRunner().invoke(cli, ["optimize", str(model_dir), "-t", "graph", "--data",
+                                      str(ref), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["input_profile"] == str(model_dir / "input-profile.json")
+    assert load_manifest(model_dir).manifest.input_profile == "input-profile.json"
+    made = profiledoc.read(model_dir / "input-profile.json")
+    assert made.rows == 2000 and made.inputs["input"].features == 4
+    assert {v["artifact"]["variant"] for v in out["variants"]} == {"opt"}
+    # data enough for a quality check but not for a profile: the variant is kept
+    np.savez(model_dir.parent / "few.npz", input=_rows(8, seed=1))
+    result = CliRunner().invoke(cli, ["optimize", str(model_dir), "-t", "int8-dynamic",
+                                      "--data", str(model_dir.parent / "few.npz"), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["input_profile"] is None
+    assert out["warnings"][-1] == ("input profile not written: the data has 8 rows, fewer "
+                                   "than the 10 bins")
+    assert "int8" in {a.variant for a in load_manifest(model_dir).manifest.artifacts}

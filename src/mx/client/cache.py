@@ -144,6 +144,15 @@ class Cache:
         """Where the download of a blob grows, kept across processes so a rerun resumes."""
         return self.tmp / f"{sha256}.part"
 
+    def store_blob(self, data: bytes) -> str:
+        """Put bytes mx made itself (an input profile from the index record, never a
+        download) in the blob store, read-only like the rest. The caller holds the blob's
+        lock (`pinned`). Returns the sha256."""
+        sha = hashlib.sha256(data).hexdigest()
+        if not self.has_blob(sha, len(data)):
+            atomic_write_bytes(self.blob(sha), data, mode=0o444, tmp_dir=self.tmp)
+        return sha
+
     def has_blob(self, sha256: str, size: int) -> bool:
         try:
             return self.blob(sha256).stat().st_size == size

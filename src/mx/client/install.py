@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mx.client import profile
 from mx.client.cache import Cache, link_file
 from mx.client.cache_gc import reclaim
 from mx.client.download import Downloader
@@ -155,16 +156,19 @@ def install_requirement(session: ClientSession, req: Requirement, variant: str |
     namespace_signers = document.signers()
     variant, arts = select_artifacts(res, variant, fmt)
     arts = arts + card_entry(res.record) + manifest_entry(res.record)
+    made, warnings = _input_profile(session, req.name, res.version, variant, res.record, arts)
     signed: dict[str, str] | None = None
-    warnings: list[str] = []
 
     def before_fetch() -> None:
-        nonlocal signed, warnings
+        nonlocal signed
         bundle = signature_entry(res.record)
         bundle_file = (fetch_blob(session, bundle, f"{req.name}@{res.version}")
                        if bundle else None)
-        signed, warnings = check_release(req.name, res.version, res.record, arts,
-                                         session.trust, bundle_file, namespace_signers)
+        # `arts` only: the input profile is the index record's, not a file the release
+        # signed byte for byte (the signed index vouches for it).
+        signed, more = check_release(req.name, res.version, res.record, arts,
+                                     session.trust, bundle_file, namespace_signers)
+        warnings.extend(more)
 
     def before_link(blobs: dict[str, Path]) -> None:
         if signed is not None and MANIFEST_FILE in blobs:
@@ -172,11 +176,26 @@ def install_requirement(session: ClientSession, req: Requirement, variant: str |
 
     installed = materialize(session, session.registry, req.name, res.version, variant, arts,
                             res.record.get("manifest"), to, before_fetch, before_link,
-                            {"signature": res.record.get("signature")})
+                            {"signature": res.record.get("signature")}, made)
     installed.warnings = (session.take_notices() + res.warnings + warnings
                           + installed.warnings)
     installed.signed = signed is not None
     return installed
+
+
+def _input_profile(session: ClientSession, name: str, version: str, variant: str,
+                   record: dict[str, Any], arts: list[dict[str, Any]]
+                   ) -> tuple[dict[str, bytes], list[str]]:
+    """The input profile file to install with the release ({} if none), and warnings."""
+    files, warnings = profile.profile_file(record, [a["path"] for a in arts])
+    if not files:
+        return files, warnings
+    variant_dir = session.cache.variant_dir(registry_key(session.registry), name, version,
+                                            variant)
+    if session.cache.installed_files(variant_dir, arts + profile.entries(files)):
+        return files, warnings  # these very bytes passed `check` when they were written
+    kept, refused = profile.check(files, f"{name} {version}")
+    return kept, warnings + refused
 
 
 def signature_entry(record: dict[str, Any]) -> dict[str, Any] | None:
@@ -223,13 +242,17 @@ def materialize(session: ClientSession, registry: str, name: str, version: str, 
                 to: Path | None,
                 before_fetch: Callable[[], None] | None = None,
                 before_link: Callable[[dict[str, Path]], None] | None = None,
-                extra_record: dict[str, Any] | None = None) -> InstalledModel:
-    """Make the artifacts present and linked in the cache (and in `to`)."""
+                extra_record: dict[str, Any] | None = None,
+                made: dict[str, bytes] | None = None) -> InstalledModel:
+    """Make the artifacts present and linked in the cache (and in `to`), with the files
+    `made` from the index record rather than fetched (path -> bytes: the input profile)."""
     cache = session.cache
     key = registry_key(registry)
     variant_dir = cache.variant_dir(key, name, version, variant)
+    made = made or {}
+    wanted = arts + profile.entries(made)
     downloaded = False
-    if not cache.installed_files(variant_dir, arts):
+    if not cache.installed_files(variant_dir, wanted):
         if session.settings.offline:
             missing = [a["path"] for a in arts if not cache.has_blob(a["sha256"], a["size"])]
             if missing:
@@ -239,16 +262,19 @@ def materialize(session: ClientSession, registry: str, name: str, version: str, 
         # One writer per variant folder; the blob locks keep prune off what we are about
         # to link until the record names it (the lock protocol in mx.client.cache).
         with cache.variant_lock(variant_dir):
-            if not cache.installed_files(variant_dir, arts):  # or another process did
+            if not cache.installed_files(variant_dir, wanted):  # or another process did
                 reclaim(cache, held=variant_dir)  # what killed processes left
                 signature = (extra_record or {}).get("signature") or {}
-                pins = {a["sha256"] for a in arts} | (
+                pins = {a["sha256"] for a in wanted} | (
                     {signature["sha256"]} if isinstance(signature.get("sha256"), str) else set())
                 with cache.pinned(pins):
+                    for data in made.values():
+                        cache.store_blob(data)
                     _fetch_and_link(session, registry, name, version, variant, arts, manifest,
-                                    variant_dir, before_fetch, before_link, extra_record)
+                                    variant_dir, before_fetch, before_link, extra_record,
+                                    wanted)
                 downloaded = True
-    files = {a["path"]: variant_dir / a["path"] for a in arts}
+    files = {a["path"]: variant_dir / a["path"] for a in wanted}
     if to is not None:
         files = export_to(files, to)
     return InstalledModel(name, version, variant, registry, variant_dir, files, arts, manifest,
@@ -259,7 +285,8 @@ def _fetch_and_link(session: ClientSession, registry: str, name: str, version: s
                     arts: list[dict[str, Any]], manifest: dict[str, Any] | None,
                     variant_dir: Path, before_fetch: Callable[[], None] | None,
                     before_link: Callable[[dict[str, Path]], None] | None,
-                    extra_record: dict[str, Any] | None) -> None:
+                    extra_record: dict[str, Any] | None, linked: list[dict[str, Any]]) -> None:
+    """Fetch `arts` and link `linked` (`arts` and the made files, already stored)."""
     cache = session.cache
     if before_fetch is not None:
         before_fetch()  # e.g. the signature: checked once, before anything is fetched
@@ -268,11 +295,11 @@ def _fetch_and_link(session: ClientSession, registry: str, name: str, version: s
     if before_link is not None:
         before_link({a["path"]: cache.blob(a["sha256"]) for a in arts})
     record: dict[str, Any] = {"registry": registry, "name": name, "version": version,
-                              "variant": variant, "artifacts": arts}
+                              "variant": variant, "artifacts": linked}
     if manifest is not None:
         record["manifest"] = manifest
     record.update(extra_record or {})
-    cache.link_snapshot(variant_dir, {a["path"]: a["sha256"] for a in arts}, record)
+    cache.link_snapshot(variant_dir, {a["path"]: a["sha256"] for a in linked}, record)
 
 
 def export_to(files: dict[str, Path], to: Path) -> dict[str, Path]:

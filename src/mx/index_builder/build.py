@@ -309,6 +309,8 @@ def model_document(name: str, releases: dict[str, Release],
             record["yanked_reason"] = yanked[key]
         if rel.benchmarks is not None:
             record["benchmarks"] = rel.benchmarks
+        if rel.input_profile is not None:
+            record["input_profile"] = rel.input_profile
         versions[key] = record
     doc = {
         "mx_index": INDEX_FORMAT,

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mx import dvcfiles, gitrepo, lfs, yamlio
+from mx import dvcfiles, gitrepo, lfs, profiledoc, yamlio
 from mx.errors import BuildError, ConfigError, DvcProblem
 from mx.fsutil import atomic_write_bytes
 from mx.gitrepo import ReleaseTag
@@ -58,6 +58,7 @@ class Release:
     benchmarks: Any = None
     manifest_bytes: bytes = b""
     signature: Any = None  # SignatureRecord once checked
+    input_profile: dict[str, Any] | None = None  # the profile as validated, for the record
 
     @property
     def where(self) -> str:
@@ -218,7 +219,29 @@ def read_release(source: RegistrySource, tag: ReleaseTag, manifests: ManifestCac
                 benchmarks = json.loads(raw)
             except ValueError:
                 raise Skip(f"{manifest.benchmarks} is not valid JSON") from None
-    return Release(source, tag, manifest, card, artifacts, benchmarks, data)
+    profile = _input_profile(source, tag, manifest) if manifest.input_profile else None
+    return Release(source, tag, manifest, card, artifacts, benchmarks, data,
+                   input_profile=profile)
+
+
+def _input_profile(source: RegistrySource, tag: ReleaseTag, manifest: Manifest
+                   ) -> dict[str, Any]:
+    """The release's input profile as its index record carries it, checked as `mx serve`
+    checks one (size, strict model, inputs the signature has): a release whose profile
+    `mx serve` would refuse is skipped, not published for every client to refuse."""
+    assert manifest.input_profile is not None
+    path = gitrepo.join(tag.model_dir, manifest.input_profile)
+    raw = gitrepo.tree_entry_data(source.repo, tag.commit, path)
+    if raw is None:
+        raise Skip(f"input profile {path} does not exist at this tag")
+    try:
+        profile = profiledoc.parse(raw, path)
+        if manifest.signature is not None:
+            profiledoc.check_against(profile, {t.name: t for t in manifest.signature.inputs},
+                                     path)
+    except ConfigError as exc:
+        raise Skip(exc.message) from None
+    return profile.model_dump(mode="json")
 
 
 def _artifact(source: RegistrySource, tag: ReleaseTag, rel: str, fmt: str, variant: str,

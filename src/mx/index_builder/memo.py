@@ -30,7 +30,7 @@ from mx import __version__
 from mx.fsutil import atomic_write_bytes
 from mx.index_builder.registry import Registry, SourceSpec
 
-FORMAT = 5
+FORMAT = 6  # 6: version records carry the input profile
 MAX_REF_FOLDERS = 10_000  # a repo with more ref folders than this is read the slow way
 SHARDS = 64  # memo files: a rebuild rewrites those of the sources it read
 

@@ -26,6 +26,9 @@ class LoadedModel:
     inputs: list[Value]
     outputs: list[Value]
     load_seconds: float
+    # The model's folder, where its mx.yaml lies: the local directory, or the installed
+    # variant folder (the artifact may be in a subfolder of either).
+    root: Path | None = None
 
     @property
     def batchable(self) -> bool:
@@ -61,7 +64,7 @@ def _tensors(args: Any) -> list[Value]:
 def open_model(name: str, version: str, path: Path, threads: int = 0,
                providers: list[str] | None = None,
                session_options: Mapping[str, Any] | None = None,
-               spin: bool = True) -> LoadedModel:
+               spin: bool = True, root: Path | None = None) -> LoadedModel:
     import onnxruntime as ort
 
     start = time.perf_counter()
@@ -81,7 +84,7 @@ def open_model(name: str, version: str, path: Path, threads: int = 0,
         raise ConfigError(f"{name} {version}: onnxruntime cannot load {path.name}: "
                           f"{str(exc).splitlines()[0]}") from None
     return LoadedModel(name, version, path, session, _tensors(session.get_inputs()),
-                       _tensors(session.get_outputs()), time.perf_counter() - start)
+                       _tensors(session.get_outputs()), time.perf_counter() - start, root)
 
 
 def local_onnx(model_dir: Path, variant: str | None) -> tuple[str, str, Path]:
@@ -112,10 +115,12 @@ def resolve_model(spec: str, registry: str | None = None, variant: str | None = 
                   offline: bool | None = None, spin: bool = True) -> LoadedModel:
     """`ns/name@range` through the cache (installing if needed), or a local model directory."""
     if is_local_spec(spec):
-        name, version, path = local_onnx(Path(spec).expanduser(), variant)
+        root = Path(spec).expanduser()
+        name, version, path = local_onnx(root, variant)
     else:
 
         installed = install(spec, variant=variant, format="onnx", registry=registry,
                             offline=offline)
         name, version, path = installed.name, installed.version, installed.artifact("onnx")
-    return open_model(name, version, path, threads, providers, session_options, spin)
+        root = installed.path
+    return open_model(name, version, path, threads, providers, session_options, spin, root)

@@ -1,7 +1,9 @@
 """Input drift of served models: PSI of recent requests against the release's input profile
 (`mx.inputprofile`), as the gauge `mx_input_drift_psi{model,version,input}`.
 
-A model version whose mx.yaml names an `input_profile` gets one window per profiled input:
+A model version whose mx.yaml names an `input_profile` (a local model directory, or an
+installed release, whose index record carries the profile and `mx install` writes it into
+the variant folder) gets one window per profiled input:
 bin counts of the requests that ran, the oldest requests dropped once the newer ones hold
 `window` rows. Counting is numpy's searchsorted and bincount per request (at most
 `inputprofile.VALUES_PER_ROW` values a row); PSI is computed when /metrics is read, NaN
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from prometheus_client import CollectorRegistry, Gauge
 
-from mx import inputprofile
+from mx import inputprofile, profiledoc
 from mx.errors import ConfigError, MxError
 from mx.infer.model import LoadedModel, is_local_spec
 from mx.manifest import load_manifest
@@ -35,7 +37,7 @@ class Window:
     """Bin counts of one input over the last `size` rows (whole requests: at least `size`
     rows once that many came, and never a request fewer)."""
 
-    def __init__(self, bins: inputprofile.InputBins, size: int) -> None:
+    def __init__(self, bins: profiledoc.InputBins, size: int) -> None:
         self.bins, self.size = bins, size
         self.edges = [np.asarray(e, np.float64) for e in bins.edges]
         self.reference = [np.asarray(p, np.float64) for p in bins.proportions]
@@ -70,10 +72,11 @@ class Window:
 
 def profile_path(spec: str, model: LoadedModel) -> Path | None:
     """The input profile mx.yaml names for a served model, if there is one: in the model
-    directory (a local spec), or installed beside the artifact."""
+    directory (a local spec), or in the installed variant folder, where `mx install` writes
+    the profile the release's index record carries."""
 
     local = is_local_spec(spec)
-    root = Path(spec).expanduser() if local else model.path.parent
+    root = Path(spec).expanduser() if local else (model.root or model.path.parent)
     if not (root / MANIFEST_FILE).is_file():
         return None
     rel = load_manifest(root).manifest.input_profile
@@ -85,7 +88,7 @@ def profile_path(spec: str, model: LoadedModel) -> Path | None:
             raise ConfigError(f"input_profile names {rel}, which does not exist",
                               hint="write it with `mx profile DIR --data FILE.npz`",
                               path=str(root / MANIFEST_FILE))
-        return None  # the registry did not install it with the release
+        return None  # the index carries none, or one the client refused
     return path
 
 
@@ -108,8 +111,8 @@ class Drift:
             path = profile_path(spec, model)
             if path is None:
                 return
-            profile = inputprofile.read(path)
-            inputprofile.check_against(profile, {t.name: t for t in model.inputs}, str(path))
+            profile = profiledoc.read(path)
+            profiledoc.check_against(profile, {t.name: t for t in model.inputs}, str(path))
         except MxError as exc:
             log.warning(json.dumps({"event": "profile_refused", "model": model.name,
                                     "version": model.version, "error": exc.message}))
