@@ -39,8 +39,8 @@ def mx_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "mx", *args]
 
 
-def run(cmd: list[str], env: dict[str, str] | None = None) -> None:
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+def run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=cwd)
     if proc.returncode != 0:
         raise SystemExit(f"bench: {' '.join(cmd)} failed ({proc.returncode}): {proc.stderr}")
 

@@ -11,8 +11,9 @@ Big models (`--big-gib`, default 4; 0 skips; `--big-only` runs just this part): 
 file of that size and a model of ten shards of a tenth of it each, from a local HTTP server
 with Range support (`mx index serve`). `mx install`, cold, against `curl -o` of the same
 file(s) from the same server with no hashing (the shards with `curl --parallel`, as many at
-once as mx fetches files), alternating; target at most 1.10x. huggingface_hub's downloader
-(`http_get`) is timed too when it is installed.
+once as mx fetches files), alternating; target at most 1.10x. Peers are timed in the same
+rotation when installed (bench/peers.py): huggingface_hub's `http_get`, `dvc pull` from an
+HTTP remote on the same server, and `git clone` with git-lfs from giftless.
 
     .venv/bin/python bench/install.py [--size-mib 1024] [--signed-mib 500] [--runs 5]
                                       [--big-gib 4] [--big-only]
@@ -29,10 +30,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers
 from common import bench_env, fmt, median_of, mx_cmd, run
 
 
@@ -100,44 +101,39 @@ def serve(site: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     return server, server.stderr.readline().split(" at ")[1].split()[0]
 
 
-def hf_get() -> Callable[[str, Path], None] | None:
-    """huggingface_hub's own downloader for one URL, when it is installed."""
-    try:
-        from huggingface_hub.file_download import http_get
-    except ImportError:
-        return None
-
-    def get(url: str, out: Path) -> None:
-        with out.open("wb") as f:
-            http_get(url, f)
-
-    return get
+def row(label: str, value: str) -> None:
+    print(f"{label:<40}{value}")
 
 
 def bench_big(root: Path, env: dict[str, str], gib: float, runs: int) -> None:
-    """One `gib` GiB file and ten shards of a tenth of it: mx cold vs curl -o, no hashing."""
+    """One `gib` GiB file and ten shards of a tenth of it: mx cold vs curl -o, no hashing,
+    and the peers beside them."""
     big, shard = int(gib * (1 << 30)), int(gib * (1 << 30)) // 10
-    need = 4 * (big + 10 * shard)  # the LFS repos (tree and store), the site, one download
+    # the LFS repos (tree and store), the site, and one download, which dvc and git-lfs
+    # write twice (their cache, then the work tree); giftless and DVC's remote are links
+    need = 5 * (big + 10 * shard)
     free = shutil.disk_usage(root).free
     if need > free * 0.8:
         raise SystemExit(f"bench: --big-gib {gib} needs about {need >> 30} GiB in {root}, "
                          f"{free >> 30} GiB are free; pass a smaller --big-gib")
     print(f"building a registry with one {gib:g} GiB file and 10 shards of "
           f"{shard >> 20} MiB in {root} ...", flush=True)
-    repos = [make_repo(root, "bench/huge", big), make_repo(root, "bench/shards", shard, 10)]
+    repos = {"bench/huge": make_repo(root, "bench/huge", big),
+             "bench/shards": make_repo(root, "bench/shards", shard, 10)}
     (root / "big-registry.yaml").write_text(
         "registry: 1\nname: bench-big\nmirror_artifacts: true\nallow_unsigned: true\n"
-        "sources:\n" + "".join(f"  - repo: {r.relative_to(root)}\n" for r in repos))
+        "sources:\n" + "".join(f"  - repo: {r.relative_to(root)}\n" for r in repos.values()))
     site = root / "big-site"
     run(mx_cmd("index", "build", str(root / "big-registry.yaml"), "-o", str(site),
                "--no-site"), env)
-    for repo in repos:
+    bares = {name: peers.lfs_bare(repo, root / "lfs-remotes") for name, repo in repos.items()}
+    for repo in repos.values():
         shutil.rmtree(repo)
     server, url = serve(site, env)
     out = root / "curl-out"
     parts = os.environ.get("MX_PARALLEL_PARTS", "4 (default)")
 
-    def compare(name: str, what: str) -> None:
+    def compare(name: str, what: str, lfs: object) -> None:
         doc = json.loads((site / f"index/models/{name}.json").read_text())
         arts = doc["versions"]["1.0.0"]["artifacts"]
         urls = [url + a["urls"][0] for a in arts]
@@ -147,44 +143,45 @@ def bench_big(root: Path, env: dict[str, str], gib: float, runs: int) -> None:
         for i, u in enumerate(urls):
             curl += ["-o", str(out / f"{i}.bin"), u]
         install = mx_cmd("install", f"{name}@1.0.0", "--registry", url)
-        get = hf_get()
+        slug = name.replace("/", "-")
+        others = [peers.hf_peer(urls, out),
+                  peers.dvc_peer(root / "dvc" / slug, site, url, arts, env),
+                  peers.lfs_peer(lfs, bares[name], site, arts, root / "lfs-clone", env)]
 
         def fresh() -> None:
             shutil.rmtree(root / "mx-cache", ignore_errors=True)
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir()
-
-        def hf() -> None:
-            assert get is not None
-            for i, u in enumerate(urls):
-                get(u, out / f"{i}.bin")
+            for peer in others:
+                peer.fresh()
 
         fresh()
         run(curl)  # warm the server's page cache once, for every side alike
-        samples: dict[str, list[float]] = {"curl": [], "mx": [], "hf": []}
-        for _ in range(runs):  # A B (C) A B (C): drift in load hits every side alike
-            samples["curl"].append(median_of(1, lambda: run(curl), fresh)[0])
-            samples["mx"].append(median_of(1, lambda: run(install, env), fresh)[0])
-            if get is not None:
-                samples["hf"].append(median_of(1, hf, fresh)[0])
+        sides = [("curl", lambda: run(curl)), ("mx", lambda: run(install, env))]
+        sides += [(p.label, p.fetch) for p in others if p.fetch is not None]
+        samples: dict[str, list[float]] = {label: [] for label, _ in sides}
+        for _ in range(runs):  # A B C D A B C D: drift in load hits every side alike
+            for label, fetch in sides:
+                samples[label].append(median_of(1, fetch, fresh)[0])
         fresh()
         ref, cold = statistics.median(samples["curl"]), statistics.median(samples["mx"])
         print(f"\n{what} over http://127.0.0.1, {runs} runs, medians "
               f"(MX_PARALLEL_PARTS={parts})")
-        print(f"curl -o (no hashing):          {ref:.3f} s  [{fmt(samples['curl'])}]")
-        print(f"mx install, cold (sha256'd):   {cold:.3f} s  [{fmt(samples['mx'])}]")
+        row("curl -o (no hashing):", f"{ref:.3f} s  [{fmt(samples['curl'])}]")
+        row("mx install, cold (sha256'd):", f"{cold:.3f} s  [{fmt(samples['mx'])}]")
         print(f"  ratio mx/curl: {cold / ref:.2f}x   (target <= 1.10x)"
               f"  {'OK' if cold / ref <= 1.10 else 'MISSED'}")
-        if samples["hf"]:
-            hf_t = statistics.median(samples["hf"])
-            print(f"huggingface_hub http_get:      {hf_t:.3f} s  [{fmt(samples['hf'])}]"
-                  f"  ({hf_t / ref:.2f}x curl)")
-        else:
-            print("huggingface_hub: not installed, not measured")
+        for peer in others:
+            if peer.fetch is None:
+                row(f"{peer.label}:", peer.why_not)
+                continue
+            t = statistics.median(samples[peer.label])
+            row(f"{peer.label}:", f"{t:.3f} s  [{fmt(samples[peer.label])}]  ({t / ref:.2f}x curl)")
 
     try:
-        compare("bench/huge", f"one {gib:g} GiB file")
-        compare("bench/shards", f"10 shards of {shard >> 20} MiB")
+        with peers.lfs_server(root / "giftless") as lfs:
+            compare("bench/huge", f"one {gib:g} GiB file", lfs)
+            compare("bench/shards", f"10 shards of {shard >> 20} MiB", lfs)
     finally:
         server.terminate()
         server.wait()

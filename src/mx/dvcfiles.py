@@ -64,7 +64,7 @@ def parse_pointer(data: bytes, origin: str, name: str) -> DvcPointer:
     if len(data) > MAX_DVC_FILE:
         raise ConfigError(f"over {MAX_DVC_FILE >> 10} KiB; a .dvc file is a small pointer",
                           path=origin)
-    doc = _load(yamlio.decode(data, origin, MAX_DVC_FILE), origin)
+    doc = load_yaml(yamlio.decode(data, origin, MAX_DVC_FILE), origin)
     outs = doc.get("outs") if isinstance(doc, dict) else None
     if not isinstance(outs, list) or len(outs) != 1 or not isinstance(outs[0], dict):
         raise ConfigError("not a DVC pointer: needs `outs:` with exactly one output "
@@ -79,33 +79,38 @@ def parse_pointer(data: bytes, origin: str, name: str) -> DvcPointer:
     if path != name:
         raise ConfigError(f"outs[0].path is {path!r}, not the artifact {name!r} beside it",
                           path=origin)
+    return parse_digest(out, "outs[0]", origin)
+
+
+def parse_digest(out: dict[str, Any], field: str, origin: str) -> DvcPointer:
+    """The object an output names (`md5`, `size`, `hash`, `remote`), from a `.dvc` file or
+    dvc.lock: `field` (`outs[0]`, `stages.NAME.outs[2]`) and `origin` name it in errors."""
     md5 = out.get("md5")
     if isinstance(md5, str) and md5.endswith(".dir"):
-        raise ConfigError("tracks a directory; mx artifacts are files (`dvc add` each one)",
-                          path=origin)
+        raise ConfigError(f"{field} tracks a directory; mx artifacts are files "
+                          "(`dvc add` each one, or make each file a stage output)", path=origin)
     if not isinstance(md5, str) or not MD5_RE.match(md5):
-        raise ConfigError(f"outs[0].md5 {md5!r} is not 32 lower-case hex digits", path=origin)
+        raise ConfigError(f"{field}.md5 {md5!r} is not 32 lower-case hex digits", path=origin)
     raw = out.get("size")
     size = int(raw) if isinstance(raw, str) and raw.isascii() and raw.isdigit() else -1
     if not 0 <= size <= MAX_OBJECT_SIZE:
-        raise ConfigError(f"outs[0].size {raw!r} is not a byte count from 0 to "
+        raise ConfigError(f"{field}.size {raw!r} is not a byte count from 0 to "
                           f"{MAX_OBJECT_SIZE} (4 TiB)", path=origin)
     algo = out.get("hash")
     if algo not in (None, "md5"):
-        raise ConfigError(f"outs[0].hash {algo!r}: mx reads md5 outputs (DVC 2 and 3)",
+        raise ConfigError(f"{field}.hash {algo!r}: mx reads md5 outputs (DVC 2 and 3)",
                           path=origin)
     remote = out.get("remote")
     if remote is not None and not isinstance(remote, str):
-        raise ConfigError("outs[0].remote is not a remote's name", path=origin)
+        raise ConfigError(f"{field}.remote is not a remote's name", path=origin)
     return DvcPointer(md5, size, legacy=algo is None, remote=remote)
 
 
-def _load(text: str, origin: str) -> Any:
+def load_yaml(text: str, origin: str) -> Any:
     """The YAML document with every scalar a string, as written: an md5 of decimal digits
     (`00123...`) read as YAML 1.2 would be an integer that lost its leading zeros."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
 
     y = YAML(typ="base", pure=True)
     y.Composer = bounded_composer()

@@ -103,6 +103,24 @@ def tree_entry_data(repo: Any, commit: str, path: str) -> bytes | None:
     return data
 
 
+def tree_entry_bounded(repo: Any, commit: str, path: str, limit: int) -> bytes | None:
+    """Like `tree_entry_data` for a file of at most `limit` bytes. A larger blob is not read
+    (its size is in the object header): `limit` + 1 zero bytes stand for it, so that the
+    caller's size check refuses it without a hostile repository's blob in memory."""
+    pygit2 = _pygit2()
+    try:
+        entry = repo[commit].tree[path]
+    except KeyError:
+        return None
+    kind, size = repo.odb.read_header(entry.id)
+    if kind != pygit2.enums.ObjectType.BLOB:
+        return None
+    if size > limit:
+        return bytes(limit + 1)
+    data: bytes = repo[entry.id].data
+    return data
+
+
 def blob_id(repo: Any, commit: str, path: str) -> str | None:
     """The git object id at `path` in `commit` (names its exact bytes), or None."""
     try:

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mx import dvcfiles, gitrepo, lfs, profiledoc, yamlio
+from mx.dvcfiles import DvcPointer
 from mx.errors import BuildError, ConfigError, DvcProblem
 from mx.fsutil import atomic_write_bytes
 from mx.gitrepo import ReleaseTag
@@ -250,10 +251,9 @@ def _artifact(source: RegistrySource, tag: ReleaseTag, rel: str, fmt: str, varia
     path = gitrepo.join(tag.model_dir, rel)
     data = gitrepo.tree_entry_data(source.repo, tag.commit, path)
     if data is None:
-        dvc_file = gitrepo.tree_entry_data(source.repo, tag.commit, dvcfiles.pointer_path(path))
-        if dvc_file is None:
-            raise Skip(f"artifact {path} does not exist at this tag")
-        return _dvc_artifact(source, tag, rel, path, fmt, variant, sha256, size, dvc_file, dvc)
+        tracked, shown = _dvc_pointer(source, tag, path, dvc)
+        return _dvc_artifact(source, tag, rel, path, fmt, variant, sha256, size, tracked, shown,
+                             dvc)
     pointer = lfs.parse_pointer(data)
     if pointer is not None:
         digest, actual, blob = pointer.oid, pointer.size, None
@@ -268,21 +268,39 @@ def _artifact(source: RegistrySource, tag: ReleaseTag, rel: str, fmt: str, varia
     return ArtifactRef(rel, str(fmt), variant, digest, actual, endpoint, blob)
 
 
-def _dvc_artifact(source: RegistrySource, tag: ReleaseTag, rel: str, path: str, fmt: str,
-                  variant: str, sha256: str | None, size: int | None, pointer: bytes,
-                  dvc: DvcObjects) -> ArtifactRef:
-    """An artifact tracked with DVC (`path`.dvc at the tag, the file itself git-ignored)."""
-    if size is not None:  # before any object is read
+def _dvc_pointer(source: RegistrySource, tag: ReleaseTag, path: str,
+                 dvc: DvcObjects) -> tuple[DvcPointer, str]:
+    """The DVC pointer of `path`, which git does not hold at the tag, and where it was read:
+    `path`.dvc, else a stage output in dvc.lock."""
+    shown = dvcfiles.pointer_path(path)
+    data = gitrepo.tree_entry_data(source.repo, tag.commit, shown)
+    if data is not None:
         try:
-            declared = dvcfiles.parse_pointer(pointer, dvcfiles.pointer_path(path),
-                                              PurePosixPath(path).name).size
+            return dvcfiles.parse_pointer(data, shown, PurePosixPath(path).name), shown
         except ConfigError as exc:
             raise Skip(str(exc)) from None
-        if declared != size:
-            raise Skip(f"artifact {path}: mx.yaml says size {size} but "
-                       f"{dvcfiles.pointer_path(path)} says {declared} bytes")
     try:
-        found = dvc.artifact(source, tag, path, pointer)
+        out = dvc.locked(source, tag.commit, path)
+    except DvcProblem as exc:
+        raise Skip(f"artifact {path}: {exc}") from None
+    if out is None:
+        raise Skip(f"artifact {path} does not exist at this tag (nor {shown}, nor a stage "
+                   "output in dvc.lock)")
+    if out.pointer is None:
+        raise Skip(f"artifact {path}: {out.origin}: {out.problem}")
+    return out.pointer, out.shown
+
+
+def _dvc_artifact(source: RegistrySource, tag: ReleaseTag, rel: str, path: str, fmt: str,
+                  variant: str, sha256: str | None, size: int | None, pointer: DvcPointer,
+                  shown: str, dvc: DvcObjects) -> ArtifactRef:
+    """An artifact tracked with DVC (`path`.dvc or dvc.lock at the tag, the file itself
+    git-ignored)."""
+    if size is not None and size != pointer.size:  # before any object is read
+        raise Skip(f"artifact {path}: mx.yaml says size {size} but {shown} says "
+                   f"{pointer.size} bytes")
+    try:
+        found = dvc.artifact(source, tag, pointer, shown)
     except DvcProblem as exc:
         raise Skip(str(exc)) from None
     if sha256 is not None and sha256 != found.sha256:

@@ -1,10 +1,11 @@
 """Artifacts tracked with DVC, read at a release tag.
 
-The `.dvc` pointer comes from the tag's tree; the object's bytes from the source's own
-DVC cache (a local source with a work tree) or its DVC remote: a local folder (local
-sources only), http(s) or s3. The index records sha256, which DVC does not know: the
-builder reads each object once, checks its md5 and size against the pointer, and keeps
-its sha256 by DVC's md5 in the build cache, so no later build reads it again.
+The pointer comes from the tag's tree: the artifact's `.dvc` file, else the output of a
+pipeline stage in the nearest dvc.lock that lists it (mx.dvclock); the object's bytes from
+the source's own DVC cache (a local source with a work tree) or its DVC remote: a local
+folder (local sources only), http(s) or s3. The index records sha256, which DVC does not
+know: the builder reads each object once, checks its md5 and size against the pointer,
+and keeps its sha256 by DVC's md5 in the build cache, so no later build reads it again.
 
 An object on an http(s) or s3 remote may be published at its remote URL (clients check
 the sha256 the builder computed); one only on this machine is always mirrored.
@@ -20,6 +21,7 @@ from typing import Any
 
 from mx import dvcfiles, gitrepo
 from mx.dvcfiles import DvcPointer, ObjectHasher
+from mx.dvclock import LockedOutput, Pipelines
 from mx.errors import ConfigError, DvcProblem, MxError
 from mx.fsutil import atomic_write_bytes
 from mx.gitrepo import ReleaseTag
@@ -55,6 +57,8 @@ class DvcObjects:
         self.known: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
         self.dirty = False
         self.reads = 0  # objects read this build (tests check a rebuild reads none)
+        self._lock_memo: dict[tuple[str, str], Any] = {}  # parsed dvc.lock files, by bytes
+        self._pipelines: dict[tuple[str, str], Pipelines] = {}
 
     def save(self) -> None:
         if self.dirty:
@@ -67,16 +71,32 @@ class DvcObjects:
             self._transport = Transport()
         return self._transport
 
-    def artifact(self, source: Any, tag: ReleaseTag, path: str, data: bytes) -> DvcArtifact:
-        """The DVC artifact at `path` (repository-relative) whose `.dvc` file holds `data`.
+    def pipelines(self, source: Any, commit: str) -> Pipelines:
+        """The dvc.lock files of `commit`, read from git."""
+        key = (str(source.repo.path), commit)
+        if key not in self._pipelines:
+            def read(rel: str, limit: int) -> bytes | None:
+                return gitrepo.tree_entry_bounded(source.repo, commit, rel, limit)
 
-        Raises DvcProblem naming what is wrong, in one line."""
-        shown = dvcfiles.pointer_path(path)
+            self._pipelines = {key: Pipelines(read, self._lock_memo)}  # one tag at a time
+        return self._pipelines[key]
+
+    def locked(self, source: Any, commit: str, path: str) -> LockedOutput | None:
+        """The stage output at `path` (repository-relative) in a dvc.lock of `commit`.
+
+        Raises DvcProblem when a dvc.lock on the way cannot be read."""
         try:
-            pointer = dvcfiles.parse_pointer(data, shown, PurePosixPath(path).name)
+            return self.pipelines(source, commit).find(path)
         except ConfigError as exc:
             raise DvcProblem(str(exc)) from None
-        obj = locate(source, tag, path, pointer)
+
+    def artifact(self, source: Any, tag: ReleaseTag, pointer: DvcPointer,
+                 shown: str) -> DvcArtifact:
+        """The DVC artifact whose pointer is `pointer`, read from `shown` (the `.dvc` file,
+        or the dvc.lock and its field) in messages.
+
+        Raises DvcProblem naming what is wrong, in one line."""
+        obj = locate(source, tag, pointer)
         hit = self.known.get(pointer.key)
         if (isinstance(hit, list) and len(hit) == 2 and hit[1] == pointer.size
                 and isinstance(hit[0], str)):
@@ -120,7 +140,7 @@ def _dvc_root(source: Any, commit: str, model_dir: str) -> str | None:
     return None
 
 
-def locate(source: Any, tag: ReleaseTag, path: str, pointer: DvcPointer) -> DvcObject:
+def locate(source: Any, tag: ReleaseTag, pointer: DvcPointer) -> DvcObject:
     """Where the object of `pointer` is: the source's DVC cache, and its remote's URL."""
     root = _dvc_root(source, tag.commit, tag.model_dir)
     workdir = None if source.repo.is_bare else Path(source.repo.workdir)

@@ -9,11 +9,12 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mx import dvcfiles, gitrepo, lfs
+from mx import dvcfiles, dvclock, gitrepo, lfs
 from mx.dvcfiles import DvcPointer
+from mx.dvclock import Pipelines
 from mx.errors import GitError, MxError
 from mx.sign.statement import IGNORED
 
@@ -76,6 +77,27 @@ def dvc_outputs(repo: Any, tree: Any) -> dict[str, DvcPointer]:
     return out
 
 
+def pipeline_outputs(repo: Any, commit: str, model_dir: str, lock_dirs: list[str],
+                     taken: set[str]) -> dict[str, DvcPointer]:
+    """The files of the model directory that only a dvc.lock tracks (outputs of `dvc
+    repro`): {path in the model directory: pointer}, from the dvc.lock files at or above
+    it and in `lock_dirs` (its folders holding one, relative to it), less `taken` (what git
+    or a `.dvc` file holds). The index builder resolves an artifact the same way."""
+    top = "" if model_dir in ("", ".") else model_dir
+    above = [p.as_posix() for p in (PurePosixPath(top), *PurePosixPath(top).parents)]
+    folders = [("" if f == "." else f) for f in above]
+    folders += ["/".join(p for p in (top, d.rstrip("/")) if p) for d in lock_dirs]
+
+    def read(rel: str, limit: int) -> bytes | None:
+        return gitrepo.tree_entry_bounded(repo, commit, rel, limit)
+
+    found = Pipelines(read).files_under(top, folders)
+    return {rel: pointer for rel, pointer in found.items()
+            if rel.split("/")[0] not in IGNORED
+            and not any(p.as_posix() in taken for p in (PurePosixPath(rel),
+                                                        *PurePosixPath(rel).parents))}
+
+
 def _cached_dvc_object(repo: Any, model_dir: str, pointer: DvcPointer) -> Path | None:
     """The object in the work tree's DVC cache, checked against its md5 and size."""
     if repo.workdir is None:
@@ -110,6 +132,8 @@ def tree_digests(repo: Any, commit: str, model_dir: str,
         except KeyError:
             raise GitError(f"{model_dir}: not a directory at {commit[:12]}") from None
     out: dict[str, str] = {}
+    taken: set[str] = set()
+    lock_dirs: list[str] = []
 
     def walk(t: Any, base: str) -> None:
         for entry in t:
@@ -122,12 +146,21 @@ def tree_digests(repo: Any, commit: str, model_dir: str,
                 pointer = lfs.parse_pointer(obj.data) if obj.size <= lfs.POINTER_MAX else None
                 out[base + entry.name] = (pointer.oid if pointer
                                           else hashlib.sha256(obj.data).hexdigest())
+                if entry.name == dvclock.LOCK_FILE:
+                    lock_dirs.append(base)
         for name, dvc_pointer in dvc_outputs(repo, t).items():
+            taken.add(base + name)
             sha = digest_of(base + name, dvc_pointer)
             if sha is not None:
                 out[base + name] = sha
 
     walk(tree, "")
+    taken.update(out)
+    for rel, dvc_pointer in pipeline_outputs(repo, commit, model_dir, lock_dirs,
+                                             taken).items():
+        sha = digest_of(rel, dvc_pointer)
+        if sha is not None:
+            out[rel] = sha
     return out
 
 
@@ -140,6 +173,8 @@ def materialize(repo: Any, commit: str, model_dir: str, dest: Path) -> None:
     if model_dir not in ("", "."):
         tree = repo[tree[model_dir].id]
     git_dir = gitrepo.git_dir(repo)
+    taken: set[str] = set()
+    lock_dirs: list[str] = []
 
     def walk(t: Any, base: Path, top: bool) -> None:
         for entry in t:
@@ -151,6 +186,9 @@ def materialize(repo: Any, commit: str, model_dir: str, dest: Path) -> None:
                 target.mkdir(parents=True, exist_ok=True)
                 walk(obj, target, False)
             elif isinstance(obj, pygit2.Blob):
+                taken.add(target.relative_to(dest).as_posix())
+                if entry.name == dvclock.LOCK_FILE:
+                    lock_dirs.append(base.relative_to(dest).as_posix())
                 pointer = lfs.parse_pointer(obj.data) if obj.size <= lfs.POINTER_MAX else None
                 if pointer is None:
                     target.write_bytes(obj.data)
@@ -162,15 +200,25 @@ def materialize(repo: Any, commit: str, model_dir: str, dest: Path) -> None:
                                    hint="run `git lfs fetch` for this tag first")
                 _link(stored, target)
         for name, dvc_pointer in dvc_outputs(repo, t).items():
-            cached = _cached_dvc_object(repo, model_dir, dvc_pointer)
-            if cached is None:
-                raise GitError(f"{(base / name).relative_to(dest)}: DVC object "
-                               f"{dvc_pointer.md5} is not in the DVC cache, so it cannot be "
-                               "signed", hint="run `dvc fetch` (or `dvc pull`) first")
-            _link(cached, base / name)
+            taken.add((base / name).relative_to(dest).as_posix())
+            _link_dvc_object(repo, model_dir, dvc_pointer, dest, base / name)
 
     dest.mkdir(parents=True, exist_ok=True)
     walk(tree, dest, True)
+    dirs = [d for d in lock_dirs if d != "."]
+    for rel, dvc_pointer in pipeline_outputs(repo, commit, model_dir, dirs, taken).items():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        _link_dvc_object(repo, model_dir, dvc_pointer, dest, dest / rel)
+
+
+def _link_dvc_object(repo: Any, model_dir: str, pointer: DvcPointer, dest: Path,
+                     target: Path) -> None:
+    cached = _cached_dvc_object(repo, model_dir, pointer)
+    if cached is None:
+        raise GitError(f"{target.relative_to(dest)}: DVC object {pointer.md5} is not in the "
+                       "DVC cache, so it cannot be signed",
+                       hint="run `dvc fetch` (or `dvc pull`) first")
+    _link(cached, target)
 
 
 def _link(stored: Path, target: Path) -> None:

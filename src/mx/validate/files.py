@@ -1,5 +1,6 @@
 """Artifact files: safe paths, present, not LFS pointers, hashes, LFS hygiene in git;
-DVC pointers (`model.onnx.dvc`) for artifacts tracked with DVC."""
+DVC pointers for artifacts tracked with DVC (`model.onnx.dvc`, or a stage output in
+dvc.lock)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from mx import dvcfiles, lfs, yamlio
+from mx.dvcfiles import DvcPointer
+from mx.dvclock import Pipelines, disk_reader
 from mx.errors import ConfigError
 from mx.fsutil import resolve_inside, sha256_file
 from mx.manifest import Artifact, LoadedManifest
@@ -33,6 +36,8 @@ def check(loaded: LoadedManifest, write: bool) -> tuple[list[Problem], Digests]:
     digests: Digests = {}
     staged = _staged_blobs(model_dir)
     patterns = _lfs_patterns(model_dir)
+    root = staged[1] if staged is not None else model_dir.resolve()
+    locks = Pipelines(disk_reader(root))
     for i, art in enumerate(m.artifacts):
         line = yamlio.line_of(loaded.doc, ("artifacts", i, "path"))
         problem = _Reporter(problems, manifest_path, f"artifacts[{i}] {art.path}", line)
@@ -40,9 +45,13 @@ def check(loaded: LoadedManifest, write: bool) -> tuple[list[Problem], Digests]:
         if target is None:
             problem("resolves outside the model directory (a link or '..'); keep artifacts inside")
             continue
-        dvc_file = model_dir / dvcfiles.pointer_path(art.path)
-        if dvc_file.is_file() and not _dvc_check(loaded, i, art, target, dvc_file, write,
-                                                 problem):
+        try:
+            tracked = _dvc_pointer(model_dir, art, root, staged, locks)
+        except ConfigError as exc:
+            problem(str(exc))
+            continue
+        if tracked is not None and not _dvc_check(loaded, i, art, target, *tracked, write,
+                                                  problem):
             continue  # tracked with DVC and not in the work tree: the pointer is what we have
         if not target.exists():
             problem("file does not exist")
@@ -67,24 +76,46 @@ def check(loaded: LoadedManifest, write: bool) -> tuple[list[Problem], Digests]:
     return problems, digests
 
 
-def _dvc_check(loaded: LoadedManifest, i: int, art: Artifact, target: Path, dvc_file: Path,
-               write: bool, problem: _Reporter) -> bool:
+def _dvc_pointer(model_dir: Path, art: Artifact, root: Path,
+                 staged: tuple[Any, Path, dict[str, Any]] | None,
+                 locks: Pipelines) -> tuple[DvcPointer, str] | None:
+    """The DVC pointer of an artifact and where it was read, as the index builder finds it
+    at the tag: `PATH.dvc`, else (when git does not hold PATH) a stage output in the
+    nearest dvc.lock at or above it. None when DVC does not track it.
+
+    Raises ConfigError naming the file and field."""
+    shown = dvcfiles.pointer_path(art.path)
+    dvc_file = model_dir / shown
+    if dvc_file.is_file():
+        try:
+            return dvcfiles.read_pointer(dvc_file, Path(art.path).name), shown
+        except ConfigError as exc:
+            raise ConfigError(exc.detail, path=shown) from None
+    try:
+        rel = (model_dir.resolve() / art.path).relative_to(root).as_posix()
+    except ValueError:
+        return None
+    if staged is not None and rel in staged[2]:
+        return None  # in git: published as the file (or LFS pointer) it is
+    out = locks.find(rel)
+    if out is None:
+        return None
+    if out.pointer is None:
+        raise ConfigError(out.problem or "unusable", path=out.origin)
+    return out.pointer, out.shown
+
+
+def _dvc_check(loaded: LoadedManifest, i: int, art: Artifact, target: Path,
+               pointer: DvcPointer, shown: str, write: bool, problem: _Reporter) -> bool:
     """Check the DVC pointer of artifact `i`, and the data against it where the work tree or
     the DVC cache has it. True when the file is in the work tree (the usual checks follow)."""
-    name = Path(art.path).name
-    shown = dvcfiles.pointer_path(art.path)
-    try:
-        pointer = dvcfiles.read_pointer(dvc_file, name)
-    except ConfigError as exc:
-        problem(f"{shown}: {exc.detail}")
-        return False
     if art.size is not None and art.size != pointer.size and not write:
         problem(f"{shown} says {pointer.size} bytes but mx.yaml says {art.size}",
                 yamlio.line_of(loaded.doc, ("artifacts", i, "size")))
     here = target.is_file() and not lfs.looks_like_pointer(target)
     data = target if here else None
     if data is None:
-        root = dvcfiles.find_root(dvc_file.parent)
+        root = dvcfiles.find_root((loaded.path.parent / art.path).parent)
         data = dvcfiles.cached_object(root, pointer) if root is not None else None
     if data is None:
         problem.out.append(Problem(problem.path, problem.line, f"{problem.prefix}: not in the "
@@ -95,8 +126,10 @@ def _dvc_check(loaded: LoadedManifest, i: int, art: Artifact, target: Path, dvc_
     where = "the file" if here else "its object in the DVC cache"
     if got.md5 != pointer.md5 or got.size != pointer.size:
         problem(f"{where} has md5 {got.md5} and {got.size} bytes but {shown} says md5 "
-                f"{pointer.md5} and {pointer.size} bytes; `dvc add` it again after an intended "
-                "change (or `dvc checkout` to restore it)")
+                f"{pointer.md5} and {pointer.size} bytes; "
+                + ("`dvc add` it again" if shown.endswith(dvcfiles.SUFFIX)
+                   else "`dvc commit` (or `dvc repro`)")
+                + " after an intended change (or `dvc checkout` to restore it)")
     elif not here and art.sha256 is not None and art.sha256 != got.sha256 and not write:
         problem(f"sha256 of its object in the DVC cache is {got.sha256} but mx.yaml says "
                 f"{art.sha256}", yamlio.line_of(loaded.doc, ("artifacts", i, "sha256")))
