@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 import pytest
 import yaml
 
@@ -254,12 +255,17 @@ def test_the_loop_closes_in_ci(lfs_repo: tuple[Path, Path, Path], tmp_path: Path
     git(repo, "checkout", "-qb", "bump")
     manifest = repo / "mx.yaml"
     manifest.write_text(manifest.read_text().replace("version: 1.0.0", "version: 1.1.0"))
-    git(repo, "commit", "-qam", "1.1.0")
+    (repo / "data").mkdir()
+    rng = np.random.default_rng(7)  # real inputs: calibration, quality, the input profile
+    np.savez(repo / "data" / "ref.npz", input=rng.normal(5, 2, (300, 4)).astype(np.float32))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "1.1.0")
     git(repo, "push", "-q", "origin", "bump")
     before = git(repo, "rev-parse", "HEAD").strip()
 
-    # The pull request: derived artifacts and benchmarks come back as one commit by mx-ci.
-    run = _pr_run(repo, "bump", tmp_path)
+    # The pull request: derived artifacts, benchmarks and the input profile come back as
+    # one commit by mx-ci.
+    run = _pr_run(repo, "bump", tmp_path, data="data/ref.npz")
     assert run.jobs == {"check": "success", "gpu": "skipped", "report": "success",
                         "sign": "skipped", "release": "skipped"}, \
         [s for s in run.steps if s.returncode]
@@ -269,10 +275,11 @@ def test_the_loop_closes_in_ci(lfs_repo: tuple[Path, Path, Path], tmp_path: Path
         f"{CI}|{CI}"
     message = git(origin, "log", "-1", "--format=%B", tip)
     assert message.startswith("mx ci: derived int8 onnx (model.int8.onnx), benchmarks "
-                              "(bench/results.json)\n")
+                              "(bench/results.json), input profile (input-profile.json)\n")
     assert message.rstrip().endswith("Mx-CI: derived")
     changed = git(origin, "diff-tree", "--no-commit-id", "--name-only", "-r", tip).split()
-    assert sorted(changed) == ["bench/results.json", "model.int8.onnx", "mx.yaml"]
+    assert sorted(changed) == ["bench/results.json", "input-profile.json", "model.int8.onnx",
+                               "mx.yaml"]
     pointer = lfs.parse_pointer(git(origin, "show", f"{tip}:model.int8.onnx").encode())
     assert pointer is not None and _on_server(lfs_server, pointer.oid)
     assert not (origin / "lfs").exists()  # the objects went to the LFS server, not git
@@ -284,7 +291,7 @@ def test_the_loop_closes_in_ci(lfs_repo: tuple[Path, Path, Path], tmp_path: Path
 
     # The run for CI's own commit derives again and pushes nothing.
     _fresh_checkout(repo, tip)
-    run = _pr_run(repo, "bump", tmp_path)
+    run = _pr_run(repo, "bump", tmp_path, data="data/ref.npz")
     assert run.jobs["report"] == "success", [s for s in run.steps if s.returncode]
     assert git(origin, "rev-parse", "refs/heads/bump").strip() == tip
     (comment,) = run.comments
@@ -328,6 +335,10 @@ def test_the_loop_closes_in_ci(lfs_repo: tuple[Path, Path, Path], tmp_path: Path
     assert (installed["version"], installed["variant"]) == ("1.1.0", "int8")
     assert hashlib.sha256(Path(installed["files"]["model.int8.onnx"]).read_bytes()
                           ).hexdigest() == pointer.oid
+    # The release carries the profile of data/ref.npz: what mx serve measures drift against.
+    profile = json.loads((Path(installed["files"]["model.int8.onnx"]).parent
+                          / "input-profile.json").read_text())
+    assert profile["version"] == "1.1.0" and set(profile["inputs"]) == {"input"}
 
 
 @pytest.mark.slow
