@@ -65,7 +65,10 @@ def join_url(base: str, ref: str) -> str:
 
 def check_redirect(source: str, target: str) -> None:
     """Refuse a redirect that would downgrade https to plain http (or leave HTTP)."""
-    scheme = urllib.parse.urlsplit(target).scheme
+    try:
+        scheme = urllib.parse.urlsplit(target).scheme
+    except ValueError:  # "Invalid IPv6 URL": not a URL at all
+        scheme = ""
     if scheme not in ("http", "https"):
         raise FetchError(f"{source}: redirected to {target!r}, which is not an HTTP URL",
                          url=source)
@@ -244,6 +247,12 @@ class Transport:
                     response = opener.open(request, timeout=self.limits.read_timeout)
                 except urllib.error.HTTPError as exc:
                     response = exc  # an HTTP error is a response too
+                except ValueError as exc:
+                    # urllib follows a redirect to a port out of range, a broken IPv6
+                    # literal or a host label over 63 characters into ValueError or
+                    # UnicodeError, which no retry mends.
+                    raise FetchError(f"{url}: a malformed URL on the way (a redirect's?): "
+                                     f"{_why(exc)}", url=url) from None
                 with response:
                     status = response.status
                     if 300 <= status < 400 and status != 304:
@@ -459,8 +468,7 @@ class Transport:
         """GET `url`, following redirects by hand: at most MAX_REDIRECTS, never from https
         to http, and without credentials (or any header given for `url`) once the origin
         changes."""
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        if not _sendable(url):
             raise FetchError(f"{url[:200]}: not an http(s) URL", url=url)
         current, sent = url, headers
         for _ in range(MAX_REDIRECTS + 1):
@@ -473,8 +481,19 @@ class Transport:
                     response.close()
                 return
             response.close()
-            target = urllib.parse.urljoin(current, location)
+            # http.client decodes header values as latin-1; a Location sent as raw UTF-8
+            # (a file name with accents) is that, and httpbody percent-encodes it.
+            location = location.encode("latin-1", "replace").decode("utf-8", "replace")
+            try:
+                target = urllib.parse.urljoin(current, location)
+            except ValueError:  # "Invalid IPv6 URL"
+                target = location
             check_redirect(current, target)
+            if not _sendable(target):
+                # A port out of range or a host no resolver takes would escape from
+                # http.client as ValueError or UnicodeError (a crash, exit 3).
+                raise FetchError(f"{current}: redirected to a malformed URL "
+                                 f"{target[:200]!r}; refused", url=url)
             if origin(target) != origin(url):
                 sent = {k: v for k, v in headers.items()
                         if k.lower() in ("accept-encoding", "range")}
@@ -561,6 +580,20 @@ class _RedirectPolicy(urllib.request.HTTPRedirectHandler):
                 if name.lower() in ("authorization", "cookie", "proxy-authorization"):
                     del new.headers[name]
         return new
+
+
+def _sendable(url: str) -> bool:
+    """Whether http.client can send a request for `url` (an http(s) URL with a host a
+    resolver takes and a port in range); its path and query it sends percent-encoded."""
+    try:
+        p = urllib.parse.urlsplit(url)
+        host = p.hostname or ""
+        p.port  # noqa: B018 (it raises ValueError when out of range)
+        host.encode("idna")  # a label over 63 characters, or empty
+    except (ValueError, UnicodeError):
+        return False
+    return (p.scheme.lower() in ("http", "https") and bool(host)
+            and not any(c <= " " or c == "\x7f" for c in host))
 
 
 def _content_length(value: str | None) -> int:

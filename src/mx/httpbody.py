@@ -30,6 +30,10 @@ TransportFailure = (http.client.HTTPException, OSError)
 
 _Key = tuple[str, str, int, str]  # scheme, host, port, proxy URL ("" for none)
 
+# What may go on the request line unquoted (requests' requote_uri): a Location header or
+# an index may carry raw UTF-8 or spaces, which http.client refuses to send.
+_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
+
 
 def _proxy_for(scheme: str, host: str) -> str:
     """The proxy URL the environment names for `scheme://host`, or ""."""
@@ -145,9 +149,9 @@ class Connections:
         if p.query:
             target += "?" + p.query
         sent = {"User-Agent": self._user_agent, **headers}
+        target = urllib.parse.quote(target.encode("utf-8", "surrogatepass"), safe=_URL_SAFE)
         if proxy and scheme == "http":
-            target = urllib.parse.urlunsplit((scheme, p.netloc.rpartition("@")[2],
-                                              p.path or "/", p.query, ""))
+            target = f"{scheme}://{p.netloc.rpartition('@')[2]}{target}"
             sent.update(_proxy_authorization(proxy))
         with self._lock:
             pool = self._idle.get(key) or []

@@ -1,0 +1,90 @@
+"""A hostile (or merely odd) HTTP host against the artifact transport (mx.httpbody under
+mx.http.Transport): answers http.client reads differently from httpx, redirects to URLs it
+cannot send, bytes left on a pooled connection, trickles, proxies named oddly. Each must
+end in the right bytes or one FetchError, never an exception that escapes as a crash."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from mx.config import Limits
+from mx.errors import FetchError
+from mx.http import Transport
+from tests.support.rawhost import ok, raw_host
+
+BODY = bytes(range(256)) * 64  # 16 KiB
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        self.data += chunk
+
+    def reset(self) -> None:
+        self.data.clear()
+
+
+def no_sleep(seconds: float) -> None:
+    raise AssertionError(f"backed off {seconds} s: the answer should need no retry")
+
+
+def transport(**limits: float) -> Transport:
+    t = Transport(Limits(**{"connect_timeout": 5, "read_timeout": 5, **limits}))  # type: ignore[arg-type]
+    t.sleep = no_sleep
+    return t
+
+
+def fetch(t: Transport, url: str, size: int = len(BODY)) -> bytes:
+    sink = Collect()
+    t.download(url, sink, size)
+    return bytes(sink.data)
+
+
+def request_line(head: bytes) -> bytes:
+    return head.split(b"\r\n", 1)[0]
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
+                 "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize("location", [
+    b"http://127.0.0.1:99999/blob",  # port out of range: ValueError in urlsplit
+    b"http://127.0.0.1:port/blob",
+    b"http://[::1/blob",  # "Invalid IPv6 URL"
+    b"http://" + b"a" * 64 + b".example/blob",  # a DNS label over 63: UnicodeError (idna)
+    b"http://127.0.0.1\x01x/blob",
+])
+def test_a_redirect_to_a_url_that_cannot_be_sent_is_one_error_at_once(location: bytes) -> None:
+    def answer(n: int, head: bytes, conn: socket.socket) -> bytes:
+        return b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n"
+
+    with raw_host(answer) as host:
+        t = transport()
+        with pytest.raises(FetchError, match=r"redirected to .*(malformed|not an HTTP)"):
+            fetch(t, host.url + "blob")
+        t.sleep = lambda seconds: None  # urllib's InvalidURL (a control character) is retried
+        with pytest.raises(FetchError):
+            t.get(host.url + "index.json", 1000)  # small documents (urllib) alike
+        t.close()
+
+
+def test_raw_utf8_and_spaces_in_a_location_are_sent_percent_encoded() -> None:
+    def answer(n: int, head: bytes, conn: socket.socket) -> bytes:
+        if b"/blob " in request_line(head):
+            return (b"HTTP/1.1 302 Found\r\nLocation: /w\xc3\xa9ights v2.bin\r\n"
+                    b"Content-Length: 0\r\n\r\n")
+        return ok(BODY)
+
+    with raw_host(answer) as host:
+        t = transport()
+        assert fetch(t, host.url + "blob") == BODY
+        t.close()
+    assert request_line(host.heads[1]) == b"GET /w%C3%A9ights%20v2.bin HTTP/1.1"
