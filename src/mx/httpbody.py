@@ -52,6 +52,20 @@ def _proxy_authorization(proxy: str) -> dict[str, str]:
     return {"Proxy-Authorization": f"Basic {token}"}
 
 
+class _Response(http.client.HTTPResponse):
+    """http.client's response, read past every interim answer."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        # http.client skips 100 Continue only and would return 103 Early Hints (or any
+        # other interim 1xx) as the answer, leaving the real one unread on the socket;
+        # httpx skipped them all. 101 is not interim (the connection changes protocol).
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not (100 < status < 200) or status == 101:
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # the interim answer's headers
+
+
 class Body:
     """One response: status, headers and a body read in chunks of fresh buffers (the
     consumer keeps them: a hasher thread may still hold one when the next arrives)."""
@@ -132,6 +146,7 @@ class Connections:
                                                context=self._tls())
         else:
             conn = http.client.HTTPConnection(host, port, timeout=self._connect_timeout)
+        conn.response_class = _Response
         conn.connect()
         if conn.sock is not None:  # connect with one deadline, read with the other
             conn.sock.settimeout(self._read_timeout)

@@ -88,3 +88,16 @@ def test_raw_utf8_and_spaces_in_a_location_are_sent_percent_encoded() -> None:
         assert fetch(t, host.url + "blob") == BODY
         t.close()
     assert request_line(host.heads[1]) == b"GET /w%C3%A9ights%20v2.bin HTTP/1.1"
+
+
+def test_interim_answers_before_the_real_one_are_skipped() -> None:
+    """103 Early Hints (a CDN's) before the 200: http.client skips only 100 Continue and
+    would take the 103 for the answer; httpx skipped every 1xx."""
+    interim = (b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+               b"HTTP/1.1 102 Processing\r\n\r\n")
+    with raw_host(lambda n, head, conn: interim + ok(BODY)) as host:
+        t = transport()
+        assert fetch(t, host.url + "blob") == BODY
+        assert fetch(t, host.url + "blob") == BODY  # and the connection was left clean
+        t.close()
+    assert host.connections == 1
