@@ -16,19 +16,30 @@ plain http through the proxy with the absolute URL, https through a CONNECT tunn
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
+import io
+import socket
 import ssl
 import threading
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from email.message import Message
+from typing import Any
 
 # What a failed exchange raises here: the connection broke, timed out, or spoke no HTTP.
 # ssl.SSLError is an OSError. The caller retries these as it retries a dropped transfer.
 TransportFailure = (http.client.HTTPException, OSError)
 
 _Key = tuple[str, str, int, str]  # scheme, host, port, proxy URL ("" for none)
+
+# A transfer is stalled when fewer than this many bytes a second arrive, averaged over a
+# read_timeout: the socket's timeout alone fires only on silence, and a host trickling one
+# byte a second (a broken middlebox, or a hostile host) would hold a download for ever.
+MIN_RATE = 1024
+
 
 # What may go on the request line unquoted (requests' requote_uri): a Location header or
 # an index may carry raw UTF-8 or spaces, which http.client refuses to send.
@@ -52,8 +63,49 @@ def _proxy_authorization(proxy: str) -> dict[str, str]:
     return {"Proxy-Authorization": f"Basic {token}"}
 
 
+class _Paced(io.RawIOBase):
+    """The socket as http.client reads it (head and body), failing a read with a timeout
+    once a read_timeout window brought fewer than MIN_RATE bytes a second."""
+
+    def __init__(self, sock: socket.socket, window: float) -> None:
+        super().__init__()
+        # The socket's own reader: it keeps the descriptor open after http.client closes
+        # the connection under a response read to its end of file (no Content-Length).
+        self._raw = sock.makefile("rb", buffering=0)
+        self._window = window
+        self._since = time.monotonic()
+        self._seen = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._raw.readinto(b) or 0  # silence for read_timeout raises here
+        self._seen += n
+        now = time.monotonic()
+        if now - self._since >= self._window:
+            if self._seen < MIN_RATE * self._window:
+                raise TimeoutError(f"the host sends too slowly ({self._seen} bytes in "
+                                   f"{now - self._since:.0f} s)")
+            self._since, self._seen = now, 0
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 class _Response(http.client.HTTPResponse):
-    """http.client's response, read past every interim answer."""
+    """http.client's response, reading through `_Paced`, and past every interim answer."""
+
+    def __init__(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None,
+                 url: str | None = None, *, window: float) -> None:
+        class Paced:  # what HTTPResponse asks of a socket: makefile
+            @staticmethod
+            def makefile(mode: str) -> io.BufferedReader:
+                return io.BufferedReader(_Paced(sock, window))
+
+        super().__init__(Paced, debuglevel, method, url)  # type: ignore[arg-type]
 
     def _read_status(self) -> tuple[str, int, str]:
         # http.client skips 100 Continue only and would return 103 Early Hints (or any
@@ -146,7 +198,8 @@ class Connections:
                                                context=self._tls())
         else:
             conn = http.client.HTTPConnection(host, port, timeout=self._connect_timeout)
-        conn.response_class = _Response
+        conn.response_class = functools.partial(  # type: ignore[assignment]
+            _Response, window=self._read_timeout)
         conn.connect()
         if conn.sock is not None:  # connect with one deadline, read with the other
             conn.sock.settimeout(self._read_timeout)

@@ -6,6 +6,8 @@ end in the right bytes or one FetchError, never an exception that escapes as a c
 from __future__ import annotations
 
 import socket
+import threading
+import time
 
 import pytest
 
@@ -101,3 +103,31 @@ def test_interim_answers_before_the_real_one_are_skipped() -> None:
         assert fetch(t, host.url + "blob") == BODY  # and the connection was left clean
         t.close()
     assert host.connections == 1
+
+
+@pytest.mark.parametrize("where", ["head", "body"])
+def test_a_host_trickling_a_byte_a_second_is_dropped_as_stalled(where: str) -> None:
+    """The socket's timeout fires only on silence: a byte a second would hold the download
+    for ever. A read_timeout window with fewer than 1 KiB a second is a stall, retried from
+    where it stopped like a dropped connection."""
+    stop = threading.Event()
+
+    def answer(n: int, head: bytes, conn: socket.socket) -> None:
+        whole = ok(BODY)
+        at = 0 if where == "head" else whole.index(b"\r\n\r\n") + 4
+        conn.sendall(whole[:at])
+        for i in range(at, len(whole)):
+            if stop.wait(0.2):
+                return
+            conn.sendall(whole[i:i + 1])
+
+    with raw_host(answer) as host:
+        t = transport(read_timeout=1, retries=1, backoff=0.01)
+        t.sleep = time.sleep
+        started = time.monotonic()
+        with pytest.raises(FetchError, match=r"too slowly.*gave up after 1 retries"):
+            fetch(t, host.url + "blob")
+        stop.set()
+        t.close()
+    assert time.monotonic() - started < 10
+    assert len(host.heads) == 2
