@@ -19,6 +19,7 @@ import base64
 import functools
 import http.client
 import io
+import select
 import socket
 import ssl
 import threading
@@ -161,6 +162,16 @@ class Body:
         self._give_back(self._conn if reusable else None)
 
 
+def _readable(sock: socket.socket) -> bool:
+    """Whether a read would not block (bytes, or an end of file, are waiting). poll where
+    there is one: select refuses descriptors past 1023."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([sock], [], [], 0)[0])
+
+
 class Connections:
     """Idle keep-alive connections per origin (and proxy), shared by threads."""
 
@@ -221,9 +232,7 @@ class Connections:
         if proxy and scheme == "http":
             target = f"{scheme}://{p.netloc.rpartition('@')[2]}{target}"
             sent.update(_proxy_authorization(proxy))
-        with self._lock:
-            pool = self._idle.get(key) or []
-            conn = pool.pop() if pool else None
+        conn = self._pooled(key)
         reused = conn is not None
         while True:
             if conn is None:
@@ -242,6 +251,24 @@ class Connections:
                 conn.close()
                 raise
             return Body(conn, response, lambda c: self._give_back(key, c))
+
+    def _pooled(self, key: _Key) -> http.client.HTTPConnection | None:
+        """An idle connection for `key` with nothing waiting to be read on it. A server
+        that wrote past the end of a body (or answered a request it never got) left bytes
+        the next response would begin with; one that closed it left an end of file."""
+        while True:
+            with self._lock:
+                pool = self._idle.get(key) or []
+                conn = pool.pop() if pool else None
+            if conn is None:
+                return None
+            sock = conn.sock
+            if sock is None:
+                continue
+            pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+            if not pending and not _readable(sock):
+                return conn
+            conn.close()
 
     def _give_back(self, key: _Key, conn: http.client.HTTPConnection | None) -> None:
         if conn is None:

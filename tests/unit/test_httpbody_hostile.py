@@ -105,6 +105,27 @@ def test_interim_answers_before_the_real_one_are_skipped() -> None:
     assert host.connections == 1
 
 
+def test_bytes_written_after_a_body_keep_that_connection_out_of_use() -> None:
+    """A host writes a second answer after the first body, a moment later (so it is still
+    in the socket, not in the reader's buffer, when the body ends): the next request on
+    that connection would read it as its own answer."""
+
+    def answer(n: int, head: bytes, conn: socket.socket) -> bytes:
+        if n == 0:
+            conn.sendall(ok(BODY))
+            time.sleep(0.2)
+            return ok(b"X" * len(BODY))  # an answer to no request
+        return ok(BODY)
+
+    with raw_host(answer) as host:
+        t = transport()
+        assert fetch(t, host.url + "blob") == BODY
+        time.sleep(0.5)
+        assert fetch(t, host.url + "blob") == BODY
+        t.close()
+    assert host.connections == 2
+
+
 @pytest.mark.parametrize("where", ["head", "body"])
 def test_a_host_trickling_a_byte_a_second_is_dropped_as_stalled(where: str) -> None:
     """The socket's timeout fires only on silence: a byte a second would hold the download
