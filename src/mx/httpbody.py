@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterator
 from email.message import Message
 from typing import Any
 
+from mx.errors import FetchError
+
 # What a failed exchange raises here: the connection broke, timed out, or spoke no HTTP.
 # ssl.SSLError is an OSError. The caller retries these as it retries a dropped transfer.
 TransportFailure = (http.client.HTTPException, OSError)
@@ -41,17 +43,20 @@ _Key = tuple[str, str, int, str]  # scheme, host, port, proxy URL ("" for none)
 # byte a second (a broken middlebox, or a hostile host) would hold a download for ever.
 MIN_RATE = 1024
 
-
 # What may go on the request line unquoted (requests' requote_uri): a Location header or
 # an index may carry raw UTF-8 or spaces, which http.client refuses to send.
 _URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
 
 
 def _proxy_for(scheme: str, host: str) -> str:
-    """The proxy URL the environment names for `scheme://host`, or ""."""
+    """The proxy URL the environment names for `scheme://host`, or "". A value without a
+    scheme (`proxy.corp:3128`) is an http proxy, as urllib and curl read it."""
     if urllib.request.proxy_bypass(host):
         return ""
-    return urllib.request.getproxies().get(scheme, "")
+    proxy = urllib.request.getproxies().get(scheme, "")
+    if proxy and "://" not in proxy:
+        proxy = "http://" + proxy
+    return proxy
 
 
 def _proxy_authorization(proxy: str) -> dict[str, str]:
@@ -229,6 +234,13 @@ class Connections:
             target += "?" + p.query
         sent = {"User-Agent": self._user_agent, **headers}
         target = urllib.parse.quote(target.encode("utf-8", "surrogatepass"), safe=_URL_SAFE)
+        if proxy and scheme == "https" and proxy[:8].lower() == "https://":
+            # http.client would send CONNECT, with the proxy's credentials, in the clear to
+            # a proxy the user said speaks TLS (and then fail): TLS inside TLS it cannot do.
+            raise FetchError(f"{url}: the https proxy {proxy.rpartition('@')[2]!r} is an "
+                             "https:// URL; mx reaches https hosts only through a plain "
+                             "http:// proxy (CONNECT)",
+                             hint="set https_proxy to the proxy's http:// address", url=url)
         if proxy and scheme == "http":
             target = f"{scheme}://{p.netloc.rpartition('@')[2]}{target}"
             sent.update(_proxy_authorization(proxy))

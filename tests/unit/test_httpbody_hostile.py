@@ -152,3 +152,33 @@ def test_a_host_trickling_a_byte_a_second_is_dropped_as_stalled(where: str) -> N
         t.close()
     assert time.monotonic() - started < 10
     assert len(host.heads) == 2
+
+
+def test_a_proxy_named_without_a_scheme_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`http_proxy=proxy.corp:3128`, as many set it: urllib and curl take it for an http
+    proxy; read as a URL it has no host, and mx connected to no proxy at all."""
+    with raw_host(lambda n, head, conn: ok(BODY)) as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url[len("http://"):].rstrip("/"))
+        t = transport()
+        assert fetch(t, "http://models.example/blob") == BODY
+        t.close()
+    assert request_line(proxy.heads[0]) == b"GET http://models.example/blob HTTP/1.1"
+
+
+def test_an_https_proxy_for_https_hosts_is_refused_before_a_byte_is_sent(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """http.client cannot speak TLS to a proxy and then TLS through it: it would send the
+    CONNECT, with the proxy's credentials, in the clear to a proxy the user said speaks
+    TLS."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.5)
+    monkeypatch.setenv("https_proxy",
+                       f"https://me:s3cret@127.0.0.1:{listener.getsockname()[1]}")
+    t = transport()
+    with pytest.raises(FetchError, match="https:// URL") as refused:
+        fetch(t, "https://models.example/blob")
+    assert "s3cret" not in str(refused.value)
+    t.close()
+    with pytest.raises(TimeoutError):
+        listener.accept()  # nobody connected
+    listener.close()
