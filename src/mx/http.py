@@ -235,6 +235,7 @@ class Transport:
         # Small documents go through the standard library: `mx install` of a cached model
         # revalidates one index document, and importing httpx would cost more than the
         # request (a third of the 0.3 s budget). Artifacts use `httpbody`, LFS calls httpx.
+        httpbody.check_proxy(url)
         attempt = 0
         opener = urllib.request.build_opener(
             _RedirectPolicy(), urllib.request.HTTPSHandler(context=self._tls()))
@@ -574,6 +575,7 @@ class _RedirectPolicy(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
                          headers: Any, newurl: str) -> urllib.request.Request | None:
         check_redirect(req.full_url, newurl)
+        httpbody.check_proxy(newurl)
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None and origin(newurl) != origin(req.full_url):
             for name in list(new.headers):

@@ -59,6 +59,23 @@ def _proxy_for(scheme: str, host: str) -> str:
     return proxy
 
 
+def _refuse_tls_proxy(url: str, scheme: str, proxy: str) -> None:
+    # http.client (and urllib) would send the CONNECT, with the proxy's credentials, in the
+    # clear to a proxy the user said speaks TLS, and then fail: TLS inside TLS they cannot.
+    if proxy and scheme == "https" and proxy[:8].lower() == "https://":
+        raise FetchError(f"{url}: the https proxy {proxy.rpartition('@')[2]!r} is an "
+                         "https:// URL; mx reaches https hosts only through a plain "
+                         "http:// proxy (CONNECT)",
+                         hint="set https_proxy to the proxy's http:// address", url=url)
+
+
+def check_proxy(url: str) -> None:
+    """Refuse, before anything is sent, a proxy for `url` that cannot be used safely."""
+    p = urllib.parse.urlsplit(url)
+    scheme = p.scheme.lower()
+    _refuse_tls_proxy(url, scheme, _proxy_for(scheme, p.hostname or ""))
+
+
 def _proxy_authorization(proxy: str) -> dict[str, str]:
     p = urllib.parse.urlsplit(proxy)
     if p.username is None:
@@ -234,13 +251,7 @@ class Connections:
             target += "?" + p.query
         sent = {"User-Agent": self._user_agent, **headers}
         target = urllib.parse.quote(target.encode("utf-8", "surrogatepass"), safe=_URL_SAFE)
-        if proxy and scheme == "https" and proxy[:8].lower() == "https://":
-            # http.client would send CONNECT, with the proxy's credentials, in the clear to
-            # a proxy the user said speaks TLS (and then fail): TLS inside TLS it cannot do.
-            raise FetchError(f"{url}: the https proxy {proxy.rpartition('@')[2]!r} is an "
-                             "https:// URL; mx reaches https hosts only through a plain "
-                             "http:// proxy (CONNECT)",
-                             hint="set https_proxy to the proxy's http:// address", url=url)
+        _refuse_tls_proxy(url, scheme, proxy)
         if proxy and scheme == "http":
             target = f"{scheme}://{p.netloc.rpartition('@')[2]}{target}"
             sent.update(_proxy_authorization(proxy))

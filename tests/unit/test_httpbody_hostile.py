@@ -178,6 +178,8 @@ def test_an_https_proxy_for_https_hosts_is_refused_before_a_byte_is_sent(
     with pytest.raises(FetchError, match="https:// URL") as refused:
         fetch(t, "https://models.example/blob")
     assert "s3cret" not in str(refused.value)
+    with pytest.raises(FetchError, match="https:// URL"):
+        t.get("https://models.example/index.json", 1000)  # urllib would leak it alike
     t.close()
     with pytest.raises(TimeoutError):
         listener.accept()  # nobody connected
