@@ -347,6 +347,7 @@ def test_an_lfs_object_comes_in_ranged_parts_with_the_batch_api_s_header(
 
 
 @pytest.mark.parametrize("header", [{"X-Bad\r\nInjected": "1"}, {"A": "b\r\nc"}, {"A": 5},
+                                    {"A": "\u20ac"}, {"A": "b\x00"},
                                     ["not", "a", "map"]])
 def test_a_malformed_batch_header_is_refused(host: Host, big_sha: str, tmp_path: Path,
                                              header: object) -> None:

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 USER_AGENT = f"mx/{__version__}"
 _HEADER_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")  # RFC 9110 field name
+# RFC 9110 field value: visible ASCII, space, tab, obs-text. Anything else http.client
+# either sends as is (NUL, other controls) or fails to encode (past latin-1: a crash).
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]{0,8192}")
 MAX_REDIRECTS = 10
 
 
@@ -370,7 +373,7 @@ class Transport:
         header = got.get("header") or {}
         if not isinstance(header, dict) or len(header) > 32 or not all(
                 isinstance(k, str) and isinstance(v, str) and _HEADER_TOKEN.fullmatch(k)
-                and not any(c in v for c in "\r\n\0") for k, v in header.items()):
+                and _HEADER_VALUE.fullmatch(v) for k, v in header.items()):
             raise FetchError(f"{endpoint}: LFS object {oid}: malformed header in the batch "
                              "answer", url=url)
         return href, dict(header)
