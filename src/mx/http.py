@@ -534,13 +534,21 @@ class Transport:
         while True:
             try:
                 headers = {"Accept": LFS_MEDIA_TYPE, "Content-Type": LFS_MEDIA_TYPE}
-                r = self._http().post(url, content=body, headers=self._headers(url, headers))
-                if r.is_redirect:
-                    raise FetchError(f"{url}: the Git LFS batch API answered with a redirect "
-                                     f"(HTTP {r.status_code}); refused", url=url)
-                if r.status_code >= 500 or r.status_code == 429:
-                    raise _Retry(f"HTTP {r.status_code}",
-                                 _retry_after(r.headers.get("Retry-After")))
+                request = self._http().build_request("POST", url, content=body,
+                                                     headers=self._headers(url, headers))
+                # Streamed and capped: `post` would hold the whole answer in memory, and a
+                # hostile server's has no end.
+                r = self._http().send(request, stream=True)
+                try:
+                    if r.is_redirect:
+                        raise FetchError(f"{url}: the Git LFS batch API answered with a "
+                                         f"redirect (HTTP {r.status_code}); refused", url=url)
+                    if r.status_code >= 500 or r.status_code == 429:
+                        raise _Retry(f"HTTP {r.status_code}",
+                                     _retry_after(r.headers.get("Retry-After")))
+                    content = self._capped(r, url) if r.status_code == 200 else b""
+                finally:
+                    r.close()
                 break
             except (_Retry, httpx.TransportError) as exc:
                 attempt += 1
@@ -552,14 +560,16 @@ class Transport:
         if r.status_code != 200:
             raise FetchError(f"{url}: HTTP {r.status_code} from the Git LFS batch API",
                              hint=_status_hint(r.status_code))
-        if len(r.content) > self.limits.max_lfs_batch_bytes:
-            raise FetchError(f"{url}: batch answer over the size limit")
         try:
-            answer = json.loads(r.content)
+            answer = json.loads(content)
             out: dict[str, dict[str, Any]] = {}
             for obj in answer.get("objects", []):
                 if "error" in obj:
-                    out[obj["oid"]] = {"error": obj["error"]}
+                    # Callers read error.message: a string or a list here would be an
+                    # AttributeError there (a crash), and a long one more than a line.
+                    error = obj["error"] if isinstance(obj["error"], dict) else {}
+                    message = " ".join(str(error.get("message", obj["error"])).split())
+                    out[obj["oid"]] = {"error": {**error, "message": message[:200]}}
                 else:
                     action = (obj.get("actions") or {}).get(operation) or {}
                     out[obj["oid"]] = {"href": action.get("href"),
@@ -567,6 +577,32 @@ class Transport:
             return out
         except (ValueError, AttributeError, KeyError, TypeError, RecursionError):
             raise FetchError(f"{url}: malformed Git LFS batch answer") from None
+
+
+    def _capped(self, r: httpx.Response, url: str) -> bytes:
+        """The body of a batch answer: at most max_lfs_batch_bytes, and refused as stalled
+        when a read_timeout passes with under httpbody.MIN_RATE bytes a second (httpx's
+        timeout fires only on silence)."""
+        import httpx
+
+        limit = self.limits.max_lfs_batch_bytes
+        window = self.limits.read_timeout
+        parts: list[bytes] = []
+        held = seen = 0
+        since = time.monotonic()
+        for chunk in r.iter_bytes():
+            parts.append(chunk)
+            held += len(chunk)
+            seen += len(chunk)
+            if held > limit:
+                raise FetchError(f"{url}: batch answer over the size limit")
+            now = time.monotonic()
+            if now - since >= window:
+                if seen < httpbody.MIN_RATE * window:
+                    raise httpx.ReadTimeout(f"the host sends too slowly ({seen} bytes in "
+                                            f"{now - since:.0f} s)")
+                since, seen = now, 0
+        return b"".join(parts)
 
 
 class _RedirectPolicy(urllib.request.HTTPRedirectHandler):
