@@ -87,6 +87,22 @@ class Sink(Protocol):
     def reset(self) -> None: ...
 
 
+class _Held:
+    """A sink that counts what it holds (for a download continued with another URL)."""
+
+    def __init__(self, sink: Sink, size: int) -> None:
+        self._sink = sink
+        self.size = size
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        self._sink.write(chunk)
+        self.size += len(chunk)
+
+    def reset(self) -> None:
+        self._sink.reset()
+        self.size = 0
+
+
 @dataclass
 class Fetched:
     status: int  # 200, or 304 when the cached copy is still current
@@ -391,8 +407,18 @@ class Transport:
                 raise FetchError(f"{url}: object not in the LFS store at {remote}", url=url)
             self._download_file(stored.as_uri(), sink, size, progress, None, offset)
             return
-        href, extra = self.lfs_href(url, size)
-        self._download_http(href, sink, size, progress, extra, offset)
+        # A signed href that expires (`expires_in`) mid-download answers 401/403 to the
+        # next retry: ask the batch API again, as long as the last href brought bytes.
+        held = _Held(sink, offset)
+        while True:
+            href, extra = self.lfs_href(url, size)
+            start = held.size
+            try:
+                self._download_http(href, held, size, progress, extra, held.size)
+                return
+            except FetchError as exc:
+                if exc.status not in (401, 403) or held.size <= start:
+                    raise
 
     def _download_http(self, url: str, sink: Sink, size: int,
                        progress: Callable[[int], None] | None,
