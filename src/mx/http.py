@@ -256,8 +256,9 @@ class Transport:
         # request (a third of the 0.3 s budget). Artifacts use `httpbody`, LFS calls httpx.
         httpbody.check_proxy(url)
         attempt = 0
+        window = self.limits.read_timeout
         opener = urllib.request.build_opener(
-            _RedirectPolicy(), urllib.request.HTTPSHandler(context=self._tls()))
+            _RedirectPolicy(), _PacedHTTP(window), _PacedHTTPS(window, context=self._tls()))
         while True:
             headers = self._headers(url, {"If-None-Match": etag} if etag else None)
             headers["User-Agent"] = USER_AGENT
@@ -629,6 +630,32 @@ class Transport:
                                             f"{now - since:.0f} s)")
                 since, seen = now, 0
         return b"".join(parts)
+
+
+class _PacedHTTP(urllib.request.HTTPHandler):
+    """urllib's http handler, with responses that fail as stalled when a read_timeout
+    brings under httpbody.MIN_RATE bytes a second (the socket's timeout fires only on
+    silence: a registry host trickling the index held mx install for ever)."""
+
+    def __init__(self, window: float) -> None:
+        super().__init__()
+        self._window = window
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(httpbody.paced(http.client.HTTPConnection, self._window), req)
+
+
+class _PacedHTTPS(urllib.request.HTTPSHandler):
+    """The same for https."""
+
+    def __init__(self, window: float, context: ssl.SSLContext) -> None:
+        super().__init__(context=context)
+        self._window = window
+        self._tls = context
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(httpbody.paced(http.client.HTTPSConnection, self._window), req,
+                            context=self._tls)
 
 
 class _RedirectPolicy(urllib.request.HTTPRedirectHandler):

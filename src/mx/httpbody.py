@@ -141,6 +141,20 @@ class _Response(http.client.HTTPResponse):
             http.client.parse_headers(self.fp)  # the interim answer's headers
 
 
+def paced(conn_class: type[http.client.HTTPConnection],
+          window: float) -> Callable[..., http.client.HTTPConnection]:
+    """`conn_class` whose responses are read as artifact bodies are (through `_Paced`,
+    past interim answers): for urllib, which fetches the small documents."""
+
+    def make(*args: Any, **kwargs: Any) -> http.client.HTTPConnection:
+        conn = conn_class(*args, **kwargs)
+        conn.response_class = functools.partial(  # type: ignore[assignment]
+            _Response, window=window)
+        return conn
+
+    return make
+
+
 class Body:
     """One response: status, headers and a body read in chunks of fresh buffers (the
     consumer keeps them: a hasher thread may still hold one when the next arrives)."""

@@ -184,3 +184,26 @@ def test_an_https_proxy_for_https_hosts_is_refused_before_a_byte_is_sent(
     with pytest.raises(TimeoutError):
         listener.accept()  # nobody connected
     listener.close()
+
+
+def test_an_index_document_trickled_a_byte_at_a_time_is_a_stall() -> None:
+    """Small documents go through urllib: the same reader, so a host trickling the index
+    does not hold mx install for ever either."""
+    stop = threading.Event()
+
+    def answer(n: int, head: bytes, conn: socket.socket) -> None:
+        whole = ok(b"{}" * 1000)
+        for i in range(len(whole)):
+            if stop.wait(0.2):
+                return
+            conn.sendall(whole[i:i + 1])
+
+    with raw_host(answer) as host:
+        t = transport(read_timeout=1, retries=1, backoff=0.01)
+        t.sleep = time.sleep
+        started = time.monotonic()
+        with pytest.raises(FetchError, match=r"too slowly.*gave up after 1 retries"):
+            t.get(host.url + "index.json", 1 << 20)
+        stop.set()
+        t.close()
+    assert time.monotonic() - started < 10
