@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.support.servers import Host
 
 BAD = "http://127.0.0.1:99999/x"  # a port out of range: ValueError in http.client/urllib
@@ -28,3 +30,17 @@ def test_an_index_document_redirected_off_any_url_is_one_error(mx, host: Host) -
     res = mx("install", "acme/iris@1.0.0", "--registry", host.url)
     assert res.code == 1, res.err
     assert "malformed URL" in res.err and "internal error" not in res.err
+
+
+def test_a_token_with_its_trailing_newline_works_and_a_non_ascii_one_is_one_error(
+        mx, host: Host, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A CI secret saved with its newline made http.client raise ValueError mid-install
+    (exit 3), with the token in the message."""
+    monkeypatch.setenv("MX_TOKEN", "s3cret\n")
+    res = mx("install", "acme/iris@1.0.0", "--registry", host.url)
+    assert res.code == 0, res.err
+    assert set(host.faults.authorization) == {"Bearer s3cret"}
+    monkeypatch.setenv("MX_TOKEN", "s3cr\u20act")
+    res = mx("install", "acme/iris@1.1.0", "--registry", host.url)
+    assert res.code == 1 and "MX_TOKEN" in res.err
+    assert "s3cr" not in res.err
