@@ -272,8 +272,11 @@ class Transport:
                     # urllib follows a redirect to a port out of range, a broken IPv6
                     # literal or a host label over 63 characters into ValueError or
                     # UnicodeError, which no retry mends.
+                    # (Never the text of a header error: it quotes the value, a token.)
+                    why = ("a header http.client cannot send" if "header" in str(exc).lower()
+                           else _why(exc))
                     raise FetchError(f"{url}: a malformed URL on the way (a redirect's?): "
-                                     f"{_why(exc)}", url=url) from None
+                                     f"{why}", url=url) from None
                 with response:
                     status = response.status
                     if 300 <= status < 400 and status != 304:
