@@ -292,14 +292,14 @@ def test_parallel_parts_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_one_connection_pool_for_every_file_and_part(host: Host, big_sha: str,
                                                      tmp_path: Path) -> None:
-    """Pieces and files reuse the transport's one httpx client (keep-alive connections):
-    far fewer connections than requests."""
+    """Pieces and files reuse the transport's one pool (httpbody.Connections, keep-alive
+    connections): far fewer connections than requests."""
     d = downloader(tmp_path, host.url)
     d.fetch_one(artifact(big_sha), "test")
-    client = d.transport._client
+    pool = d.transport._bodies
     d.cache.blob(big_sha).unlink()
     d.fetch_one(artifact(big_sha), "test")
-    assert d.transport._client is client
+    assert pool is not None and d.transport._bodies is pool
     d.transport.close()
     assert len(ranges_asked(host)) == 2 * SIZE // PIECE
     assert len(host.faults.ports) <= 4  # at most one connection per part at once
