@@ -13,8 +13,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -22,11 +24,12 @@ from mx.client import parallel
 from mx.client.cache import Cache
 from mx.client.download import Downloader
 from mx.config import Limits
+from mx.devserver import make_server, serve_in_thread
 from mx.errors import FetchError, IntegrityError
 from mx.http import Transport
 from mx.progress import NoProgress
 from tests.support.bigmodel import BIG_SIZE, artifact_sha, mx_cmd, mx_env, mx_proc
-from tests.support.servers import Host, static_host
+from tests.support.servers import Faults, FaultyHandler, Host, static_host
 
 SIZE = BIG_SIZE
 PIECE = parallel.piece_size(SIZE, 4)  # 8 MiB: eight pieces
@@ -289,14 +292,14 @@ def test_parallel_parts_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_one_connection_pool_for_every_file_and_part(host: Host, big_sha: str,
                                                      tmp_path: Path) -> None:
-    """Pieces and files reuse the transport's one httpx client (keep-alive connections):
-    far fewer connections than requests."""
+    """Pieces and files reuse the transport's one pool (httpbody.Connections, keep-alive
+    connections): far fewer connections than requests."""
     d = downloader(tmp_path, host.url)
     d.fetch_one(artifact(big_sha), "test")
-    client = d.transport._client
+    pool = d.transport._bodies
     d.cache.blob(big_sha).unlink()
     d.fetch_one(artifact(big_sha), "test")
-    assert d.transport._client is client
+    assert pool is not None and d.transport._bodies is pool
     d.transport.close()
     assert len(ranges_asked(host)) == 2 * SIZE // PIECE
     assert len(host.faults.ports) <= 4  # at most one connection per part at once
@@ -347,6 +350,7 @@ def test_an_lfs_object_comes_in_ranged_parts_with_the_batch_api_s_header(
 
 
 @pytest.mark.parametrize("header", [{"X-Bad\r\nInjected": "1"}, {"A": "b\r\nc"}, {"A": 5},
+                                    {"A": "\u20ac"}, {"A": "b\x00"},
                                     ["not", "a", "map"]])
 def test_a_malformed_batch_header_is_refused(host: Host, big_sha: str, tmp_path: Path,
                                              header: object) -> None:
@@ -366,3 +370,102 @@ def test_an_lfs_href_off_http_is_refused(host: Host, big_sha: str, tmp_path: Pat
         with pytest.raises(FetchError, match="not an http"):
             d.fetch_one(art, "test")
         d.transport.close()
+
+
+@dataclass
+class Signing:
+    """An LFS host whose hrefs carry a token (?t=N) that stops working after `expire_after`
+    requests: what a signed URL with `expires_in` does to a long download."""
+
+    issued: int = 0
+    valid_from: int = 1
+    expire_after: int | None = None
+    seen: int = 0
+    refused: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@contextmanager
+def signing_lfs(www: Path, signing: Signing) -> Iterator[tuple[str, Faults]]:
+    """(an LFS remote whose batch API hands out signed hrefs to `www`'s files, the host's
+    faults)."""
+
+    class Signed(FaultyHandler):
+        def serve(self, head: bool) -> None:
+            token = int(parse_qs(urlsplit(self.path).query).get("t", ["0"])[0])
+            with signing.lock:
+                ok = token >= signing.valid_from
+                signing.refused += not ok
+                signing.seen += 1
+                if signing.seen == signing.expire_after:  # this one is served still
+                    signing.valid_from = signing.issued + 1
+            if not ok:
+                self.send_response(403)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            super().serve(head)
+
+    faults = Faults()
+    server = make_server(www, handler=type("H", (Signed,), {"faults": faults}))
+    serve_in_thread(server)
+    files = f"http://127.0.0.1:{server.server_address[1]}/"
+
+    class Batch(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            asked = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with signing.lock:
+                signing.issued += 1
+                href = f"{files}big?t={signing.issued}"
+            body = json.dumps({"objects": [
+                {"oid": o["oid"], "size": o["size"], "actions": {"download": {"href": href}}}
+                for o in asked["objects"]]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    api = ThreadingHTTPServer(("127.0.0.1", 0), Batch)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{api.server_address[1]}/org/model.git", faults
+    finally:
+        api.shutdown()
+        api.server_close()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("parts", [4, 1])
+def test_an_lfs_href_that_expires_mid_download_is_asked_for_again(
+        www: Path, big_sha: str, tmp_path: Path, parts: int) -> None:
+    """A signed href outlived by a large download answered 403 to the next piece (or to the
+    resumed stream): the download failed and its part file was dropped. The batch API is
+    asked again for a new href, and the download goes on from where it was."""
+    signing = Signing(expire_after=3 if parts > 1 else 1)
+    with signing_lfs(www, signing) as (remote, faults):
+        if parts == 1:
+            faults.truncate["/big"] = 1  # the stream breaks half-way; its href expired
+        d = downloader(tmp_path, "http://unused.invalid/", parallel_parts=parts)
+        blob = d.fetch_one({**artifact(big_sha), "urls": [f"lfs+{remote}#{big_sha}"]}, "test")
+        d.transport.close()
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == big_sha
+    assert signing.issued == 2 and signing.refused >= 1
+    asked = [r for p, r, _ in faults.requests if p == "/big"]
+    if parts == 1:  # the second href continues the stream: nothing is fetched twice
+        assert asked[0] is None and asked[-1] == f"bytes={SIZE // 2}-"
+
+
+def test_an_lfs_href_refused_from_the_start_is_reported_not_asked_again(
+        www: Path, big_sha: str, tmp_path: Path) -> None:
+    signing = Signing(valid_from=10 ** 6)
+    with signing_lfs(www, signing) as (remote, _faults):
+        d = downloader(tmp_path, "http://unused.invalid/")
+        with pytest.raises(FetchError, match="HTTP 403") as refused:
+            d.fetch_one({**artifact(big_sha), "urls": [f"lfs+{remote}#{big_sha}"]}, "test")
+        d.transport.close()
+    assert refused.value.status == 403
+    assert signing.issued == 1

@@ -53,6 +53,20 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _token(value: str | None) -> str | None:
+    """MX_TOKEN as it can go in a header: surrounding whitespace dropped (a secret saved
+    with its trailing newline), and refused, without echoing it, if it holds characters a
+    header cannot carry (http.client would fail on them mid-install, token in the text)."""
+    token = (value or "").strip()
+    if not token:
+        return None
+    if not re.fullmatch(r"[\x21-\x7e]+", token):
+        raise ConfigError("MX_TOKEN holds a space, a control character or a non-ASCII "
+                          "character; a bearer token cannot",
+                          hint="set MX_TOKEN to the token alone")
+    return token
+
+
 def default_home() -> Path:
     env = os.environ.get("MX_HOME")
     if env:
@@ -216,6 +230,6 @@ def load_settings(
         home=home or default_home(),
         registry=url,
         offline=offline if offline is not None else _truthy(os.environ.get("MX_OFFLINE")),
-        token=os.environ.get("MX_TOKEN"),
+        token=_token(os.environ.get("MX_TOKEN")),
         trust=dict(_table(config, "trust")),
     )

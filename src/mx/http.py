@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 USER_AGENT = f"mx/{__version__}"
 _HEADER_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")  # RFC 9110 field name
+# RFC 9110 field value: visible ASCII, space, tab, obs-text. Anything else http.client
+# either sends as is (NUL, other controls) or fails to encode (past latin-1: a crash).
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]{0,8192}")
 MAX_REDIRECTS = 10
 
 
@@ -65,7 +68,10 @@ def join_url(base: str, ref: str) -> str:
 
 def check_redirect(source: str, target: str) -> None:
     """Refuse a redirect that would downgrade https to plain http (or leave HTTP)."""
-    scheme = urllib.parse.urlsplit(target).scheme
+    try:
+        scheme = urllib.parse.urlsplit(target).scheme
+    except ValueError:  # "Invalid IPv6 URL": not a URL at all
+        scheme = ""
     if scheme not in ("http", "https"):
         raise FetchError(f"{source}: redirected to {target!r}, which is not an HTTP URL",
                          url=source)
@@ -79,6 +85,22 @@ class Sink(Protocol):
 
     def write(self, chunk: bytes | memoryview) -> None: ...
     def reset(self) -> None: ...
+
+
+class _Held:
+    """A sink that counts what it holds (for a download continued with another URL)."""
+
+    def __init__(self, sink: Sink, size: int) -> None:
+        self._sink = sink
+        self.size = size
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        self._sink.write(chunk)
+        self.size += len(chunk)
+
+    def reset(self) -> None:
+        self._sink.reset()
+        self.size = 0
 
 
 @dataclass
@@ -232,9 +254,11 @@ class Transport:
         # Small documents go through the standard library: `mx install` of a cached model
         # revalidates one index document, and importing httpx would cost more than the
         # request (a third of the 0.3 s budget). Artifacts use `httpbody`, LFS calls httpx.
+        httpbody.check_proxy(url)
         attempt = 0
+        window = self.limits.read_timeout
         opener = urllib.request.build_opener(
-            _RedirectPolicy(), urllib.request.HTTPSHandler(context=self._tls()))
+            _RedirectPolicy(), _PacedHTTP(window), _PacedHTTPS(window, context=self._tls()))
         while True:
             headers = self._headers(url, {"If-None-Match": etag} if etag else None)
             headers["User-Agent"] = USER_AGENT
@@ -244,6 +268,15 @@ class Transport:
                     response = opener.open(request, timeout=self.limits.read_timeout)
                 except urllib.error.HTTPError as exc:
                     response = exc  # an HTTP error is a response too
+                except ValueError as exc:
+                    # urllib follows a redirect to a port out of range, a broken IPv6
+                    # literal or a host label over 63 characters into ValueError or
+                    # UnicodeError, which no retry mends.
+                    # (Never the text of a header error: it quotes the value, a token.)
+                    why = ("a header http.client cannot send" if "header" in str(exc).lower()
+                           else _why(exc))
+                    raise FetchError(f"{url}: a malformed URL on the way (a redirect's?): "
+                                     f"{why}", url=url) from None
                 with response:
                     status = response.status
                     if 300 <= status < 400 and status != 304:
@@ -360,7 +393,7 @@ class Transport:
         header = got.get("header") or {}
         if not isinstance(header, dict) or len(header) > 32 or not all(
                 isinstance(k, str) and isinstance(v, str) and _HEADER_TOKEN.fullmatch(k)
-                and not any(c in v for c in "\r\n\0") for k, v in header.items()):
+                and _HEADER_VALUE.fullmatch(v) for k, v in header.items()):
             raise FetchError(f"{endpoint}: LFS object {oid}: malformed header in the batch "
                              "answer", url=url)
         return href, dict(header)
@@ -378,8 +411,18 @@ class Transport:
                 raise FetchError(f"{url}: object not in the LFS store at {remote}", url=url)
             self._download_file(stored.as_uri(), sink, size, progress, None, offset)
             return
-        href, extra = self.lfs_href(url, size)
-        self._download_http(href, sink, size, progress, extra, offset)
+        # A signed href that expires (`expires_in`) mid-download answers 401/403 to the
+        # next retry: ask the batch API again, as long as the last href brought bytes.
+        held = _Held(sink, offset)
+        while True:
+            href, extra = self.lfs_href(url, size)
+            start = held.size
+            try:
+                self._download_http(href, held, size, progress, extra, held.size)
+                return
+            except FetchError as exc:
+                if exc.status not in (401, 403) or held.size <= start:
+                    raise
 
     def _download_http(self, url: str, sink: Sink, size: int,
                        progress: Callable[[int], None] | None,
@@ -459,8 +502,7 @@ class Transport:
         """GET `url`, following redirects by hand: at most MAX_REDIRECTS, never from https
         to http, and without credentials (or any header given for `url`) once the origin
         changes."""
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        if not _sendable(url):
             raise FetchError(f"{url[:200]}: not an http(s) URL", url=url)
         current, sent = url, headers
         for _ in range(MAX_REDIRECTS + 1):
@@ -473,8 +515,19 @@ class Transport:
                     response.close()
                 return
             response.close()
-            target = urllib.parse.urljoin(current, location)
+            # http.client decodes header values as latin-1; a Location sent as raw UTF-8
+            # (a file name with accents) is that, and httpbody percent-encodes it.
+            location = location.encode("latin-1", "replace").decode("utf-8", "replace")
+            try:
+                target = urllib.parse.urljoin(current, location)
+            except ValueError:  # "Invalid IPv6 URL"
+                target = location
             check_redirect(current, target)
+            if not _sendable(target):
+                # A port out of range or a host no resolver takes would escape from
+                # http.client as ValueError or UnicodeError (a crash, exit 3).
+                raise FetchError(f"{current}: redirected to a malformed URL "
+                                 f"{target[:200]!r}; refused", url=url)
             if origin(target) != origin(url):
                 sent = {k: v for k, v in headers.items()
                         if k.lower() in ("accept-encoding", "range")}
@@ -511,13 +564,21 @@ class Transport:
         while True:
             try:
                 headers = {"Accept": LFS_MEDIA_TYPE, "Content-Type": LFS_MEDIA_TYPE}
-                r = self._http().post(url, content=body, headers=self._headers(url, headers))
-                if r.is_redirect:
-                    raise FetchError(f"{url}: the Git LFS batch API answered with a redirect "
-                                     f"(HTTP {r.status_code}); refused", url=url)
-                if r.status_code >= 500 or r.status_code == 429:
-                    raise _Retry(f"HTTP {r.status_code}",
-                                 _retry_after(r.headers.get("Retry-After")))
+                request = self._http().build_request("POST", url, content=body,
+                                                     headers=self._headers(url, headers))
+                # Streamed and capped: `post` would hold the whole answer in memory, and a
+                # hostile server's has no end.
+                r = self._http().send(request, stream=True)
+                try:
+                    if r.is_redirect:
+                        raise FetchError(f"{url}: the Git LFS batch API answered with a "
+                                         f"redirect (HTTP {r.status_code}); refused", url=url)
+                    if r.status_code >= 500 or r.status_code == 429:
+                        raise _Retry(f"HTTP {r.status_code}",
+                                     _retry_after(r.headers.get("Retry-After")))
+                    content = self._capped(r, url) if r.status_code == 200 else b""
+                finally:
+                    r.close()
                 break
             except (_Retry, httpx.TransportError) as exc:
                 attempt += 1
@@ -529,14 +590,16 @@ class Transport:
         if r.status_code != 200:
             raise FetchError(f"{url}: HTTP {r.status_code} from the Git LFS batch API",
                              hint=_status_hint(r.status_code))
-        if len(r.content) > self.limits.max_lfs_batch_bytes:
-            raise FetchError(f"{url}: batch answer over the size limit")
         try:
-            answer = json.loads(r.content)
+            answer = json.loads(content)
             out: dict[str, dict[str, Any]] = {}
             for obj in answer.get("objects", []):
                 if "error" in obj:
-                    out[obj["oid"]] = {"error": obj["error"]}
+                    # Callers read error.message: a string or a list here would be an
+                    # AttributeError there (a crash), and a long one more than a line.
+                    error = obj["error"] if isinstance(obj["error"], dict) else {}
+                    message = " ".join(str(error.get("message", obj["error"])).split())
+                    out[obj["oid"]] = {"error": {**error, "message": message[:200]}}
                 else:
                     action = (obj.get("actions") or {}).get(operation) or {}
                     out[obj["oid"]] = {"href": action.get("href"),
@@ -544,6 +607,58 @@ class Transport:
             return out
         except (ValueError, AttributeError, KeyError, TypeError, RecursionError):
             raise FetchError(f"{url}: malformed Git LFS batch answer") from None
+
+
+    def _capped(self, r: httpx.Response, url: str) -> bytes:
+        """The body of a batch answer: at most max_lfs_batch_bytes, and refused as stalled
+        when a read_timeout passes with under httpbody.MIN_RATE bytes a second (httpx's
+        timeout fires only on silence)."""
+        import httpx
+
+        limit = self.limits.max_lfs_batch_bytes
+        window = self.limits.read_timeout
+        parts: list[bytes] = []
+        held = seen = 0
+        since = time.monotonic()
+        for chunk in r.iter_bytes():
+            parts.append(chunk)
+            held += len(chunk)
+            seen += len(chunk)
+            if held > limit:
+                raise FetchError(f"{url}: batch answer over the size limit")
+            now = time.monotonic()
+            if now - since >= window:
+                if seen < httpbody.MIN_RATE * window:
+                    raise httpx.ReadTimeout(f"the host sends too slowly ({seen} bytes in "
+                                            f"{now - since:.0f} s)")
+                since, seen = now, 0
+        return b"".join(parts)
+
+
+class _PacedHTTP(urllib.request.HTTPHandler):
+    """urllib's http handler, with responses that fail as stalled when a read_timeout
+    brings under httpbody.MIN_RATE bytes a second (the socket's timeout fires only on
+    silence: a registry host trickling the index held mx install for ever)."""
+
+    def __init__(self, window: float) -> None:
+        super().__init__()
+        self._window = window
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(httpbody.paced(http.client.HTTPConnection, self._window), req)
+
+
+class _PacedHTTPS(urllib.request.HTTPSHandler):
+    """The same for https."""
+
+    def __init__(self, window: float, context: ssl.SSLContext) -> None:
+        super().__init__(context=context)
+        self._window = window
+        self._tls = context
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(httpbody.paced(http.client.HTTPSConnection, self._window), req,
+                            context=self._tls)
 
 
 class _RedirectPolicy(urllib.request.HTTPRedirectHandler):
@@ -555,12 +670,27 @@ class _RedirectPolicy(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
                          headers: Any, newurl: str) -> urllib.request.Request | None:
         check_redirect(req.full_url, newurl)
+        httpbody.check_proxy(newurl)
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None and origin(newurl) != origin(req.full_url):
             for name in list(new.headers):
                 if name.lower() in ("authorization", "cookie", "proxy-authorization"):
                     del new.headers[name]
         return new
+
+
+def _sendable(url: str) -> bool:
+    """Whether http.client can send a request for `url` (an http(s) URL with a host a
+    resolver takes and a port in range); its path and query it sends percent-encoded."""
+    try:
+        p = urllib.parse.urlsplit(url)
+        host = p.hostname or ""
+        p.port  # noqa: B018 (it raises ValueError when out of range)
+        host.encode("idna")  # a label over 63 characters, or empty
+    except (ValueError, UnicodeError):
+        return False
+    return (p.scheme.lower() in ("http", "https") and bool(host)
+            and not any(c <= " " or c == "\x7f" for c in host))
 
 
 def _content_length(value: str | None) -> int:

@@ -16,13 +16,21 @@ plain http through the proxy with the absolute URL, https through a CONNECT tunn
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
+import io
+import select
+import socket
 import ssl
 import threading
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from email.message import Message
+from typing import Any
+
+from mx.errors import FetchError
 
 # What a failed exchange raises here: the connection broke, timed out, or spoke no HTTP.
 # ssl.SSLError is an OSError. The caller retries these as it retries a dropped transfer.
@@ -30,12 +38,42 @@ TransportFailure = (http.client.HTTPException, OSError)
 
 _Key = tuple[str, str, int, str]  # scheme, host, port, proxy URL ("" for none)
 
+# A transfer is stalled when fewer than this many bytes a second arrive, averaged over a
+# read_timeout: the socket's timeout alone fires only on silence, and a host trickling one
+# byte a second (a broken middlebox, or a hostile host) would hold a download for ever.
+MIN_RATE = 1024
+
+# What may go on the request line unquoted (requests' requote_uri): a Location header or
+# an index may carry raw UTF-8 or spaces, which http.client refuses to send.
+_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
+
 
 def _proxy_for(scheme: str, host: str) -> str:
-    """The proxy URL the environment names for `scheme://host`, or ""."""
+    """The proxy URL the environment names for `scheme://host`, or "". A value without a
+    scheme (`proxy.corp:3128`) is an http proxy, as urllib and curl read it."""
     if urllib.request.proxy_bypass(host):
         return ""
-    return urllib.request.getproxies().get(scheme, "")
+    proxy = urllib.request.getproxies().get(scheme, "")
+    if proxy and "://" not in proxy:
+        proxy = "http://" + proxy
+    return proxy
+
+
+def _refuse_tls_proxy(url: str, scheme: str, proxy: str) -> None:
+    # http.client (and urllib) would send the CONNECT, with the proxy's credentials, in the
+    # clear to a proxy the user said speaks TLS, and then fail: TLS inside TLS they cannot.
+    if proxy and scheme == "https" and proxy[:8].lower() == "https://":
+        raise FetchError(f"{url}: the https proxy {proxy.rpartition('@')[2]!r} is an "
+                         "https:// URL; mx reaches https hosts only through a plain "
+                         "http:// proxy (CONNECT)",
+                         hint="set https_proxy to the proxy's http:// address", url=url)
+
+
+def check_proxy(url: str) -> None:
+    """Refuse, before anything is sent, a proxy for `url` that cannot be used safely."""
+    p = urllib.parse.urlsplit(url)
+    scheme = p.scheme.lower()
+    _refuse_tls_proxy(url, scheme, _proxy_for(scheme, p.hostname or ""))
 
 
 def _proxy_authorization(proxy: str) -> dict[str, str]:
@@ -46,6 +84,75 @@ def _proxy_authorization(proxy: str) -> dict[str, str]:
     password = urllib.parse.unquote(p.password or "")
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     return {"Proxy-Authorization": f"Basic {token}"}
+
+
+class _Paced(io.RawIOBase):
+    """The socket as http.client reads it (head and body), failing a read with a timeout
+    once a read_timeout window brought fewer than MIN_RATE bytes a second."""
+
+    def __init__(self, sock: socket.socket, window: float) -> None:
+        super().__init__()
+        # The socket's own reader: it keeps the descriptor open after http.client closes
+        # the connection under a response read to its end of file (no Content-Length).
+        self._raw = sock.makefile("rb", buffering=0)
+        self._window = window
+        self._since = time.monotonic()
+        self._seen = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._raw.readinto(b) or 0  # silence for read_timeout raises here
+        self._seen += n
+        now = time.monotonic()
+        if now - self._since >= self._window:
+            if self._seen < MIN_RATE * self._window:
+                raise TimeoutError(f"the host sends too slowly ({self._seen} bytes in "
+                                   f"{now - self._since:.0f} s)")
+            self._since, self._seen = now, 0
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _Response(http.client.HTTPResponse):
+    """http.client's response, reading through `_Paced`, and past every interim answer."""
+
+    def __init__(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None,
+                 url: str | None = None, *, window: float) -> None:
+        class Paced:  # what HTTPResponse asks of a socket: makefile
+            @staticmethod
+            def makefile(mode: str) -> io.BufferedReader:
+                return io.BufferedReader(_Paced(sock, window))
+
+        super().__init__(Paced, debuglevel, method, url)  # type: ignore[arg-type]
+
+    def _read_status(self) -> tuple[str, int, str]:
+        # http.client skips 100 Continue only and would return 103 Early Hints (or any
+        # other interim 1xx) as the answer, leaving the real one unread on the socket;
+        # httpx skipped them all. 101 is not interim (the connection changes protocol).
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not (100 < status < 200) or status == 101:
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # the interim answer's headers
+
+
+def paced(conn_class: type[http.client.HTTPConnection],
+          window: float) -> Callable[..., http.client.HTTPConnection]:
+    """`conn_class` whose responses are read as artifact bodies are (through `_Paced`,
+    past interim answers): for urllib, which fetches the small documents."""
+
+    def make(*args: Any, **kwargs: Any) -> http.client.HTTPConnection:
+        conn = conn_class(*args, **kwargs)
+        conn.response_class = functools.partial(  # type: ignore[assignment]
+            _Response, window=window)
+        return conn
+
+    return make
 
 
 class Body:
@@ -91,6 +198,16 @@ class Body:
         self._give_back(self._conn if reusable else None)
 
 
+def _readable(sock: socket.socket) -> bool:
+    """Whether a read would not block (bytes, or an end of file, are waiting). poll where
+    there is one: select refuses descriptors past 1023."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([sock], [], [], 0)[0])
+
+
 class Connections:
     """Idle keep-alive connections per origin (and proxy), shared by threads."""
 
@@ -128,6 +245,8 @@ class Connections:
                                                context=self._tls())
         else:
             conn = http.client.HTTPConnection(host, port, timeout=self._connect_timeout)
+        conn.response_class = functools.partial(  # type: ignore[assignment]
+            _Response, window=self._read_timeout)
         conn.connect()
         if conn.sock is not None:  # connect with one deadline, read with the other
             conn.sock.settimeout(self._read_timeout)
@@ -145,13 +264,12 @@ class Connections:
         if p.query:
             target += "?" + p.query
         sent = {"User-Agent": self._user_agent, **headers}
+        target = urllib.parse.quote(target.encode("utf-8", "surrogatepass"), safe=_URL_SAFE)
+        _refuse_tls_proxy(url, scheme, proxy)
         if proxy and scheme == "http":
-            target = urllib.parse.urlunsplit((scheme, p.netloc.rpartition("@")[2],
-                                              p.path or "/", p.query, ""))
+            target = f"{scheme}://{p.netloc.rpartition('@')[2]}{target}"
             sent.update(_proxy_authorization(proxy))
-        with self._lock:
-            pool = self._idle.get(key) or []
-            conn = pool.pop() if pool else None
+        conn = self._pooled(key)
         reused = conn is not None
         while True:
             if conn is None:
@@ -170,6 +288,24 @@ class Connections:
                 conn.close()
                 raise
             return Body(conn, response, lambda c: self._give_back(key, c))
+
+    def _pooled(self, key: _Key) -> http.client.HTTPConnection | None:
+        """An idle connection for `key` with nothing waiting to be read on it. A server
+        that wrote past the end of a body (or answered a request it never got) left bytes
+        the next response would begin with; one that closed it left an end of file."""
+        while True:
+            with self._lock:
+                pool = self._idle.get(key) or []
+                conn = pool.pop() if pool else None
+            if conn is None:
+                return None
+            sock = conn.sock
+            if sock is None:
+                continue
+            pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+            if not pending and not _readable(sock):
+                return conn
+            conn.close()
 
     def _give_back(self, key: _Key, conn: http.client.HTTPConnection | None) -> None:
         if conn is None:

@@ -172,14 +172,53 @@ def _http_opener(transport: Transport, url: str, size: int,
     return open_piece
 
 
+class _Href:
+    """One answer of the batch API, as a piece opener, and whether it served a piece."""
+
+    def __init__(self, transport: Transport, url: str, size: int) -> None:
+        href, extra = transport.lfs_href(url, size)
+        self.href = href
+        self.open = _http_opener(transport, href, size, extra)
+        self.served = False
+
+
+def _lfs_opener(transport: Transport, url: str, size: int) -> tuple[str, PieceOpener]:
+    """Pieces from the batch API's href, asking the API again when the href stops working
+    (401/403): hosts hand out signed hrefs that expire (`expires_in`), and a large model's
+    download can outlast one. A new href is asked for only after the current one served a
+    piece, so a host that refuses from the start gets its 403 reported, not a loop."""
+    lock = threading.Lock()
+    now = [_Href(transport, url, size)]
+
+    @contextlib.contextmanager
+    def open_piece(got: int, end: int) -> Iterator[Iterator[bytes | memoryview]]:
+        with lock:
+            href = now[0]
+        try:
+            with href.open(got, end) as chunks:
+                href.served = True
+                yield chunks
+        except FetchError as exc:
+            if exc.status not in (401, 403):
+                raise
+            with lock:
+                if now[0] is href:  # no other piece asked for a new one meanwhile
+                    if not href.served:
+                        raise
+                    now[0] = _Href(transport, url, size)
+            raise _Retry("the LFS href stopped working (expired?): the batch API gave a "
+                         "new one") from None
+
+    return now[0].href, open_piece
+
+
 def opener_for(transport: Transport, url: str, size: int) -> tuple[str, PieceOpener]:
     """(the URL the pieces come from, how to open one) for an http(s), s3 or lfs+ URL."""
     scheme = url.partition(":")[0].lower()
     if scheme == "s3":
         return url, lambda got, end: transport.s3_range(url, got, end, size)
     if scheme.startswith("lfs+"):
-        href, extra = transport.lfs_href(url, size)
-        return href, _http_opener(transport, href, size, extra)
+        return _lfs_opener(transport, url, size)
     return url, _http_opener(transport, url, size, {})
 
 
