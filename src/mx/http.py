@@ -46,6 +46,9 @@ _HEADER_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")  # RFC 9110 fie
 # either sends as is (NUL, other controls) or fails to encode (past latin-1: a crash).
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]{0,8192}")
 MAX_REDIRECTS = 10
+# An attempt that brought this much was progress, not a failing host: the retry count
+# starts over, so a long download survives any number of drops that each follow progress.
+PROGRESS_BYTES = 1 << 20
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
@@ -430,6 +433,7 @@ class Transport:
         got = offset
         attempt = 0
         while True:
+            mark = got
             h = self._headers(url, {"Accept-Encoding": "identity", **(headers or {})})
             if got:
                 h["Range"] = f"bytes={got}-"
@@ -471,7 +475,7 @@ class Transport:
                     # Every promised byte arrived and then the connection broke (a host
                     # that announced more than it sends): the caller's sha256 decides.
                     return
-                attempt += 1
+                attempt = 1 if got - mark >= PROGRESS_BYTES else attempt + 1
                 self._backoff(attempt, url, exc)
 
     def _download_s3(self, url: str, sink: Sink, size: int,

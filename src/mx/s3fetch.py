@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from mx import objstore
 from mx.errors import FetchError, IntegrityError
-from mx.http import Sink, Transport, _Retry
+from mx.http import PROGRESS_BYTES, Sink, Transport, _Retry
 
 WRONG_OBJECT = "the artifact in the bucket is not the one indexed"
 
@@ -44,6 +44,7 @@ def download(transport: Transport, url: str, sink: Sink, size: int,
     got = offset
     attempt = 0
     while True:
+        mark = got
         try:
             with _store_failures(url, got, size):
                 total, chunks = objstore.read(store, key, got, transport.limits.chunk_size)
@@ -66,7 +67,7 @@ def download(transport: Transport, url: str, sink: Sink, size: int,
         except _Retry as exc:
             if got == size:
                 return  # every promised byte arrived: the caller's sha256 decides
-            attempt += 1
+            attempt = 1 if got - mark >= PROGRESS_BYTES else attempt + 1
             transport._backoff(attempt, url, exc)
 
 

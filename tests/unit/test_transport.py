@@ -122,3 +122,28 @@ def test_a_host_that_announces_more_than_it_sends(files: Path) -> None:
         # the end of the transfer, and the caller's sha256 decides.
         transport.download(host.url + "blob", sink, len(whole) // 2)
     assert bytes(sink.data) == whole[: len(whole) // 2]
+
+
+def test_drops_after_progress_do_not_use_up_the_retries(tmp_path: Path) -> None:
+    """A long download on a flaky line: each drop that follows at least 1 MiB of progress
+    starts the retry count over, so four drops get through with two retries allowed."""
+    root = tmp_path / "www"
+    root.mkdir()
+    whole = bytes(range(256)) * (8 << 12)  # 8 MiB
+    (root / "big").write_bytes(whole)
+    with static_host(root) as host:
+        host.faults.truncate["/big"] = 4  # halves: 4 MiB, 2, 1, then 0.5 (no progress)
+        transport = Transport(Limits(backoff=0.001, retries=2))
+        slept: list[float] = []
+        transport.sleep = slept.append
+        sink = Collect()
+        transport.download(host.url + "big", sink, len(whole))
+        transport.close()
+    assert bytes(sink.data) == whole and len(slept) == 4
+    with static_host(root) as host:
+        host.faults.truncate["/big"] = 3
+        transport = Transport(Limits(backoff=0.001, retries=2))
+        transport.sleep = lambda s: None
+        sink = Collect(whole[: (8 << 20) - 4096])  # little is left: drops bring no progress
+        with pytest.raises(FetchError, match="gave up after 2 retries"):
+            transport.download(host.url + "big", sink, len(whole), offset=len(sink.data))

@@ -34,7 +34,7 @@ from mx import httpbody
 from mx.client.orderedhash import OrderedHasher
 from mx.errors import FetchError, IntegrityError
 from mx.fsutil import atomic_write_bytes, verify_digest
-from mx.http import Transport, _Retry, _retry_after, _status_hint
+from mx.http import PROGRESS_BYTES, Transport, _Retry, _retry_after, _status_hint
 
 MIN_PIECE = 8 << 20
 MAX_PIECE = 16 << 20
@@ -259,6 +259,7 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
     def get_piece(start: int, end: int, probe: bool) -> None:
         got, attempt = start, 0
         while True:
+            mark = got
             try:
                 with open_piece(got, end) as chunks:
                     if probe:
@@ -283,7 +284,7 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
                                  f"{end - start} bytes of range {start}-{end - 1}")
                 return
             except (_Retry, *httpbody.TransportFailure) as exc:
-                attempt += 1
+                attempt = 1 if got - mark >= PROGRESS_BYTES else attempt + 1
                 transport._backoff(attempt, url, exc)
 
     def work(first: tuple[int, int] | None) -> None:
