@@ -14,7 +14,8 @@ from contextlib import contextmanager
 
 from mx import objstore
 from mx.errors import FetchError, IntegrityError
-from mx.http import PROGRESS_BYTES, Sink, Transport, _Retry
+from mx.http import Transport
+from mx.httpbase import PROGRESS_BYTES, Sink, _Retry
 
 WRONG_OBJECT = "the artifact in the bucket is not the one indexed"
 

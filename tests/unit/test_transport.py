@@ -11,7 +11,8 @@ import pytest
 from mx.config import Limits
 from mx.errors import FetchError, SizeLimitError
 from mx.fsutil import HashingWriter
-from mx.http import Transport, _retry_after, trust_store
+from mx.http import Transport, trust_store
+from mx.httpbase import _retry_after
 from tests.support.servers import static_host
 
 

@@ -34,7 +34,8 @@ from mx import httpbody
 from mx.client.orderedhash import OrderedHasher
 from mx.errors import FetchError, IntegrityError
 from mx.fsutil import atomic_write_bytes, verify_digest
-from mx.http import PROGRESS_BYTES, Transport, _Retry, _retry_after, _status_hint
+from mx.http import Transport
+from mx.httpbase import PROGRESS_BYTES, _Retry, _retry_after, _status_hint
 
 MIN_PIECE = 8 << 20
 MAX_PIECE = 16 << 20
