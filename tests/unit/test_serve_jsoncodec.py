@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import struct
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ from mx.errors import BadInput
 from mx.serve import jsoncodec
 from mx.serve.intake import decode_body, encode_body
 from mx.serve.jsoncodec import MAX_DEPTH, dumps, parse_exact, parse_json
-from mx.serve.tensors import Wanted, decode_request
+from mx.serve.tensors import Wanted, decode_request, from_values
 from mx.tensorspec import Value
 
 pytestmark = pytest.mark.skipif(jsoncodec.orjson is None, reason="orjson is not installed")
@@ -74,6 +75,22 @@ def test_fast_path_reads_typical_bodies_as_json_does(raw: bytes, monkeypatch) ->
 
 def _no_fallback(raw: bytes) -> Any:
     raise AssertionError("took the exact path")
+
+
+@pytest.mark.parametrize(("raw", "fast"), [
+    (b"123456789012345678", True), (b"1234567890123456789", False),
+    (b"[1234567890123456789]", False), (b"[-1234567890123456789]", False),
+    (b'{"a": 1234567890123456789}', False), (b"[ 1234567890123456789.5]", False),
+    (b"[0.1234567890123456789012]", True), (b"[1e" + b"0" * 30 + b"5]", True),
+    (b"[0." + b"1" * 309 + b"]", True), (b"[0." + b"1" * 310 + b"]", False),
+    (b'["x' + b"1" * 30 + b'"]', True), (b'["' + b"1" * 30 + b'"]', True),
+    (b'["x ' + b"1" * 30 + b'"]', False),  # looks like an integer: the exact path reads it
+    (b"[" * 64 + b"]" * 64, True), (b"[" * 65 + b"]" * 65, False),
+    (b'["' + b"[" * 100 + b'"]', False), (b"", True), (b"[]", True),
+])
+def test_which_bodies_take_the_fast_path(raw: bytes, fast: bool) -> None:
+    assert jsoncodec._fast_ok(raw) is fast
+    assert _outcome(parse_json, raw) == _outcome(parse_exact, raw)
 
 
 HOSTILE = [
@@ -146,9 +163,47 @@ def test_random_float_texts_read_to_the_same_bit() -> None:
     rng = random.Random(1)
     values = [rng.uniform(-1, 1) * 10.0 ** rng.randint(-320, 308) for _ in range(3000)]
     texts = ([repr(v) for v in values] + [f"{v:.20e}" for v in values]
-             + [f"{rng.getrandbits(50)}e{rng.randint(-340, 300)}" for _ in range(3000)])
+             + [f"{rng.getrandbits(50)}e{rng.randint(-340, 300)}" for _ in range(3000)]
+             + [f"1.5e+{'0' * 30}{rng.randint(0, 300)}" for _ in range(100)]  # long exponents
+             + [f"-2E{'0' * 40}{rng.randint(0, 300)}" for _ in range(100)]
+             + [f"0.{'0' * rng.randint(0, 280)}{rng.getrandbits(60)}" for _ in range(300)])
     raw = ("[" + ",".join(texts) + "]").encode()
+    assert jsoncodec._fast_ok(raw)  # fractions and exponents of any length stay fast
     assert _same(parse_json(raw), parse_exact(raw))
+    negative = raw.replace(b"e+", b"e-")  # e-0000...: '-' may also start an integer
+    assert not jsoncodec._fast_ok(negative) and _same(parse_json(negative),
+                                                      parse_exact(negative))
+
+
+def test_json_lists_become_the_arrays_numpy_made() -> None:
+    """FP32 and FP16 lists go through float64 (twice as fast): the arrays are those
+    np.asarray(data, dtype) made, bit for bit (NaN payloads too), or fail alike."""
+    rng = random.Random(3)
+    values: list[Any] = [True, False, None, 1e39, -1e39, 65504.0, 65520.0, 65519.99,
+                         3.4028235e38, 3.4028236e38, 2**60 + 2**36 + 1, 10**400,
+                         "1.00000005960464477539062500000001", "0.1", "x", [1.0]]
+    for _ in range(3000):
+        values.append(rng.choice([
+            struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0],  # NaNs, denormals
+            rng.getrandbits(rng.randint(1, 80)) * rng.choice([1, -1]),
+            repr(rng.uniform(-70000, 70000)), f"{rng.uniform(0, 2):.30f}",
+            float(np.float32(rng.uniform(-1, 1))) + rng.choice([2**-30, -(2**-30)])]))
+    for datatype, dtype in (("FP32", np.float32), ("FP16", np.float16)):
+        for v in values:
+            try:
+                with np.errstate(over="ignore"):
+                    old: Any = np.asarray([v], dtype=dtype)
+            except (OverflowError, ValueError, TypeError) as exc:
+                old = type(exc).__name__
+            try:
+                new: Any = from_values("x", datatype, [1], [v])
+            except BadInput as exc:
+                new = "OverflowError" if "range" in exc.message else exc.message
+            if isinstance(old, str):
+                assert isinstance(new, str) and (old == "OverflowError") == (
+                    new == "OverflowError"), (datatype, v, old, new)
+            else:
+                assert old.tobytes() == new.tobytes(), (datatype, v)
 
 
 def test_answers_read_back_as_written() -> None:

@@ -47,13 +47,10 @@ FAST_DIGITS = 19
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _DIGITS_AS_9 = bytes(0x39 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
 _LONG_NUMBER = b"9" * (MAX_DIGITS + 1)  # searched in digits-as-9 text: 8x faster than \d{310}
-# digits as 9, what may come just before a JSON number (whitespace [ , : -) as ' ', the
-# rest as '.': an integer part of FAST_DIGITS digits is then ' 999...' (or 999... at the
-# start), and the digits of fractions, exponents and most strings follow a '.'
-_NUMBERS = bytes(0x39 if 0x30 <= b <= 0x39 else 0x20 if b in b" \t\n\r[,:-" else 0x2E
-                 for b in range(256))
-_FAST_LONG = b"9" * FAST_DIGITS
-_FAST_LONG_INT = b" " + _FAST_LONG
+# what may come just before a JSON number's integer part; digits after anything else are
+# a fraction, an exponent or in a string
+_BEFORE_INTEGER = np.zeros(256, bool)
+_BEFORE_INTEGER[list(b" \t\n\r[,:-")] = True
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 _OPENERS = np.frombuffer(b"[{", np.uint8)
 
@@ -69,12 +66,36 @@ def parse_json(raw: bytes) -> Any:
 
 
 def _fast_ok(raw: bytes) -> bool:
-    brackets = raw.translate(None, _NOT_BRACKET)  # a V2 body has a handful
-    if len(brackets) > MAX_DEPTH and _depth(brackets) > MAX_DEPTH:
-        return False  # maybe too deep, maybe brackets in strings: the exact path counts
-    numbers = raw.translate(_NUMBERS)
-    return not (_FAST_LONG_INT in numbers or numbers.startswith(_FAST_LONG)
-                or _LONG_NUMBER in numbers)
+    """Whether orjson reads `raw` as json would (see the module's docstring). Vectorised
+    over the bytes: a tenth of orjson's own time on a body of floats (bytes.translate and
+    searches in its output took as long as orjson)."""
+    a = np.frombuffer(raw, np.uint8)
+    # '[' 0x5B and '{' 0x7B are the bytes that OR 0x20 makes 0x7B: at most MAX_DEPTH of
+    # them (strings' too) cannot nest deeper; more are counted exactly
+    if np.count_nonzero((a | 0x20) == 0x7B) > MAX_DEPTH \
+            and _depth(raw.translate(None, _NOT_BRACKET)) > MAX_DEPTH:
+        return False
+    digit = (a - 0x30) < 10  # uint8: bytes below '0' wrap past 9
+    long = _runs(digit, FAST_DIGITS)  # long[i]: digit[i : i + FAST_DIGITS] all digits
+    if not long.any():
+        return True
+    starts = np.flatnonzero(long)  # a few dozen in a body of 17-digit floats
+    first = starts[(starts == 0) | ~digit[starts - 1]]  # where each long run begins
+    if first[0] == 0 or _BEFORE_INTEGER[a[first - 1]].any():
+        return False  # a long integer (or digits in a string, which the exact path reads)
+    # a run of over MAX_DIGITS digits: that many consecutive starts
+    span = MAX_DIGITS + 1 - FAST_DIGITS + 1
+    return starts.size < span or not _runs(long, span).any()
+
+
+def _runs(mask: np.ndarray, k: int) -> np.ndarray:
+    """r[i] = mask[i : i + k].all(), by doubling the run length known to hold."""
+    have = 1
+    while have < k:
+        step = min(have, k - have)
+        mask = mask[:-step] & mask[step:]
+        have += step
+    return mask
 
 
 def parse_exact(raw: bytes) -> Any:
