@@ -17,7 +17,7 @@ import asyncio
 import json
 import multiprocessing
 import signal
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
-from starlette.requests import Request
 
 from mx.errors import BadInput
 from mx.serve.jsoncodec import dumps, parse_json
@@ -87,9 +86,14 @@ class Hold:
         self.bytes = size
 
 
-async def read_body(request: Request, limit: int, timeout: float, held: Hold) -> bytes:
-    """The whole body within `timeout` seconds and `limit` bytes, counted in `held`."""
-    declared = request.headers.get("content-length")
+class ClientDisconnect(Exception):
+    """The client went away before sending the whole body."""
+
+
+async def read_body(receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+                    declared: str | None, limit: int, timeout: float, held: Hold) -> bytes:
+    """The whole body of an ASGI request within `timeout` seconds and `limit` bytes,
+    counted in `held`; `declared`: its Content-Length header, if it has one."""
     if declared is not None and declared.isdigit():
         if int(declared) > limit:
             raise _too_large(limit)
@@ -97,17 +101,24 @@ async def read_body(request: Request, limit: int, timeout: float, held: Hold) ->
     chunks, size = [], 0
     try:
         async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(limit)
-                held.reach(size)  # bodies without Content-Length are counted as they come
-                chunks.append(chunk)
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(limit)
+                    held.reach(size)  # bodies without Content-Length are counted as they come
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
     except TimeoutError:
         # the client is too slow to wait for: close rather than drain the rest
         raise Refused(408, f"request body not received within {timeout:g} s ({size} bytes "
                            "arrived)", "body_timeout", {"Connection": "close"}) from None
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _too_large(limit: int) -> Refused:
