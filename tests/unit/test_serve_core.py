@@ -3,6 +3,7 @@ server process, no sockets, a real onnxruntime model."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,3 +113,21 @@ def test_routes_answer_as_the_starlette_app_did(core: InferenceCore) -> None:
             assert r.headers["content-type"] == "application/json"
         r = client.post("/v2/models/acme/iris/versions/9.9.9/infer", json=body)
         assert r.status_code == 404 and "has no version '9.9.9'" in r.json()["error"]
+
+
+def test_the_request_log_line_is_json(core: InferenceCore,
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="mx.serve"):
+        for status, message in [(200, None), (400, 'input "x": \u00e9\\'), (200, None)]:
+            core.record("acme/iris", "1.0.0", status, 0.0012345, message)
+        core.record("acme/nope", "", 404, 0.0, "unknown model")  # counted, not logged
+    lines = [json.loads(r.getMessage()) for r in caplog.records]
+    assert lines[1] == {"event": "infer", "model": "acme/iris", "version": "1.0.0",
+                        "status": 400, "ms": 1.234, "error": 'input "x": \u00e9\\'}
+    assert lines[0] == lines[2] == {"event": "infer", "model": "acme/iris",
+                                    "version": "1.0.0", "status": 200, "ms": 1.234}
+    assert len(lines) == 3
+    metrics = core.metrics.render().decode()
+    assert 'mx_requests_total{model="acme/iris",status="200",version="1.0.0"} 2.0' in metrics
+    assert 'mx_requests_total{model="acme/nope",status="404",version=""} 1.0' in metrics
+    assert 'mx_request_seconds_count{model="acme/iris",version="1.0.0"} 3.0' in metrics
