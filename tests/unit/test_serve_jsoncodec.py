@@ -88,7 +88,9 @@ def _no_fallback(raw: bytes) -> Any:
     (b"[" * 64 + b"]" * 64, True), (b"[" * 65 + b"]" * 65, False),
     (b'["' + b"[" * 100 + b'"]', False), (b"", True), (b"[]", True),
 ])
-def test_which_bodies_take_the_fast_path(raw: bytes, fast: bool) -> None:
+@pytest.mark.parametrize("pad", [0, jsoncodec.SMALL_BODY])  # scanned in bytes, in numpy
+def test_which_bodies_take_the_fast_path(raw: bytes, fast: bool, pad: int) -> None:
+    raw += b" " * pad
     assert jsoncodec._fast_ok(raw) is fast
     assert _outcome(parse_json, raw) == _outcome(parse_exact, raw)
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from mx.errors import BadInput
+from mx.serve.conn import BODY_RECEIVED
 from mx.serve.core import InferenceCore, ServeError
 from mx.serve.guard import TIMEOUT_HEADER, client_key, parse_timeout_header
 from mx.serve.intake import HEADER_LENGTH, ClientDisconnect, Refused, read_body
@@ -196,8 +197,9 @@ class App:
         core.tracing.begin(name, headers)  # OpenTelemetry, when OTEL_* ask for it
         try:
             found = core.find(name, call.params.get("version"))
-            core.admit(found.model.name, client_key(call.header, call.peer,
-                                                    core.limits.guard.key_header))
+            if core.limiter is not None:  # whose request it is matters to the rate limit only
+                core.admit(found.model.name, client_key(call.header, call.peer,
+                                                        core.limits.guard.key_header))
         except ServeError as exc:
             core.record(name, "", exc.status, 0.0, exc.message)
             await call.error(exc.status, exc.message, exc.headers)
@@ -209,7 +211,8 @@ class App:
             asked = parse_timeout_header(headers.get(_TIMEOUT_HEADER))
             with core.budget.hold() as held:  # until the answer is built: arrays live on
                 raw = await read_body(call.receive, headers.get("content-length"),
-                                      limits.max_body_bytes, limits.body_timeout, held)
+                                      limits.max_body_bytes, limits.body_timeout, held,
+                                      BODY_RECEIVED in call.scope.get("extensions", ()))
                 decoded = await core.offload.decode(raw, headers.get(_HEADER_LENGTH),
                                                     model.inputs)
                 del raw

@@ -26,6 +26,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 BODY_GRACE = 1.0  # seconds the app has to answer its own 408 before the socket closes
+BODY_RECEIVED = "mx.body_received"  # scope extension: the whole body is in (httptools only)
 
 
 class _Deadlines:
@@ -98,8 +99,11 @@ def _h11_guarded() -> type[Any]:
             state = self.conn.their_state
             if state is h11.SEND_BODY:
                 self._enter("body")
-            elif state is h11.IDLE and self.timeout_keep_alive_task is None:
-                self._enter("header")  # a request head has begun, or nothing came yet
+            elif state is h11.IDLE and (self.timeout_keep_alive_task is None
+                                        or self.conn.trailing_data[0]):
+                # a request head has begun (pipelined after the last one, too), or nothing
+                # came yet
+                self._enter("header")
             else:  # the whole request is in, or uvicorn's keep-alive timeout runs
                 self._enter(None)
 
@@ -114,6 +118,8 @@ def _httptools_guarded() -> type[Any]:
 
     class GuardedHttpTools(_Deadlines, HttpToolsProtocol):
         in_head = False  # a request head has begun and not ended
+        wanted: str | None = "header"  # the phase the parser's callbacks left a request in
+        ended = False  # a request ended within the data being read
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -123,19 +129,29 @@ def _httptools_guarded() -> type[Any]:
             self._enter(None)
             super().connection_lost(exc)
 
+        def data_received(self, data: bytes) -> None:
+            # the deadline follows the request once the data is read: a request that comes
+            # whole in one read starts and stops no timer
+            self.ended = False
+            super().data_received(data)
+            if self.ended and self.wanted is not None:
+                self._enter(None)  # the next request's deadline runs from its own start
+            self._enter(self.wanted)
+
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self.in_head = True
-            self._enter("header")  # on a reused connection: from the request's first byte
+            self.in_head, self.wanted = True, "header"
 
         def on_headers_complete(self) -> None:
             self.in_head = False
             super().on_headers_complete()
-            self._enter("body")  # ended at once by on_message_complete when there is none
+            self.wanted = "body"
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
-            self._enter(None)
+            self.wanted, self.ended = None, True
+            # the app may read it without a deadline of its own (intake.read_body)
+            self.scope.setdefault("extensions", {})[BODY_RECEIVED] = {}
 
         def _partial_head(self) -> bool:
             return self.in_head

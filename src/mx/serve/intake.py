@@ -17,10 +17,10 @@ import asyncio
 import json
 import multiprocessing
 import signal
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -59,18 +59,21 @@ class BodyBudget:
         self.total, self.used = total, 0
         self.reserve = total // 8
 
-    @contextmanager
-    def hold(self) -> Iterator[Hold]:
-        held = Hold(self)
-        try:
-            yield held
-        finally:
-            self.used -= held.bytes
+    def hold(self) -> Hold:
+        """`with budget.hold() as held:` bytes held until the block ends."""
+        return Hold(self)
 
 
 class Hold:
     def __init__(self, budget: BodyBudget) -> None:
         self.budget, self.bytes = budget, 0
+
+    def __enter__(self) -> Hold:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.budget.used -= self.bytes
+        self.bytes = 0
 
     def reach(self, size: int) -> None:
         """Hold `size` bytes in all, or refuse with 503 when the budget has no room."""
@@ -91,16 +94,18 @@ class ClientDisconnect(Exception):
 
 
 async def read_body(receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
-                    declared: str | None, limit: int, timeout: float, held: Hold) -> bytes:
+                    declared: str | None, limit: int, timeout: float, held: Hold,
+                    received: bool = False) -> bytes:
     """The whole body of an ASGI request within `timeout` seconds and `limit` bytes,
-    counted in `held`; `declared`: its Content-Length header, if it has one."""
+    counted in `held`; `declared`: its Content-Length header, if it has one; `received`:
+    the server says the whole body is in (no deadline needed to read it)."""
     if declared is not None and declared.isdigit():
         if int(declared) > limit:
             raise _too_large(limit)
         held.reach(int(declared))
     chunks, size = [], 0
     try:
-        async with asyncio.timeout(timeout):
+        async with nullcontext() if received else asyncio.timeout(timeout):
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
