@@ -33,15 +33,21 @@ class FakeModel:
 def test_quick_runs_stay_on_the_loop_and_slow_ones_go_to_threads(max_batch: int) -> None:
     quick, slow = FakeModel(0.0), FakeModel(INLINE_SECONDS * 5)
 
-    async def requests(model: FakeModel, n: int) -> None:
+    async def requests(model: FakeModel, n: int, width: int = 2) -> None:
         with ThreadPoolExecutor(2, thread_name_prefix="ort") as pool:
             batcher = Batcher(model, BatchPolicy(max_batch, 0.0005), pool)  # type: ignore[arg-type]
+            if width > 2:  # measured on small inputs first
+                batcher.runs, batcher.byte_seconds = MEASURED_RUNS + 1, 1e-7
             for i in range(n):
-                out = await batcher.infer({"x": np.full((1, 2), i, np.float32)})
-                assert out["y"].tolist() == [[2 * i, 2 * i]]
+                out = await batcher.infer({"x": np.full((1, width), i, np.float32)})
+                assert out["y"][0, :2].tolist() == [2 * i, 2 * i]
 
     asyncio.run(requests(quick, MEASURED_RUNS + 5))
     assert all(t.startswith("ort") for t in quick.threads[:MEASURED_RUNS])
-    assert quick.threads[MEASURED_RUNS + 1:] == [threading.current_thread().name] * 4
+    loop_thread = threading.current_thread().name
+    assert quick.threads[MEASURED_RUNS + 1:] == [loop_thread] * 4
+    # the same model on 100,000 times the bytes is expected to take that much longer
+    asyncio.run(requests(quick, MEASURED_RUNS + 5, width=200_000))
+    assert all(t.startswith("ort") for t in quick.threads[-MEASURED_RUNS - 5:])
     asyncio.run(requests(slow, MEASURED_RUNS + 5))
     assert all(t.startswith("ort") for t in slow.threads)
