@@ -69,18 +69,18 @@ def ensure_venv(venv: Path, log: Path) -> str | None:
             return None
     print(f"MLServer: installing mlserver=={VERSION} into {venv} (once; about a minute)",
           flush=True)
-    steps = [[sys.executable, "-m", "venv", "--clear", str(venv)],
-             [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-              *PACKAGES]]
+    steps = {"python -m venv": [sys.executable, "-m", "venv", "--clear", str(venv)],
+             "pip install": [str(python), "-m", "pip", "install",
+                             "--disable-pip-version-check", "-q", *PACKAGES]}
     with log.open("w") as sink:
-        for step in steps:
+        for label, step in steps.items():
             try:
                 done = subprocess.run(step, stdout=sink, stderr=subprocess.STDOUT,
                                       timeout=1200)
             except (OSError, subprocess.TimeoutExpired) as exc:
-                return f"{step[2]}: {exc}"
+                return f"{label}: {exc}"
             if done.returncode != 0:
-                return f"{' '.join(step[1:4])} failed ({done.returncode}): {_last_line(log)}"
+                return f"{label} failed ({done.returncode}): {_last_line(log)}"
     done = subprocess.run(probe, capture_output=True, text=True)
     if done.returncode != 0:
         return f"installed, but it does not import: {done.stderr.strip().splitlines()[-1:]}"
