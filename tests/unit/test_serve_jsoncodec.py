@@ -229,3 +229,11 @@ def test_an_id_the_answer_cannot_repeat_is_bad_input() -> None:
           b'"data": [1]}]}'
     with pytest.raises(BadInput, match="id: has a number out of float64's range"):
         decode_body(raw, None, specs)
+
+
+def test_without_orjson_every_body_takes_the_exact_path(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(jsoncodec, "orjson", None)
+    for raw in [*_typical(), *HOSTILE[:8]]:
+        assert _outcome(parse_json, raw) == _outcome(parse_exact, raw)
+    assert json.loads(dumps({"id": "r\u00e9", "a": [1.5, 10**25]})) == {"id": "r\u00e9",
+                                                                       "a": [1.5, 10**25]}
