@@ -1,11 +1,27 @@
-"""mx serve under load: dynamic batching against none, latency at half load, overhead.
+"""mx serve under load: dynamic batching against none, latency at half load, overhead;
+with --mlserver, mx serve against MLServer on the same JSON requests.
 
-Targets (issue 7), 32 concurrent clients on a small CNN: throughput with dynamic batching
->= 2x without; p50 and p99 at half the maximum throughput (reported); per-request server
-overhead against a direct onnxruntime call <= 1 ms p50 on a tiny model. The server runs
-in its own process; the clients run here (asyncio streams), on loopback.
+Targets, 32 concurrent clients on a small CNN (3x32x32 -> 10):
+- issue 7: throughput with dynamic batching >= 2x without; p50 and p99 at half the
+  maximum throughput (reported);
+- issue 17 (--mlserver): mx serve's throughput >= 1.3x MLServer 1.7.1's on KServe V2
+  JSON requests (the tensor as a `data` list), both batching up to 32 requests or 2 ms;
+  p50 at one client for each (reported);
+- both: per-request server overhead against a direct onnxruntime call <= 0.5 ms p50 on a
+  tiny model, one client, JSON and binary bodies.
+The servers run in their own processes; the clients run here, on loopback: one load
+generator for both servers (asyncio streams, pre-encoded requests: tens of microseconds a
+request), so on a small machine it takes the same share of the cores from each. Wall-clock
+rates move with whatever else runs on the machine; the CPU seconds each server process
+(and its children) spent per request, read from /proc, move much less.
 
-    .venv/bin/python bench/serve.py [--seconds 5] [--clients 32] [--head dense|pooled]
+With --mlserver the script makes `.venv-mlserver` at the repository root on first use
+(python -m venv, pip install mlserver==1.7.1: about a minute; bench/mlserver_side.py);
+when that fails it says why in one line and measures mx alone. Sides alternate
+(mx, MLServer, mx, ...) over --runs rounds; figures are medians. A few minutes in all:
+
+    .venv/bin/python bench/serve.py [--mlserver] [--seconds 5] [--clients 32] [--runs 3]
+                                    [--head dense|pooled]
 """
 
 from __future__ import annotations
@@ -26,6 +42,8 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support.examples
 
 import numpy as np
+
+from loadgen import closed_loop, cpu_seconds, open_loop, pct
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = """mx: 1
@@ -104,8 +122,10 @@ class Server:
     def __init__(self, d: Path, *args: str) -> None:
         self.log = d.parent / f"serve-{os.getpid()}-{time.monotonic_ns()}.log"
         with self.log.open("wb") as sink:
+            # its own process group: cpu_seconds counts it and any workers it starts
             self.proc = subprocess.Popen([sys.executable, "-m", "mx", "serve", str(d), "--port",
-                                          "0", *args], stdout=sink, stderr=sink)
+                                          "0", *args], stdout=sink, stderr=sink,
+                                         start_new_session=True)
         while not (m := re.search(r"on (http://[\d.]+:\d+)/v2", self.log.read_text())):
             if self.proc.poll() is not None:
                 raise SystemExit(self.log.read_text())
@@ -117,6 +137,16 @@ class Server:
         self.proc.wait(30)
 
 
+def json_body(x: np.ndarray) -> tuple[bytes, dict[str, str]]:
+    """An infer request with the input as a JSON `data` list, as a Python client writes it
+    from an array (json.dumps of .tolist(): float32 values at float64's 17 digits)."""
+    import json
+
+    doc = {"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
+                       "data": x.ravel().tolist()}]}
+    return json.dumps(doc).encode(), {"Content-Type": "application/json"}
+
+
 def body(x: np.ndarray) -> tuple[bytes, dict[str, str]]:
     """An infer request with the input as raw bytes (Triton's binary tensor extension), as
     tritonclient sends it by default; the answer (10 floats) comes back as JSON."""
@@ -126,78 +156,6 @@ def body(x: np.ndarray) -> tuple[bytes, dict[str, str]]:
                                      "datatype": "FP32",
                                      "parameters": {"binary_data_size": x.nbytes}}]}).encode()
     return header + x.tobytes(), {"Inference-Header-Content-Length": str(len(header))}
-
-
-class Connection:
-    """HTTP/1.1 keep-alive on asyncio streams: a wrk-like load generator costing tens of
-    microseconds a request, so the clients do not set the ceiling (httpx on these 2 cores
-    topped out near 170 req/s even for /v2/health/live; this reaches about 5,000)."""
-
-    def __init__(self, url: str, payload: bytes, headers: dict[str, str]) -> None:
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        lines = [f"POST {parts.path} HTTP/1.1", f"Host: {self.host}",
-                 f"Content-Length: {len(payload)}", *(f"{k}: {v}" for k, v in headers.items())]
-        self.request = ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
-
-    async def __aenter__(self) -> Connection:
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.writer.close()
-
-    async def send(self) -> None:
-        self.writer.write(self.request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-        assert head.startswith(b"HTTP/1.1 200") and m, head
-        await self.reader.readexactly(int(m.group(1)))
-
-
-async def closed_loop(url: str, request: tuple[bytes, dict[str, str]], clients: int,
-                      seconds: float) -> float:
-    """Requests per second with `clients` connections each sending back to back."""
-    done = 0
-    end = time.perf_counter() + seconds
-
-    async def one() -> None:
-        nonlocal done
-        async with Connection(url, *request) as conn:
-            while time.perf_counter() < end:
-                await conn.send()
-                done += 1
-    start = time.perf_counter()
-    await asyncio.gather(*(one() for _ in range(clients)))
-    return done / (time.perf_counter() - start)
-
-
-async def open_loop(url: str, request: tuple[bytes, dict[str, str]], rate: float,
-                    seconds: float) -> list[float]:
-    """Latencies (s) of requests sent at a fixed rate, whatever the answers' speed: each
-    request takes an idle connection from a pool (opening one if none is idle)."""
-    lat: list[float] = []
-    idle: list[Connection] = []
-
-    async def one() -> None:
-        conn = idle.pop() if idle else await Connection(url, *request).__aenter__()
-        t = time.perf_counter()
-        await conn.send()
-        lat.append(time.perf_counter() - t)
-        idle.append(conn)
-    for _ in range(16):
-        idle.append(await Connection(url, *request).__aenter__())
-    tasks = []
-    start = time.perf_counter()
-    for i in range(int(rate * seconds)):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one()))
-    await asyncio.gather(*tasks)
-    for conn in idle:
-        await conn.__aexit__()
-    return lat
 
 
 def per_row_ms(sess: object, batch: int) -> float:
@@ -212,8 +170,128 @@ def per_row_ms(sess: object, batch: int) -> float:
     return statistics.median(times) * 1000 / batch
 
 
-def pct(xs: list[float], q: float) -> float:
-    return float(np.percentile(np.array(xs) * 1000, q))
+def batching(args: argparse.Namespace, cnn: Path, sess: object) -> None:
+    """Issue 7: dynamic batching against none (binary requests), then latency at half load."""
+    x = np.random.default_rng(1).random((1, 3, 32, 32), dtype=np.float32)
+    payload = body(x)
+    one, many = per_row_ms(sess, 1), per_row_ms(sess, 32)
+    results: dict[str, list[float]] = {"batched": [], "unbatched": []}
+    for _ in range(args.runs):
+        for label, extra in (("unbatched", ["--max-batch-size", "1"]),
+                             ("batched", ["--max-batch-size", "32",
+                                          "--max-queue-delay-ms", "2"])):
+            s = Server(cnn, *extra)
+            url = f"{s.url}/v2/models/bench/cnn/infer"
+            asyncio.run(closed_loop(url, payload, args.clients, 1.0))  # warm-up
+            results[label].append(asyncio.run(closed_loop(url, payload, args.clients,
+                                                          args.seconds)))
+            s.stop()
+    b, u = statistics.median(results["batched"]), statistics.median(results["unbatched"])
+    print(f"  reference: no batching (--max-batch-size 1): {u:8.1f} req/s  "
+          f"{[round(v, 1) for v in results['unbatched']]}")
+    print(f"  dynamic batching (32 rows, 2 ms):          {b:8.1f} req/s  "
+          f"{[round(v, 1) for v in results['batched']]}")
+    print(f"  ratio {b / u:.2f}x  (target >= 2x) {'OK' if b / u >= 2 else 'MISSED'}")
+    print(f"  (onnxruntime alone: {one:.3f} ms a row one at a time, {many:.3f} ms a row in "
+          f"batches of 32: batching's own ceiling here is {one / many:.2f}x)")
+
+    s = Server(cnn, "--max-batch-size", "32", "--max-queue-delay-ms", "2")
+    url = f"{s.url}/v2/models/bench/cnn/infer"
+    rate = b / 2
+    lat = asyncio.run(open_loop(url, payload, rate, args.seconds))
+    s.stop()
+    print(f"  at half the maximum ({rate:.0f} req/s, open loop, {len(lat)} requests): "
+          f"p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms")
+
+
+def overhead(tiny: Path) -> None:
+    """What the server adds to onnxruntime's own time, p50, one client, on a tiny model."""
+    import http.client
+
+    import onnxruntime as ort
+
+    xt = np.ones((1, 4), np.float32)
+    sess = ort.InferenceSession(str(tiny / "model.onnx"), providers=["CPUExecutionProvider"])
+    direct = []
+    for _ in range(2000):
+        t = time.perf_counter()
+        sess.run(None, {"input": xt})
+        direct.append(time.perf_counter() - t)
+    s = Server(tiny, "--max-batch-size", "1")
+    parts = urlsplit(f"{s.url}/v2/models/bench/tiny/infer")
+    # http.client on one kept-alive connection: the least a Python client can add
+    conn = http.client.HTTPConnection(parts.hostname, parts.port)
+    print(f"  tiny model, one client: direct onnxruntime p50 {pct(direct, 50):.3f} ms")
+    for label, (payload, headers) in (("JSON", json_body(xt)), ("binary", body(xt))):
+        served = []
+        for i in range(2200):
+            t = time.perf_counter()
+            conn.request("POST", parts.path, payload, headers)
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200
+            if i >= 200:
+                served.append(time.perf_counter() - t)
+        over = pct(served, 50) - pct(direct, 50)
+        print(f"    {label:6s} body through mx serve: p50 {pct(served, 50):.3f} ms (p99 "
+              f"{pct(served, 99):.3f}); server overhead p50 {over:.3f} ms  (target <= 0.5 "
+              f"ms) {'OK' if over <= 0.5 else 'MISSED'}")
+    conn.close()
+    s.stop()
+
+
+def against_mlserver(args: argparse.Namespace, root: Path, cnn: Path, sess: object) -> None:
+    """Issue 17: mx serve and MLServer, both batching 32 requests / 2 ms, on one JSON body."""
+    import mlserver_side
+
+    venv = ROOT / ".venv-mlserver"
+    why = mlserver_side.ensure_venv(venv, root / "mlserver-install.log")
+    if why is not None:
+        print(f"MLServer: could not be installed ({why}), not measured")
+        return
+    x = np.random.default_rng(1).random((1, 3, 32, 32), dtype=np.float32)
+    payload = json_body(x)
+    mx = Server(cnn, "--max-batch-size", "32", "--max-queue-delay-ms", "2")
+    try:
+        ml = mlserver_side.MLServer(venv, mlserver_side.model_folder(root, cnn / "model.onnx"))
+    except RuntimeError as exc:
+        mx.stop()
+        print(f"MLServer: could not be started, not measured ({str(exc).splitlines()[0]})")
+        return
+    sides = {"mx serve": (mx.url + "/v2/models/bench/cnn/infer", mx.proc.pid),
+             "MLServer": (ml.url + ml.infer_path, ml.proc.pid)}
+    rates: dict[str, list[float]] = {k: [] for k in sides}
+    cpu: dict[str, list[float]] = {k: [] for k in sides}
+    p50: dict[str, list[float]] = {k: [] for k in sides}
+    try:
+        for url, _ in sides.values():
+            asyncio.run(closed_loop(url, payload, args.clients, 1.0))  # warm-up
+        for _ in range(args.runs):
+            for label, (url, group) in sides.items():  # A B A B: drift hits both alike
+                before, t = cpu_seconds(group), time.perf_counter()
+                rate = asyncio.run(closed_loop(url, payload, args.clients, args.seconds))
+                spent = cpu_seconds(group) - before
+                rates[label].append(rate)
+                cpu[label].append(spent * 1000 / (rate * (time.perf_counter() - t)))
+                lat: list[float] = []
+                asyncio.run(closed_loop(url, payload, 1, min(args.seconds, 2.0), lat))
+                p50[label].append(pct(lat, 50))
+    finally:
+        mx.stop()
+        ml.stop()
+    direct = per_row_ms(sess, 1)
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    print(f"  JSON body ({len(payload[0]):,} bytes), {args.clients} clients; each figure the "
+          f"median of {args.runs}; server CPU per request from /proc")
+    for label in sides:
+        print(f"  {label:9s} {med[label]:8.1f} req/s  {[round(v, 1) for v in rates[label]]}  "
+              f"CPU {statistics.median(cpu[label]):.2f} ms/req  one client: p50 "
+              f"{statistics.median(p50[label]):.2f} ms")
+    ratio = med["mx serve"] / med["MLServer"]
+    print(f"  ratio mx/MLServer {ratio:.2f}x  (target >= 1.3x) "
+          f"{'OK' if ratio >= 1.3 else 'MISSED'}")
+    print(f"  (onnxruntime alone: {direct:.3f} ms for one image; both servers wait up to 2 ms "
+          "for company at one client)")
 
 
 def main() -> None:
@@ -223,79 +301,23 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--head", choices=["dense", "pooled"], default="dense",
                     help="the CNN's shape (see small_cnn)")
+    ap.add_argument("--mlserver", action="store_true",
+                    help="mx serve against MLServer on JSON (issue 17) instead of batching "
+                         "against none (issue 7)")
     args = ap.parse_args()
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory(prefix="mx-bench-serve-") as tmp:
         root = Path(tmp)
         cnn, tiny = model_dir(root, "cnn", args.head), model_dir(root, "tiny")
-        x = np.random.default_rng(1).random((1, 3, 32, 32), dtype=np.float32)
-        payload = body(x)
         sess = ort.InferenceSession(str(cnn / "model.onnx"), providers=["CPUExecutionProvider"])
-        one, many = per_row_ms(sess, 1), per_row_ms(sess, 32)
         print(f"small CNN, {args.head} head (3x32x32 -> 10), {args.clients} clients, "
               f"{args.seconds:g} s each, {args.runs} runs, {os.cpu_count()} cores")
-        results: dict[str, list[float]] = {"batched": [], "unbatched": []}
-        for _ in range(args.runs):
-            for label, extra in (("unbatched", ["--max-batch-size", "1"]),
-                                 ("batched", ["--max-batch-size", "32",
-                                              "--max-queue-delay-ms", "2"])):
-                s = Server(cnn, *extra)
-                url = f"{s.url}/v2/models/bench/cnn/infer"
-                asyncio.run(closed_loop(url, payload, args.clients, 1.0))  # warm-up
-                results[label].append(asyncio.run(closed_loop(url, payload, args.clients,
-                                                              args.seconds)))
-                s.stop()
-        b, u = statistics.median(results["batched"]), statistics.median(results["unbatched"])
-        print(f"  reference: no batching (--max-batch-size 1): {u:8.1f} req/s  "
-              f"{[round(v, 1) for v in results['unbatched']]}")
-        print(f"  dynamic batching (32 rows, 2 ms):          {b:8.1f} req/s  "
-              f"{[round(v, 1) for v in results['batched']]}")
-        print(f"  ratio {b / u:.2f}x  (target >= 2x) {'OK' if b / u >= 2 else 'MISSED'}")
-        print(f"  (onnxruntime alone: {one:.3f} ms a row one at a time, {many:.3f} ms a row in "
-              f"batches of 32: batching's own ceiling here is {one / many:.2f}x)")
-
-        s = Server(cnn, "--max-batch-size", "32", "--max-queue-delay-ms", "2")
-        url = f"{s.url}/v2/models/bench/cnn/infer"
-        rate = b / 2
-        lat = asyncio.run(open_loop(url, payload, rate, args.seconds))
-        s.stop()
-        print(f"  at half the maximum ({rate:.0f} req/s, open loop, {len(lat)} requests): "
-              f"p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms")
-
-        # overhead on a tiny model: one client, one request at a time
-        xt = np.ones((1, 4), np.float32)
-        sess = ort.InferenceSession(str(tiny / "model.onnx"), providers=["CPUExecutionProvider"])
-        direct = []
-        for _ in range(2000):
-            t = time.perf_counter()
-            sess.run(None, {"input": xt})
-            direct.append(time.perf_counter() - t)
-        s = Server(tiny, "--max-batch-size", "1")
-        url = f"{s.url}/v2/models/bench/tiny/infer"
-        served = []
-        # http.client on one kept-alive connection: the least a Python client can add
-        import http.client
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(url)
-        conn = http.client.HTTPConnection(parts.hostname, parts.port)
-        tb, headers = body(xt)
-        for i in range(2200):
-            t = time.perf_counter()
-            conn.request("POST", parts.path, tb, headers)
-            resp = conn.getresponse()
-            resp.read()
-            assert resp.status == 200
-            if i >= 200:
-                served.append(time.perf_counter() - t)
-        conn.close()
-        s.stop()
-        over = pct(served, 50) - pct(direct, 50)
-        print(f"  tiny model, one client: direct onnxruntime p50 {pct(direct, 50):.3f} ms, "
-              f"through mx serve p50 {pct(served, 50):.3f} ms (p99 {pct(served, 99):.3f})")
-        print(f"  server overhead p50 {over:.3f} ms  (target <= 1 ms) "
-              f"{'OK' if over <= 1 else 'MISSED'}")
+        if args.mlserver:
+            against_mlserver(args, root, cnn, sess)
+        else:
+            batching(args, cnn, sess)
+        overhead(tiny)
 
 
 if __name__ == "__main__":

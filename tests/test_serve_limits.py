@@ -44,7 +44,7 @@ def _metric(s: Served, key: str) -> float:
 
 def test_parse_json_limits() -> None:
     from mx.errors import BadInput
-    from mx.serve.intake import MAX_DEPTH, parse_json
+    from mx.serve.jsoncodec import MAX_DEPTH, parse_json
 
     assert parse_json(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH) is not None
     # brackets, quotes and digits inside strings are text, not structure

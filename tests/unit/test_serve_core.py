@@ -3,6 +3,7 @@ server process, no sockets, a real onnxruntime model."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,3 +82,52 @@ def test_a_model_that_fails_to_load_is_reported(core: InferenceCore) -> None:
     assert r.status_code == 503 and "is not ready" in r.json()["error"]
     again = client.post("/v2/repository/models/acme/broken/load")
     assert again.status_code == 400 and "no such model" in again.json()["error"]
+
+
+def test_routes_answer_as_the_starlette_app_did(core: InferenceCore) -> None:
+    """The plain ASGI app keeps the framework's answers: 404 and 405 (with Allow) in
+    text, HEAD on GET routes, paths matched in order ({name:path} across slashes)."""
+    with TestClient(build_app(core)) as client:  # lifespan: started and stopped
+        missing = client.get("/v2/nothing")
+        assert (missing.status_code, missing.text) == (404, "Not Found")
+        assert missing.headers["content-type"] == "text/plain; charset=utf-8"
+        wrong = client.post("/v2/health/live")
+        assert (wrong.status_code, wrong.headers["allow"]) == (405, "GET, HEAD")
+        assert client.get("/v2/models/acme/iris/infer").status_code == 404  # metadata of a
+        # model named acme/iris/infer, as before; POST on metadata is 405
+        assert client.post("/v2/models/acme/iris").status_code == 405
+        head = client.head("/v2/health/live")
+        assert head.status_code == 200 and head.content == b""
+        assert int(head.headers["content-length"]) == len(b'{"live":true}')
+        for path in ("/v2/models/acme/iris/versions/1.0.0/ready",
+                     "/v2/models/acme/iris/ready"):
+            assert client.get(path).json() == {"name": "acme/iris", "version": "1.0.0",
+                                               "ready": True}
+        assert client.get("/v2/models/acme/iris/versions/1.0.0").json()["versions"] == [
+            "1.0.0"]
+        body = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32",
+                            "data": [1, 2, 3, 4]}], "id": "r-\u00e9"}
+        for path in ("/v2/models/acme/iris/versions/1.0.0/infer", "/v2/models/acme/iris/infer"):
+            r = client.post(path, json=body)
+            assert r.status_code == 200 and r.json()["id"] == "r-\u00e9"
+            assert r.headers["content-type"] == "application/json"
+        r = client.post("/v2/models/acme/iris/versions/9.9.9/infer", json=body)
+        assert r.status_code == 404 and "has no version '9.9.9'" in r.json()["error"]
+
+
+def test_the_request_log_line_is_json(core: InferenceCore,
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="mx.serve"):
+        for status, message in [(200, None), (400, 'input "x": \u00e9\\'), (200, None)]:
+            core.record("acme/iris", "1.0.0", status, 0.0012345, message)
+        core.record("acme/nope", "", 404, 0.0, "unknown model")  # counted, not logged
+    lines = [json.loads(r.getMessage()) for r in caplog.records]
+    assert lines[1] == {"event": "infer", "model": "acme/iris", "version": "1.0.0",
+                        "status": 400, "ms": 1.234, "error": 'input "x": \u00e9\\'}
+    assert lines[0] == lines[2] == {"event": "infer", "model": "acme/iris",
+                                    "version": "1.0.0", "status": 200, "ms": 1.234}
+    assert len(lines) == 3
+    metrics = core.metrics.render().decode()
+    assert 'mx_requests_total{model="acme/iris",status="200",version="1.0.0"} 2.0' in metrics
+    assert 'mx_requests_total{model="acme/nope",status="404",version=""} 1.0' in metrics
+    assert 'mx_request_seconds_count{model="acme/iris",version="1.0.0"} 3.0' in metrics

@@ -124,6 +124,10 @@ def serve(specs: tuple[str, ...], host: str, port: int, registry: str | None,
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
+    # a line a request: leave out what no record here shows (caller's file and line,
+    # thread and process; logging's documented switches, for this server process)
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 
     limits = ServeLimits(int(max_body_mb * (1 << 20)),
                          BatchPolicy(max_batch_size, max_queue_delay_ms / 1000, max_queue),

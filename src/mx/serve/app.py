@@ -1,84 +1,219 @@
-"""The KServe V2 REST protocol over the inference core: routes, request bodies, answers."""
+"""The KServe V2 REST protocol over the inference core: routes, request bodies, answers.
+
+A plain ASGI application, not a framework's: on a small JSON request the framework's
+layers (middleware, request objects, routing by trying each pattern) cost as much as the
+request's own work. Routes are matched in the order below, as Starlette's `{name:path}`
+patterns were (a model name may hold slashes); a known path asked with another method
+gets 405 with Allow, an unknown path 404; GET routes answer HEAD too.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
-
-from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from mx.errors import BadInput
+from mx.serve.conn import BODY_RECEIVED
 from mx.serve.core import InferenceCore, ServeError
 from mx.serve.guard import TIMEOUT_HEADER, client_key, parse_timeout_header
-from mx.serve.intake import HEADER_LENGTH, Refused, read_body
+from mx.serve.intake import HEADER_LENGTH, ClientDisconnect, Refused, read_body
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Handler = Callable[["Call"], Awaitable[None]]
+
+_HEADER_LENGTH = HEADER_LENGTH.lower()
+_TIMEOUT_HEADER = TIMEOUT_HEADER.lower()
+_JSON = b"application/json"
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+class Call:
+    """One request: its path parameters, headers (lower-case names, first value kept) and
+    the ASGI channels; `answer` sends a whole response at once."""
+
+    __slots__ = ("headers", "params", "receive", "scope", "send")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send,
+                 params: dict[str, str]) -> None:
+        self.scope, self.receive, self.send, self.params = scope, receive, send, params
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            key = name.decode("latin-1")
+            if key not in headers:
+                headers[key] = value.decode("latin-1")
+        self.headers = headers
+
+    def header(self, name: str) -> str | None:
+        """A header by any case of its name."""
+        return self.headers.get(name.lower())
+
+    @property
+    def peer(self) -> str | None:
+        client = self.scope.get("client")
+        return str(client[0]) if client else None
+
+    async def answer(self, status: int, body: bytes, content_type: bytes = _JSON,
+                     headers: dict[str, str] | None = None) -> None:
+        raw = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+        if headers:
+            raw += [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                    for k, v in headers.items()]
+        await self.send({"type": "http.response.start", "status": status, "headers": raw})
+        await self.send({"type": "http.response.body", "body": body})
+
+    async def json(self, doc: Any, status: int = 200,
+                   headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        await self.answer(status, body.encode(), _JSON, headers)
+
+    async def error(self, status: int, message: str,
+                    headers: dict[str, str] | None = None) -> None:
+        await self.json({"error": message}, status, headers)
 
 
-def _respond(header: bytes, blobs: list[bytes]) -> Response:
-    if not blobs:
-        return Response(header, media_type="application/json")
-    return Response(header + b"".join(blobs), media_type="application/octet-stream",
-                    headers={HEADER_LENGTH: str(len(header))})
+def _route(pattern: str) -> re.Pattern[str]:
+    """A path pattern as Starlette wrote it: {name:path} matches across slashes, {x} not."""
+    regex = re.sub(r"\{(\w+):path\}", r"(?P<\1>.*)", pattern)
+    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex) + "$")
 
 
-def build_app(core: InferenceCore) -> Starlette:
-    """The KServe V2 REST routes over `core`."""
+class App:
+    """The KServe V2 REST routes over `core` (an ASGI application)."""
 
-    async def live(_: Request) -> Response:
-        return JSONResponse({"live": True})
+    def __init__(self, core: InferenceCore) -> None:
+        self.core = core
+        get, post = frozenset({"GET", "HEAD"}), frozenset({"POST"})
+        table: list[tuple[str, frozenset[str], Handler]] = [
+            ("/v2/health/live", get, self.live),
+            ("/v2/health/ready", get, self.ready),
+            ("/v2", get, self.server_meta),
+            ("/metrics", get, self.metrics),
+            ("/v2/repository/models/{name:path}/load", post, self.repo_load),
+            ("/v2/models/{name:path}/versions/{version}/infer", post, self.infer),
+            ("/v2/models/{name:path}/versions/{version}/ready", get, self.model_ready),
+            ("/v2/models/{name:path}/versions/{version}", get, self.metadata),
+            ("/v2/models/{name:path}/infer", post, self.infer),
+            ("/v2/models/{name:path}/ready", get, self.model_ready),
+            ("/v2/models/{name:path}", get, self.metadata),
+        ]
+        self.routes = [(_route(p), methods, h) for p, methods, h in table]
+        # POST .../infer carries the load: tried first (no route before them takes POST
+        # on such a path, so the answer is the one the whole table gives)
+        self.infer_routes = [r for r, _, h in self.routes if h == self.infer]
 
-    async def ready(_: Request) -> Response:
-        ok, body = core.readiness()
-        return JSONResponse(body, status_code=200 if ok else 503)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if method == "POST" and path.endswith("/infer"):
+            for regex in self.infer_routes:
+                if m := regex.match(path):
+                    await self._handle(self.infer, Call(scope, receive, send, m.groupdict()))
+                    return
+        allowed: set[str] = set()
+        for regex, methods, handler in self.routes:
+            m = regex.match(path)
+            if m is None:
+                continue
+            if method not in methods:
+                allowed |= methods
+                continue
+            await self._handle(handler, Call(scope, receive, send, m.groupdict()))
+            return
+        call = Call(scope, receive, send, {})
+        if allowed:
+            await call.answer(405, b"Method Not Allowed", b"text/plain; charset=utf-8",
+                              {"Allow": ", ".join(sorted(allowed))})
+        else:
+            await call.answer(404, b"Not Found", b"text/plain; charset=utf-8")
 
-    async def server_meta(_: Request) -> Response:
-        return JSONResponse(core.server_metadata())
-
-    def _version(request: Request) -> str | None:
-        version: str | None = request.path_params.get("version")
-        return version
-
-    async def metadata(request: Request) -> Response:
+    @staticmethod
+    async def _handle(handler: Handler, call: Call) -> None:
         try:
-            return JSONResponse(core.model_metadata(request.path_params["name"],
-                                                    _version(request)))
-        except ServeError as exc:
-            return _error(exc.status, exc.message)
+            await handler(call)
+        except Exception:
+            # what Starlette's error middleware did: a plain 500, the traceback logged
+            await call.answer(500, b"Internal Server Error", b"text/plain; charset=utf-8")
+            raise
 
-    async def model_ready(request: Request) -> Response:
+    # -- health, metadata, metrics --------------------------------------------------------
+
+    async def live(self, call: Call) -> None:
+        await call.json({"live": True})
+
+    async def ready(self, call: Call) -> None:
+        ok, body = self.core.readiness()
+        await call.json(body, 200 if ok else 503)
+
+    async def server_meta(self, call: Call) -> None:
+        await call.json(self.core.server_metadata())
+
+    async def metadata(self, call: Call) -> None:
         try:
-            found = core.find(request.path_params["name"], _version(request))
+            meta = self.core.model_metadata(call.params["name"], call.params.get("version"))
         except ServeError as exc:
-            return _error(exc.status, exc.message)
-        return JSONResponse({"name": found.model.name, "version": found.model.version,
-                             "ready": True})
+            await call.error(exc.status, exc.message)
+            return
+        await call.json(meta)
 
-    async def infer(request: Request) -> Response:
+    async def model_ready(self, call: Call) -> None:
+        try:
+            found = self.core.find(call.params["name"], call.params.get("version"))
+        except ServeError as exc:
+            await call.error(exc.status, exc.message)
+            return
+        await call.json({"name": found.model.name, "version": found.model.version,
+                         "ready": True})
+
+    async def metrics(self, call: Call) -> None:
+        metrics = self.core.metrics
+        await call.answer(200, metrics.render(), metrics.content_type.encode())
+
+    async def repo_load(self, call: Call) -> None:
+        name = call.params["name"]
+        try:
+            loaded = await asyncio.get_running_loop().run_in_executor(None, self.core.reload,
+                                                                      name)
+        except ServeError as exc:
+            await call.error(exc.status, exc.message)
+            return
+        await call.json({"name": loaded.name, "version": loaded.version, "loaded": True})
+
+    # -- inference ----------------------------------------------------------------------
+
+    async def infer(self, call: Call) -> None:
+        core = self.core
         start, arrived = core.clock(), time.monotonic()
-        name = request.path_params["name"]
-        core.tracing.begin(name, request.headers)  # OpenTelemetry, when OTEL_* ask for it
+        name, headers = call.params["name"], call.headers
+        core.tracing.begin(name, headers)  # OpenTelemetry, when OTEL_* ask for it
         try:
-            found = core.find(name, _version(request))
-            core.admit(found.model.name, client_key(
-                request.headers.get, request.client.host if request.client else None,
-                core.limits.guard.key_header))
+            found = core.find(name, call.params.get("version"))
+            if core.limiter is not None:  # whose request it is matters to the rate limit only
+                core.admit(found.model.name, client_key(call.header, call.peer,
+                                                        core.limits.guard.key_header))
         except ServeError as exc:
             core.record(name, "", exc.status, 0.0, exc.message)
-            return _error(exc.status, exc.message, exc.headers)
+            await call.error(exc.status, exc.message, exc.headers)
+            return
         model = found.model
-        status, message = 200, None
+        status, message, extra = 200, None, None
         limits = core.limits
         try:
-            asked = parse_timeout_header(request.headers.get(TIMEOUT_HEADER))
+            asked = parse_timeout_header(headers.get(_TIMEOUT_HEADER))
             with core.budget.hold() as held:  # until the answer is built: arrays live on
-                raw = await read_body(request, limits.max_body_bytes, limits.body_timeout, held)
-                decoded = await core.offload.decode(raw, request.headers.get(HEADER_LENGTH),
+                raw = await read_body(call.receive, headers.get("content-length"),
+                                      limits.max_body_bytes, limits.body_timeout, held,
+                                      BODY_RECEIVED in call.scope.get("extensions", ()))
+                decoded = await core.offload.decode(raw, headers.get(_HEADER_LENGTH),
                                                     model.inputs)
                 del raw
                 until = core.deadline(arrived, asked, decoded.timeout)
@@ -86,50 +221,41 @@ def build_app(core: InferenceCore) -> Starlette:
                 head = {"model_name": model.name, "model_version": model.version,
                         **decoded.extra}
                 with core.tracing.span("encode"):
-                    response = _respond(*await core.offload.encode(
-                        head, model.outputs, outputs, decoded.wanted))
+                    header, blobs = await core.offload.encode(head, model.outputs, outputs,
+                                                              decoded.wanted)
         except Refused as exc:
-            status, message = exc.status, exc.message
+            status, message, extra = exc.status, exc.message, exc.headers
             core.metrics.rejected.labels(exc.reason).inc()
-            response = _error(exc.status, exc.message)
-            response.headers.update(exc.headers)
         except ServeError as exc:  # shed: rate, queue or deadline
-            status, message = exc.status, exc.message
-            response = _error(exc.status, exc.message, exc.headers)
+            status, message, extra = exc.status, exc.message, exc.headers
         except ClientDisconnect:
+            # nobody reads the answer; 499 labels metrics and logs
             status, message = 499, "the client disconnected before sending the whole body"
-            response = _error(499, message)  # nobody reads it; 499 labels metrics and logs
         except BadInput as exc:
             status, message = 400, exc.message
-            response = _error(400, exc.message)
         except Exception as exc:  # onnxruntime failed on input that passed the checks
             status, message = 500, f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-            response = _error(500, message)
         core.record(model.name, model.version, status, core.clock() - start, message)
-        return response
+        if message is not None:
+            await call.error(status, message, extra)
+        elif not blobs:
+            await call.answer(200, header)
+        else:
+            await call.answer(200, header + b"".join(blobs), b"application/octet-stream",
+                              {HEADER_LENGTH: str(len(header))})
 
-    async def repo_load(request: Request) -> Response:
-        name = request.path_params["name"]
-        try:
-            loaded = await asyncio.get_running_loop().run_in_executor(None, core.reload, name)
-        except ServeError as exc:
-            return _error(exc.status, exc.message)
-        return JSONResponse({"name": loaded.name, "version": loaded.version, "loaded": True})
 
-    async def metrics(_: Request) -> Response:
-        return Response(core.metrics.render(), media_type=core.metrics.content_type)
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Nothing to start or stop (the CLI owns the core), but say so to who asks."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
-    routes = [
-        Route("/v2/health/live", live),
-        Route("/v2/health/ready", ready),
-        Route("/v2", server_meta),
-        Route("/metrics", metrics),
-        Route("/v2/repository/models/{name:path}/load", repo_load, methods=["POST"]),
-        Route("/v2/models/{name:path}/versions/{version}/infer", infer, methods=["POST"]),
-        Route("/v2/models/{name:path}/versions/{version}/ready", model_ready),
-        Route("/v2/models/{name:path}/versions/{version}", metadata),
-        Route("/v2/models/{name:path}/infer", infer, methods=["POST"]),
-        Route("/v2/models/{name:path}/ready", model_ready),
-        Route("/v2/models/{name:path}", metadata),
-    ]
-    return Starlette(routes=routes)
+
+def build_app(core: InferenceCore) -> App:
+    """The KServe V2 REST routes over `core`."""
+    return App(core)

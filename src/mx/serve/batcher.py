@@ -2,7 +2,12 @@
 axis into one onnxruntime run (up to `max_batch` rows), then split back per request.
 
 One worker task per model version; onnxruntime runs in a thread (it releases the GIL),
-so the event loop keeps accepting requests while a batch computes.
+so the event loop keeps accepting requests while a batch computes. A run expected to take
+under INLINE_SECONDS runs on the event loop instead: handing it to a thread and the answer
+back costs two wake-ups, more than the run itself, and the loop waits no longer than one
+more request's JSON would take it. The expectation is the seconds per input byte of the
+model's recent runs (bytes, not rows: a longer sequence in the same rows costs more), an
+overestimate for big inputs, whose fixed cost is spread thinner.
 
 At most `max_queue` requests wait to start per model version (503 past it, at once). A
 request whose deadline passes before it starts is dropped, never run late (504); once
@@ -24,6 +29,8 @@ from mx.infer.model import LoadedModel
 from mx.serve.guard import Shed
 
 Feeds = dict[str, np.ndarray]
+INLINE_SECONDS = 0.0002
+MEASURED_RUNS = 3  # runs timed in a thread before any runs inline (the first are slow)
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,10 @@ class _Pending:
     slot: _Slot = field(repr=False)
 
 
+def _nbytes(feeds: Feeds) -> int:
+    return sum(a.nbytes for a in feeds.values())
+
+
 def _late() -> Shed:
     return Shed(504, "request deadline passed while it waited in the queue; it was not run",
                 "deadline_exceeded")
@@ -98,6 +109,23 @@ class Batcher:
         self.worker: asyncio.Task[None] | None = None
         self.lock = threading.Lock()  # `waiting` moves in the loop and in worker threads
         self.waiting = 0  # requests queued and not yet started (or dropped)
+        self.batchable = model.batchable
+        self.runs = 0  # runs timed so far
+        self.byte_seconds = 0.0  # moving average of a run's seconds per input byte
+
+    def _timed(self, feeds: Feeds, size: int) -> dict[str, np.ndarray]:
+        start = time.perf_counter()
+        outputs = self.model.run(feeds)
+        per_byte = (time.perf_counter() - start) / max(size, 1)
+        self.runs += 1  # from threads too: a lost update only delays the average a run
+        if self.runs > 1:  # onnxruntime's first run sets up, so it is no guide
+            self.byte_seconds = (per_byte if self.runs == 2
+                                 else 0.8 * self.byte_seconds + 0.2 * per_byte)
+        return outputs
+
+    def _quick(self, size: int) -> bool:
+        """Whether a run on `size` bytes of input should take place on the event loop."""
+        return self.runs > MEASURED_RUNS and size * self.byte_seconds < INLINE_SECONDS
 
     async def infer(self, feeds: Feeds, deadline: float | None = None,
                     times: RunTimes | None = None) -> dict[str, np.ndarray]:
@@ -115,25 +143,28 @@ class Batcher:
         slot = _Slot(self, deadline, times)
         if times is not None:
             times.queued = time.time_ns()
-        if not self.model.batchable or self.policy.max_batch <= 1 \
+        if not self.batchable or self.policy.max_batch <= 1 \
                 or rows >= self.policy.max_batch:
+            size = _nbytes(feeds)
 
             def run() -> dict[str, np.ndarray]:
                 if not slot.start():
                     raise _late()
                 self.on_batch(rows)
                 if times is None:
-                    return self.model.run(feeds)
+                    return self._timed(feeds, size)
                 times.ran, times.batch_rows, times.batch_requests = time.time_ns(), rows, 1
                 try:
-                    return self.model.run(feeds)
+                    return self._timed(feeds, size)
                 finally:
                     times.done = time.time_ns()
 
+            if self._quick(size):
+                return run()
             return await self._await(slot, loop.run_in_executor(self.executor, run))
         if self.worker is None or self.worker.done():
             self.worker = asyncio.create_task(self._work())
-        key = tuple(sorted((n, a.shape[1:], str(a.dtype)) for n, a in feeds.items()))
+        key = tuple(sorted((n, a.shape[1:], a.dtype.str) for n, a in feeds.items()))
         pending = _Pending(feeds, rows, key, loop.create_future(), slot)
         self.queue.put_nowait(pending)
         return await self._await(slot, pending.future)
@@ -191,7 +222,11 @@ class Batcher:
                    else batch[0].feeds[n] for n in names}
         ran = time.time_ns()
         try:
-            outputs = await loop.run_in_executor(self.executor, self.model.run, stacked)
+            size = _nbytes(stacked)
+            if self._quick(size):
+                outputs = self._timed(stacked, size)
+            else:
+                outputs = await loop.run_in_executor(self.executor, self._timed, stacked, size)
         except Exception as exc:  # the run failed for all of them: each request hears why
             for p in batch:
                 if not p.future.done():

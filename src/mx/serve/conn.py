@@ -2,13 +2,17 @@
 
 uvicorn times out idle keep-alive connections only: a client that sends half its headers,
 or headers and then part of a body, keeps its socket (and file descriptor) until it
-leaves. `guarded_protocol` adds two deadlines to uvicorn's h11 protocol:
+leaves. `guarded_protocol` adds two deadlines to uvicorn's HTTP/1.1 protocol:
 
 - header: from a connection's start (or a request's first byte on a reused connection)
   to the end of the request head; past it the server answers 408 and closes;
 - body: from the request head to the end of its body. The app answers 408 itself when it
   reads the body (`intake.read_body`); this one, a little later, closes connections whose
   body nobody reads, e.g. after an early 413 or 503.
+
+The protocol is uvicorn's httptools one (llhttp, in C) when httptools is installed (the
+`serve` extra installs it), else its h11 one (pure Python: on a small request it costs
+as much again as everything else the server does).
 """
 
 from __future__ import annotations
@@ -16,21 +20,72 @@ from __future__ import annotations
 import asyncio
 import resource
 from collections.abc import Callable
+from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 BODY_GRACE = 1.0  # seconds the app has to answer its own 408 before the socket closes
+BODY_RECEIVED = "mx.body_received"  # scope extension: the whole body is in (httptools only)
+
+
+class _Deadlines:
+    """The two deadlines over a protocol: `_enter(phase)` as a request moves along."""
+
+    header_timeout: float
+    body_timeout: float
+    on_timeout: Callable[[str], None]
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    phase: str | None = None  # "header", "body" or None (no deadline of ours running)
+    timer: asyncio.TimerHandle | None = None
+
+    def _enter(self, phase: str | None) -> None:
+        if phase == self.phase:
+            return  # a deadline runs from the phase's start, however many bytes trickle
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.phase = phase
+        if phase is not None:
+            delay = self.header_timeout if phase == "header" else self.body_timeout + BODY_GRACE
+            self.timer = self.loop.call_later(delay, self._expire)
+
+    def _partial_head(self) -> bool:
+        raise NotImplementedError
+
+    def _expire(self) -> None:
+        self.timer = None
+        if self.transport.is_closing():
+            return
+        self.on_timeout(f"{self.phase}_timeout")
+        if self.phase == "header" and self._partial_head():
+            message = f"request head not received within {self.header_timeout:g} s".encode()
+            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\n"
+                                 b"content-type: text/plain; charset=utf-8\r\n"
+                                 b"connection: close\r\n"
+                                 b"content-length: %d\r\n\r\n%s" % (len(message), message))
+        self.transport.close()
 
 
 def guarded_protocol(header_timeout: float, body_timeout: float,
-                     on_timeout: Callable[[str], None]) -> type[H11Protocol]:
-    """uvicorn's h11 protocol with the two deadlines; `on_timeout(reason)` counts them."""
+                     on_timeout: Callable[[str], None], http: str = "auto") -> type[Any]:
+    """uvicorn's protocol with the two deadlines; `on_timeout(reason)` counts them.
+    `http`: "httptools", "h11", or "auto" (httptools when installed)."""
+    base: type[Any] = _h11_guarded()
+    if http != "h11":
+        try:
+            base = _httptools_guarded()
+        except ImportError:
+            if http == "httptools":
+                raise
+    settings = {"header_timeout": header_timeout, "body_timeout": body_timeout,
+                "on_timeout": staticmethod(on_timeout)}
+    return type("Guarded", (base,), settings)
 
-    class Guarded(H11Protocol):
-        phase: str | None = None  # "header", "body" or None (no deadline of ours running)
-        timer: asyncio.TimerHandle | None = None
 
+def _h11_guarded() -> type[Any]:
+    class GuardedH11(_Deadlines, H11Protocol):
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._enter("header")
@@ -44,36 +99,64 @@ def guarded_protocol(header_timeout: float, body_timeout: float,
             state = self.conn.their_state
             if state is h11.SEND_BODY:
                 self._enter("body")
-            elif state is h11.IDLE and self.timeout_keep_alive_task is None:
-                self._enter("header")  # a request head has begun, or nothing came yet
+            elif state is h11.IDLE and (self.timeout_keep_alive_task is None
+                                        or self.conn.trailing_data[0]):
+                # a request head has begun (pipelined after the last one, too), or nothing
+                # came yet
+                self._enter("header")
             else:  # the whole request is in, or uvicorn's keep-alive timeout runs
                 self._enter(None)
 
-        def _enter(self, phase: str | None) -> None:
-            if phase == self.phase:
-                return  # a deadline runs from the phase's start, however many bytes trickle
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
-            self.phase = phase
-            if phase is not None:
-                delay = header_timeout if phase == "header" else body_timeout + BODY_GRACE
-                self.timer = self.loop.call_later(delay, self._expire)
+        def _partial_head(self) -> bool:
+            return bool(self.conn.trailing_data[0])
 
-        def _expire(self) -> None:
-            self.timer = None
-            if self.transport.is_closing():
-                return
-            on_timeout(f"{self.phase}_timeout")
-            if self.phase == "header" and self.conn.trailing_data[0]:
-                message = f"request head not received within {header_timeout:g} s".encode()
-                self.transport.write(b"HTTP/1.1 408 Request Timeout\r\n"
-                                     b"content-type: text/plain; charset=utf-8\r\n"
-                                     b"connection: close\r\n"
-                                     b"content-length: %d\r\n\r\n%s" % (len(message), message))
-            self.transport.close()
+    return GuardedH11
 
-    return Guarded
+
+def _httptools_guarded() -> type[Any]:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class GuardedHttpTools(_Deadlines, HttpToolsProtocol):
+        in_head = False  # a request head has begun and not ended
+        wanted: str | None = "header"  # the phase the parser's callbacks left a request in
+        ended = False  # a request ended within the data being read
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._enter("header")
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._enter(None)
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            # the deadline follows the request once the data is read: a request that comes
+            # whole in one read starts and stops no timer
+            self.ended = False
+            super().data_received(data)
+            if self.ended and self.wanted is not None:
+                self._enter(None)  # the next request's deadline runs from its own start
+            self._enter(self.wanted)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self.in_head, self.wanted = True, "header"
+
+        def on_headers_complete(self) -> None:
+            self.in_head = False
+            super().on_headers_complete()
+            self.wanted = "body"
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self.wanted, self.ended = None, True
+            # the app may read it without a deadline of its own (intake.read_body)
+            self.scope.setdefault("extensions", {})[BODY_RECEIVED] = {}
+
+        def _partial_head(self) -> bool:
+            return self.in_head
+
+    return GuardedHttpTools
 
 
 def raise_open_file_limit() -> int:

@@ -44,6 +44,13 @@ class ServeLimits:
     drift_window: int = DEFAULT_WINDOW  # rows of recent requests input drift is measured on
 
 
+@dataclass(frozen=True)
+class _Recorded:
+    count: Any  # prometheus_client's labelled children
+    latency: Any
+    line: str  # the log line up to the milliseconds
+
+
 class ServeError(Exception):
     """What to answer a client: a status (HTTP's numbers; gRPC maps them) and one line."""
 
@@ -70,6 +77,7 @@ class InferenceCore:
         self.limiter = RateLimiter(guard.rate, guard.burst) if guard.rate else None
         self.tracing = tracing_from_env()  # OpenTelemetry spans when OTEL_* ask (tracing.py)
         self.drift = Drift(self.metrics.registry, limits.drift_window)  # input profiles
+        self._recorded: dict[tuple[str, str, int], _Recorded] = {}
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
@@ -80,9 +88,9 @@ class InferenceCore:
 
     def attach(self, model: LoadedModel, spec: str, make_default: bool = True) -> None:
         labels = (model.name, model.version)
+        batch_rows = self.metrics.batch_size.labels(*labels)
         batcher = Batcher(model, self.limits.policy, self.executor,
-                          on_batch=lambda rows: self.metrics.batch_size.labels(*labels)
-                          .observe(rows))
+                          on_batch=batch_rows.observe)
         self.metrics.load_seconds.labels(*labels).set(model.load_seconds)
         self.metrics.queue_depth.labels(*labels).set_function(lambda: batcher.waiting)
         self.models.add(Served(model, batcher), spec, make_default)
@@ -183,13 +191,25 @@ class InferenceCore:
     def record(self, name: str, version: str, status: int, seconds: float,
                message: str | None) -> None:
         """Metrics and the one log line of a finished inference request."""
-        self.metrics.requests.labels(name, version, str(status)).inc()
         self.tracing.finish(version, status, message)
-        if version:
-            self.metrics.latency.labels(name, version).observe(seconds)
-            log.info(json.dumps({"event": "infer", "model": name, "version": version,
-                                 "status": status, "ms": round(seconds * 1000, 3),
-                                 **({"error": message} if message else {})}))
+        if not version:  # no such model: nothing to time, nothing to log
+            self.metrics.requests.labels(name, version, str(status)).inc()
+            return
+        # a served version's metric children and log line head, made once (labels() takes
+        # a lock and checks its arguments: microseconds a call, three calls a request)
+        key = (name, version, status)
+        done = self._recorded.get(key)
+        if done is None:
+            done = self._recorded[key] = _Recorded(
+                self.metrics.requests.labels(name, version, str(status)),
+                self.metrics.latency.labels(name, version),
+                f'{{"event": "infer", "model": {json.dumps(name)}, "version": '
+                f'{json.dumps(version)}, "status": {status}, "ms": ')
+        done.count.inc()
+        done.latency.observe(seconds)
+        if log.isEnabledFor(logging.INFO):  # the line json.dumps wrote, without json.dumps
+            error = f', "error": {json.dumps(message)}' if message else ""
+            log.info(f"{done.line}{round(seconds * 1000, 3)!r}{error}}}")
 
     def clock(self) -> float:
         return time.perf_counter()

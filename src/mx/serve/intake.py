@@ -4,7 +4,8 @@
   Retry-After at once (its declared Content-Length counts from the headers on).
 - A deadline for the whole body (408), so a client that trickles bytes cannot hold its
   share of the budget or its socket for ever.
-- JSON parsed with a nesting limit and without NaN/Infinity or numbers no tensor holds.
+- JSON parsed with a nesting limit and without NaN/Infinity or numbers no tensor holds
+  (`jsoncodec`: orjson when it reads a body as json would, json otherwise).
 - Bodies over OFFLOAD_BYTES are decoded, and big JSON answers encoded, in a worker
   process: json.loads holds the GIL, so a 60 MB body parsed on the event loop would stall
   every other request for seconds.
@@ -15,36 +16,27 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
-import re
 import signal
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
-from starlette.requests import Request
 
 from mx.errors import BadInput
+from mx.serve.jsoncodec import dumps, parse_json
 from mx.serve.tensors import Wanted, decode_request, encode_outputs
 from mx.tensorspec import Value
 
 HEADER_LENGTH = "Inference-Header-Content-Length"  # Triton's binary tensor extension
-MAX_DEPTH = 64  # a rank-8 tensor in a V2 request is nested 11 deep
-MAX_DIGITS = 309  # past float64's range (1.8e308), so no tensor datatype holds the number
 OFFLOAD_BYTES = 1 << 20  # parsing 1 MiB of JSON takes ~20 ms: fine on the event loop
 # One process: a 60 MB JSON body is ~350 MB of Python objects while parsed, so big bodies
 # take turns rather than multiply that (four at once held 1.2 GB with two workers).
 OFFLOAD_WORKERS = 1
 SMALL_BODY = 64 << 10  # bodies this small may also use the budget's reserve
-
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_DIGITS_AS_9 = bytes(0x39 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
-_LONG_NUMBER = b"9" * (MAX_DIGITS + 1)  # searched in digits-as-9 text: 8x faster than \d{310}
-_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
-_OPENERS = np.frombuffer(b"[{", np.uint8)
 
 
 class Refused(Exception):
@@ -67,18 +59,21 @@ class BodyBudget:
         self.total, self.used = total, 0
         self.reserve = total // 8
 
-    @contextmanager
-    def hold(self) -> Iterator[Hold]:
-        held = Hold(self)
-        try:
-            yield held
-        finally:
-            self.used -= held.bytes
+    def hold(self) -> Hold:
+        """`with budget.hold() as held:` bytes held until the block ends."""
+        return Hold(self)
 
 
 class Hold:
     def __init__(self, budget: BodyBudget) -> None:
         self.budget, self.bytes = budget, 0
+
+    def __enter__(self) -> Hold:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.budget.used -= self.bytes
+        self.bytes = 0
 
     def reach(self, size: int) -> None:
         """Hold `size` bytes in all, or refuse with 503 when the budget has no room."""
@@ -94,60 +89,46 @@ class Hold:
         self.bytes = size
 
 
-async def read_body(request: Request, limit: int, timeout: float, held: Hold) -> bytes:
-    """The whole body within `timeout` seconds and `limit` bytes, counted in `held`."""
-    declared = request.headers.get("content-length")
+class ClientDisconnect(Exception):
+    """The client went away before sending the whole body."""
+
+
+async def read_body(receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+                    declared: str | None, limit: int, timeout: float, held: Hold,
+                    received: bool = False) -> bytes:
+    """The whole body of an ASGI request within `timeout` seconds and `limit` bytes,
+    counted in `held`; `declared`: its Content-Length header, if it has one; `received`:
+    the server says the whole body is in (no deadline needed to read it)."""
     if declared is not None and declared.isdigit():
         if int(declared) > limit:
             raise _too_large(limit)
         held.reach(int(declared))
     chunks, size = [], 0
     try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(limit)
-                held.reach(size)  # bodies without Content-Length are counted as they come
-                chunks.append(chunk)
+        async with nullcontext() if received else asyncio.timeout(timeout):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(limit)
+                    held.reach(size)  # bodies without Content-Length are counted as they come
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
     except TimeoutError:
         # the client is too slow to wait for: close rather than drain the rest
         raise Refused(408, f"request body not received within {timeout:g} s ({size} bytes "
                            "arrived)", "body_timeout", {"Connection": "close"}) from None
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _too_large(limit: int) -> Refused:
     return Refused(413, f"request body over {limit} bytes; raise --max-body-mb or send "
                         "smaller batches", "too_large")
-
-
-def parse_json(raw: bytes) -> Any:
-    """JSON with at most MAX_DEPTH levels, no NaN/Infinity, no number past float64."""
-    bare = _STRING.sub(b'""', raw)  # brackets and digits inside strings do not count
-    depth = _depth(bare)
-    if depth > MAX_DEPTH:
-        raise BadInput(f"JSON nested {depth} levels deep; at most {MAX_DEPTH} are accepted")
-    if _LONG_NUMBER in bare.translate(_DIGITS_AS_9):
-        raise BadInput(f"JSON has a number of over {MAX_DIGITS} digits, beyond every tensor "
-                       "datatype")
-    try:
-        return json.loads(raw, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:
-        raise BadInput(f"malformed JSON: {exc}") from None
-
-
-def _no_constant(name: str) -> Any:
-    raise BadInput(f"JSON has {name}, which is not a JSON number; send finite numbers, or "
-                   "NaN as binary tensor data")
-
-
-def _depth(bare: bytes) -> int:
-    brackets = np.frombuffer(bare.translate(None, _NOT_BRACKET), np.uint8)
-    if not brackets.size:
-        return 0
-    steps = np.where(np.isin(brackets, _OPENERS), np.int32(1), np.int32(-1))
-    return int(np.cumsum(steps).max())
 
 
 def split_binary(raw: bytes, header_length: str | None) -> tuple[bytes, bytes]:
@@ -176,16 +157,30 @@ def decode_body(raw: bytes, header_length: str | None, specs: Sequence[Value]) -
     body = parse_json(header)
     feeds, wanted = decode_request(body, specs, binary)
     params = body.get("parameters")
-    return Decoded(feeds, wanted, {"id": body["id"]} if "id" in body else {},
+    return Decoded(feeds, wanted, _echoed_id(body),
                    params.get("timeout") if isinstance(params, dict) else None)
+
+
+def _echoed_id(body: dict[str, Any]) -> dict[str, Any]:
+    """The request's `id`, which the answer repeats: any JSON value that JSON can carry
+    back (1e400 reads as infinity, which it cannot: 400 here, not 500 when encoding)."""
+    if "id" not in body:
+        return {}
+    value = body["id"]
+    if not isinstance(value, str):
+        try:
+            json.dumps(value, allow_nan=False)
+        except ValueError:
+            raise BadInput("id: has a number out of float64's range, which the answer "
+                           "cannot repeat") from None
+    return {"id": value}
 
 
 def encode_body(head: dict[str, Any], specs: Sequence[Value],
                 arrays: Mapping[str, np.ndarray], wanted: Wanted) -> tuple[bytes, list[bytes]]:
     """(JSON header, binary outputs) of an answer: `head` plus the outputs."""
     entries, blobs = encode_outputs(specs, arrays, wanted)
-    text = json.dumps({**head, "outputs": entries}, separators=(",", ":"), allow_nan=False)
-    return text.encode(), blobs
+    return dumps({**head, "outputs": entries}), blobs
 
 
 T = TypeVar("T")

@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -69,6 +69,7 @@ class _Request:
 
 
 _current: ContextVar[_Request | None] = ContextVar("mx_serve_trace", default=None)
+_NO_SPAN: AbstractContextManager[None] = nullcontext()
 
 
 class Tracing:
@@ -117,9 +118,14 @@ class Tracing:
             self.tracer.start_span("batch run", context=req.context, start_time=times.ran,
                                    attributes=batch).end(times.done or now)
 
-    @contextmanager
-    def span(self, name: str) -> Iterator[None]:
+    def span(self, name: str) -> AbstractContextManager[None]:
         """A child span of the request in flight (none when there is none)."""
+        if self.tracer is None:
+            return _NO_SPAN  # no generator to start and stop a request when tracing is off
+        return self._span(name)
+
+    @contextmanager
+    def _span(self, name: str) -> Iterator[None]:
         req = _current.get()
         if req is None or self.tracer is None:
             yield
