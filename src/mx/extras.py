@@ -13,7 +13,7 @@ import importlib.util
 from mx.errors import MxError
 
 EXTRAS = {
-    "serve": ("starlette", "uvicorn", "prometheus_client", "grpc"),
+    "serve": ("uvicorn", "prometheus_client", "grpc"),
     "site": ("mkdocs", "material", "cmarkgfm", "nh3", "yaml"),
     "s3": ("obstore",),
     "ray": ("ray", "pyarrow"),
