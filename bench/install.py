@@ -16,7 +16,7 @@ rotation when installed (bench/peers.py): huggingface_hub's `http_get`, `dvc pul
 HTTP remote on the same server, and `git clone` with git-lfs from giftless.
 
     .venv/bin/python bench/install.py [--size-mib 1024] [--signed-mib 500] [--runs 5]
-                                      [--big-gib 4] [--big-only]
+                                      [--big-gib 4] [--big-only] [--peers hf,dvc,lfs]
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ def row(label: str, value: str) -> None:
     print(f"{label:<40}{value}")
 
 
-def bench_big(root: Path, env: dict[str, str], gib: float, runs: int) -> None:
+def bench_big(root: Path, env: dict[str, str], gib: float, runs: int,
+              which: set[str]) -> None:
     """One `gib` GiB file and ten shards of a tenth of it: mx cold vs curl -o, no hashing,
     and the peers beside them."""
     big, shard = int(gib * (1 << 30)), int(gib * (1 << 30)) // 10
@@ -126,7 +127,8 @@ def bench_big(root: Path, env: dict[str, str], gib: float, runs: int) -> None:
     site = root / "big-site"
     run(mx_cmd("index", "build", str(root / "big-registry.yaml"), "-o", str(site),
                "--no-site"), env)
-    bares = {name: peers.lfs_bare(repo, root / "lfs-remotes") for name, repo in repos.items()}
+    bares = {name: peers.lfs_bare(repo, root / "lfs-remotes") if "lfs" in which else None
+             for name, repo in repos.items()}
     for repo in repos.values():
         shutil.rmtree(repo)
     server, url = serve(site, env)
@@ -144,9 +146,11 @@ def bench_big(root: Path, env: dict[str, str], gib: float, runs: int) -> None:
             curl += ["-o", str(out / f"{i}.bin"), u]
         install = mx_cmd("install", f"{name}@1.0.0", "--registry", url)
         slug = name.replace("/", "-")
-        others = [peers.hf_peer(urls, out),
-                  peers.dvc_peer(root / "dvc" / slug, site, url, arts, env),
-                  peers.lfs_peer(lfs, bares[name], site, arts, root / "lfs-clone", env)]
+        others = [peer() for key, peer in (
+            ("hf", lambda: peers.hf_peer(urls, out)),
+            ("dvc", lambda: peers.dvc_peer(root / "dvc" / slug, site, url, arts, env)),
+            ("lfs", lambda: peers.lfs_peer(lfs, bares[name], site, arts, root / "lfs-clone",
+                                           env))) if key in which]
 
         def fresh() -> None:
             shutil.rmtree(root / "mx-cache", ignore_errors=True)
@@ -171,6 +175,9 @@ def bench_big(root: Path, env: dict[str, str], gib: float, runs: int) -> None:
         row("mx install, cold (sha256'd):", f"{cold:.3f} s  [{fmt(samples['mx'])}]")
         print(f"  ratio mx/curl: {cold / ref:.2f}x   (target <= 1.10x)"
               f"  {'OK' if cold / ref <= 1.10 else 'MISSED'}")
+        left_out = sorted({"hf", "dvc", "lfs"} - which)
+        if left_out:
+            print(f"  not measured this run (--peers): {', '.join(left_out)}")
         for peer in others:
             if peer.fetch is None:
                 row(f"{peer.label}:", peer.why_not)
@@ -197,6 +204,9 @@ def main() -> None:
                     help="size of the big single-file model (the sharded one is the same in "
                          "10 files); 0 skips them")
     ap.add_argument("--big-only", action="store_true", help="run only the big-model part")
+    ap.add_argument("--peers", default="hf,dvc,lfs",
+                    help="peers timed beside mx on the big models, comma-separated (hf, dvc, "
+                         "lfs); the git-lfs one goes through giftless, slow on GiB files")
     args = ap.parse_args()
     size = args.size_mib << 20
     if shutil.which("curl") is None:
@@ -205,7 +215,7 @@ def main() -> None:
     try:
         env = bench_env(root)
         if args.big_gib > 0:
-            bench_big(root, env, args.big_gib, args.runs)
+            bench_big(root, env, args.big_gib, args.runs, set(args.peers.split(",")))
         if args.big_only:
             return
         print(f"building a registry with one {args.size_mib} MiB artifact in {root} ...",
