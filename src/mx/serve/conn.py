@@ -26,6 +26,9 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 BODY_GRACE = 1.0  # seconds the app has to answer its own 408 before the socket closes
+# bytes a request head may hold on httptools, as h11's limit (uvicorn's
+# h11_max_incomplete_event_size default) is on h11
+MAX_HEAD = 16 << 10
 BODY_RECEIVED = "mx.body_received"  # scope extension: the whole body is in (httptools only)
 
 
@@ -120,6 +123,9 @@ def _httptools_guarded() -> type[Any]:
         in_head = False  # a request head has begun and not ended
         wanted: str | None = "header"  # the phase the parser's callbacks left a request in
         ended = False  # a request ended within the data being read
+        began = False  # a request began within the data being read
+        head_bytes = 0  # bytes of the unfinished head read after the read it began in
+        max_head = MAX_HEAD
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -132,15 +138,47 @@ def _httptools_guarded() -> type[Any]:
         def data_received(self, data: bytes) -> None:
             # the deadline follows the request once the data is read: a request that comes
             # whole in one read starts and stops no timer
-            self.ended = False
+            self.ended = self.began = False
+            was_in_head = self.in_head
             super().data_received(data)
+            if self.transport.is_closing():
+                self._enter(None)
+                return
+            if self.in_head:
+                # llhttp has no limit on a head's size (h11 has 16 KiB): without this a
+                # client fills memory with one endless header until the deadline. Reads
+                # wholly inside a head count (the one it began in is at most a read more).
+                self.head_bytes = self.head_bytes + len(data) \
+                    if was_in_head and not self.began else 0
+                if self.head_bytes > self.max_head:
+                    self.on_timeout("head_too_large")
+                    self._refuse(431, "Request Header Fields Too Large",
+                                 f"request head over {self.max_head} bytes")
+                    return
             if self.ended and self.wanted is not None:
                 self._enter(None)  # the next request's deadline runs from its own start
+            if self.wanted is None and self.timeout_keep_alive_task is None \
+                    and (self.cycle is None or self.cycle.response_complete):
+                # bytes on an idle connection that began no request (a bare CRLF, or
+                # anything after an upgrade llhttp will not parse past): uvicorn stopped
+                # its keep-alive timer on them, so without a deadline here the socket
+                # would be held for ever
+                self.wanted = "header"
             self._enter(self.wanted)
+
+        def _refuse(self, status: int, reason: str, message: str) -> None:
+            self._enter(None)
+            body = message.encode()
+            self.transport.write(b"HTTP/1.1 %d %s\r\n"
+                                 b"content-type: text/plain; charset=utf-8\r\n"
+                                 b"connection: close\r\n"
+                                 b"content-length: %d\r\n\r\n%s"
+                                 % (status, reason.encode(), len(body), body))
+            self.transport.close()
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self.in_head, self.wanted = True, "header"
+            self.in_head, self.wanted, self.began = True, "header", True
 
         def on_headers_complete(self) -> None:
             self.in_head = False
