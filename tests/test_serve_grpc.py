@@ -219,7 +219,7 @@ def test_errors_are_grpc_status_codes(server: tuple[Served, str]) -> None:
 
     metrics = httpx.get(f"{s.url}/metrics").text  # gRPC requests count like REST ones
     assert 'mx_requests_total{model="acme/iris",status="400",version="1.1.0"} 4.0' in metrics
-    assert 'mx_requests_total{model="acme/unknown",status="404",version=""} 1.0' in metrics
+    assert 'mx_requests_total{model="(unknown)",status="404",version=""} 1.0' in metrics
 
 
 def _metric(s: Served, key: str) -> float:

@@ -30,6 +30,7 @@ from mx.serve.tensors import model_metadata
 from mx.serve.tracing import from_env as tracing_from_env
 
 log = logging.getLogger("mx.serve")
+UNKNOWN_MODEL = "(unknown)"  # the model label of requests for no model served
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,12 @@ class InferenceCore:
     def reload(self, name: str) -> LoadedModel:
         """Resolve `name`'s spec again and serve what it now names (ServeError if it fails)."""
         route = self.models.routes.get(name)
+        if route is None and name not in self.models.failed:
+            # only what the server was started with: any client may call this, and a made-up
+            # name would be resolved (a download, or a directory on this machine) and, on
+            # failing, listed in failed for ever: /v2/health/ready 503 from one request
+            raise ServeError(404, f"unknown model {name!r}; serving: "
+                             + (", ".join(sorted(self.models.versions)) or "none"))
         spec = route.spec if route else name
         loaded = self.load(spec)
         if loaded is None:
@@ -193,6 +200,10 @@ class InferenceCore:
         """Metrics and the one log line of a finished inference request."""
         self.tracing.finish(version, status, message)
         if not version:  # no such model: nothing to time, nothing to log
+            if name not in self.models.versions and name not in self.models.failed:
+                # a name the client made up: one label for all (a label each would grow
+                # /metrics, and the server's memory, with every new name in a URL)
+                name = UNKNOWN_MODEL
             self.metrics.requests.labels(name, version, str(status)).inc()
             return
         # a served version's metric children and log line head, made once (labels() takes
