@@ -237,3 +237,20 @@ def test_without_orjson_every_body_takes_the_exact_path(monkeypatch) -> None:  #
         assert _outcome(parse_json, raw) == _outcome(parse_exact, raw)
     assert json.loads(dumps({"id": "r\u00e9", "a": [1.5, 10**25]})) == {"id": "r\u00e9",
                                                                        "a": [1.5, 10**25]}
+
+
+@pytest.mark.parametrize(("data", "ok"), [
+    ("[true, false, true, false]", True), ("[1, 0, 1, 0]", True), ("[[true, 0, 1, false]]", True),
+    ('[true, "false", true, true]', False),  # numpy read "false" (any string) as True
+    ("[true, 2, true, true]", False), ("[true, 1.5, true, true]", False),
+    ("[true, null, true, true]", False),  # numpy read null as False
+    ("[true, 1e400, true, true]", False), ('[true, "", true, true]', False),
+])
+def test_bool_data_is_true_or_false(data: str, ok: bool) -> None:
+    specs = [Value("x", "bool", ("batch", 4))]
+    raw = f'{{"inputs": [{{"name": "x", "shape": [1, 4], "datatype": "BOOL", "data": {data}}}]}}'
+    if ok:
+        assert decode_request(parse_json(raw.encode()), specs)[0]["x"].dtype == np.bool_
+    else:
+        with pytest.raises(BadInput, match="BOOL data must be true or false"):
+            decode_request(parse_json(raw.encode()), specs)

@@ -126,6 +126,12 @@ def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndar
                        "range")
     if arr.dtype.kind == "O" and not all(isinstance(v, str) for v in arr.flat):
         raise BadInput(f"input {name!r}: BYTES data must be strings")
+    if datatype == "BOOL" and not all(
+            v is True or v is False or (type(v) is int and v in (0, 1))
+            for v in np.asarray(data, dtype=object).flat):
+        # numpy makes True of any non-zero number and any non-empty string ("false"
+        # too), False of null: a wrong value, silently; only true/false (or 0/1) mean one
+        raise BadInput(f"input {name!r}: BOOL data must be true or false (or 0 or 1)")
     return arr
 
 
