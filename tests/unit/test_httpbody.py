@@ -22,19 +22,9 @@ from mx.devserver import make_server, serve_in_thread
 from mx.errors import FetchError, IntegrityError
 from mx.http import Transport
 from tests.support.servers import Faults, FaultyHandler, static_host
+from tests.support.sinks import Collect
 
 BLOB = bytes(range(256)) * 4096  # 1 MiB: several chunks of the 256 KiB used below
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def write(self, chunk: bytes | memoryview) -> None:
-        self.data += chunk
-
-    def reset(self) -> None:
-        self.data.clear()
 
 
 @pytest.fixture

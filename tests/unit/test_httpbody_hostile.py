@@ -15,19 +15,9 @@ from mx.config import Limits
 from mx.errors import FetchError
 from mx.http import Transport
 from tests.support.rawhost import ok, raw_host
+from tests.support.sinks import Collect
 
 BODY = bytes(range(256)) * 64  # 16 KiB
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def write(self, chunk: bytes | memoryview) -> None:
-        self.data += chunk
-
-    def reset(self) -> None:
-        self.data.clear()
 
 
 def no_sleep(seconds: float) -> None:

@@ -14,6 +14,7 @@ from mx.fsutil import HashingWriter
 from mx.http import Transport, trust_store
 from mx.httpbase import _retry_after
 from tests.support.servers import static_host
+from tests.support.sinks import Collect
 
 
 @pytest.fixture
@@ -85,19 +86,6 @@ def test_one_trust_store_honours_ssl_cert_file(tmp_path: Path,
         trust_store()  # the variable is read (a real CA file there would be used)
     monkeypatch.delenv("SSL_CERT_FILE")
     assert trust_store().verify_mode == ssl.CERT_REQUIRED
-
-
-class Collect:
-    """A sink that keeps what it is given (reset: start over)."""
-
-    def __init__(self, prefix: bytes = b"") -> None:
-        self.data = bytearray(prefix)
-
-    def write(self, chunk: bytes) -> None:
-        self.data += chunk
-
-    def reset(self) -> None:
-        self.data.clear()
 
 
 def test_a_resumed_download_asks_for_the_rest_on_every_retry(files: Path) -> None:
