@@ -24,7 +24,9 @@ def test_the_client_does_not_pull_the_server_or_the_website() -> None:
                        "prometheus-client", "markdown", "cmarkgfm", "obstore", "boto3", "ray",
                        "pyarrow", "pandas"}
     extras = project["optional-dependencies"]
-    assert {"uvicorn", "starlette", "prometheus-client"} <= names(extras["serve"])
+    assert {"uvicorn", "prometheus-client", "httptools", "orjson"} <= names(extras["serve"])
+    assert "starlette" not in names(extras["serve"])  # a plain ASGI app: tests only
+    assert "starlette" in names(extras["test"])
     assert {"mkdocs", "mkdocs-material", "nh3", "cmarkgfm"} <= names(extras["site"])
     assert names(extras["s3"]) == {"obstore"}
     assert names(extras["ray"]) == {"ray"}
