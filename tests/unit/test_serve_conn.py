@@ -47,7 +47,7 @@ def server_kind(timeouts: list[str]) -> str:
 @pytest.fixture(params=["httptools", "h11"])
 def server(request: pytest.FixtureRequest) -> Iterator[tuple[int, list[str]]]:
     if request.param == "httptools":
-        pytest.importorskip("httptools")
+        import httptools  # noqa: F401  (a test dependency: the serve extra; fail, never skip)
     timeouts: list[str] = []
     _seen.clear()
     KINDS[id(timeouts)] = request.param

@@ -19,7 +19,8 @@ from mx.serve.jsoncodec import MAX_DEPTH, dumps, parse_exact, parse_json
 from mx.serve.tensors import Wanted, decode_request, from_values
 from mx.tensorspec import Value
 
-pytestmark = pytest.mark.skipif(jsoncodec.orjson is None, reason="orjson is not installed")
+# orjson is a test dependency (the serve extra): the fast path must be the one under test.
+assert jsoncodec.orjson is not None, "orjson missing: install mx[test]"
 
 
 def _outcome(fn: Any, *args: Any) -> tuple[str, Any]:
