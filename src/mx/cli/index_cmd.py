@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from mx.tufimport import import_tuf
+
 if TYPE_CHECKING:
     from mx.index_builder.build import BuildResult
 
@@ -55,7 +57,7 @@ def build(registry_file: Path, out_arg: str, strict: bool, cache_dir: Path | Non
     With -o s3://BUCKET/PREFIX the build runs into a staging folder in the cache dir, and
     only the objects that changed are uploaded, in dependency order (TUF metadata last);
     objects the build no longer has are deleted after that."""
-    _import_tuf_without_boto3()
+    import_tuf()
     from mx.client.cache import Cache
     from mx.config import default_home
     from mx.index_builder.workspace import output_lock
@@ -107,23 +109,6 @@ def _report(result: BuildResult, summary: dict[str, Any], shown: str, as_json: b
                    f"{result.documents_written} documents and {result.artifacts_written} "
                    f"artifacts written; site: {result.pages_rendered} model pages rendered, "
                    f"{result.site_files_written} files updated")
-
-
-def _import_tuf_without_boto3() -> None:
-    """python-tuf's signer package imports boto3, when it is installed, for its AWS KMS
-    signer: half a second at every build, for a signer mx never uses (S3 goes through
-    obstore). It is imported once with boto3 hidden, which it takes as boto3 missing;
-    boto3 stays importable for anything else in the process."""
-    import sys
-
-    hidden = "boto3" not in sys.modules
-    if hidden:
-        sys.modules["boto3"] = None  # type: ignore[assignment]
-    try:
-        import tuf.api.metadata  # noqa: F401
-    finally:
-        if hidden and sys.modules.get("boto3", False) is None:
-            del sys.modules["boto3"]
 
 
 def _build(registry_file: Path, out: Path, strict: bool, cache: Path, allow_unsigned: bool,

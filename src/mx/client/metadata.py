@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mx.errors import FetchError, IntegrityError, TrustError
 from mx.fsutil import atomic_write_bytes
 from mx.http import Transport
+from mx.tufimport import import_tuf
 
 if TYPE_CHECKING:
     from tuf.ngclient import Updater
@@ -98,6 +99,7 @@ class RegistryMetadata:
     def _ready(self) -> Updater | None:
         if self._updater is not None or self._unsigned:
             return self._updater
+        import_tuf()
         from tuf.ngclient import Updater, UpdaterConfig
 
         from mx.client.tuffetch import TransportFetcher
@@ -208,6 +210,7 @@ class RegistryMetadata:
 
 def _explain(exc: Exception, base_url: str) -> Exception:
     """One line for what went wrong with the metadata, as an MxError."""
+    import_tuf()
     from tuf.api import exceptions
 
     what = f"{base_url}: the registry's signed metadata"
