@@ -360,9 +360,9 @@ def test_large_objects_come_in_ranged_parts(bucket: Bucket, tmp_path: Path,
 
     monkeypatch.setattr(objstore, "read_range", flaky)
     dest = tmp_path / "blob"
-    reread = parallel.fetch(transport, url, dest, sha, len(data), tmp_path / "x.part",
-                            lambda n: None, "big")
-    assert dest.read_bytes() == data and reread == 0
+    parallel.fetch(transport, url, dest, sha, len(data), tmp_path / "x.part",
+                   lambda n: None, "big")
+    assert dest.read_bytes() == data
     piece = parallel.piece_size(len(data), 4)
     assert sorted(set(ranges)) == [(a, min(a + piece, len(data)))
                                    for a in range(0, len(data), piece)]

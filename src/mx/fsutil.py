@@ -246,36 +246,6 @@ def fetch_verified(dest: Path, sha256: str, size: int, tmp_dir: Path,
         raise
 
 
-def fetch_resumable(dest: Path, sha256: str, size: int, part: Path,
-                    fill: Callable[[HashingWriter], None], what: str) -> None:
-    """Continue `part` (what an earlier attempt left; its bytes are hashed first), let
-    `fill` append the rest from `writer.size` on, check size and sha256, rename to `dest`.
-
-    The caller holds the lock that owns `part`. Bytes that fail the check are deleted; a
-    `fill` that fails leaves `part` as it got, for the caller to keep or drop.
-    """
-    part.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with part.open("a+b") as f:  # append mode: writes land after the prefix
-            writer = HashingWriter(f)
-            try:
-                writer.resume()
-                if writer.size > size:
-                    writer.reset()  # not a prefix of this object: start over
-                if writer.size < size:
-                    fill(writer)
-                digest = writer.hexdigest()
-            finally:
-                writer.close()
-        verify_digest(digest, writer.size, sha256, size, what)
-    except IntegrityError:
-        part.unlink(missing_ok=True)
-        raise
-    os.chmod(part, 0o444)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(part, dest)
-
-
 def verify_digest(actual_sha: str, actual_size: int, sha256: str, size: int, what: str) -> None:
     if actual_size != size:
         raise IntegrityError(f"{what}: got {actual_size} bytes, expected {size}",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 import ssl
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -36,6 +37,7 @@ from mx.httpbase import (
 )
 from mx.httpbase import PROGRESS_BYTES as PROGRESS_BYTES
 from mx.httpbase import Fetched as Fetched
+from mx.httpbase import FileSink as FileSink
 from mx.httpbase import Sink as Sink
 from mx.httpbase import join_url as join_url
 from mx.httpbase import trust_store as trust_store
@@ -64,6 +66,21 @@ class _Held:
         self.size = 0
 
 
+class _HeldFile(_Held):
+    """`_Held` over a file sink: bodies write into the file themselves."""
+
+    def __init__(self, sink: FileSink, size: int) -> None:
+        super().__init__(sink, size)
+        self._file = sink
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def landed(self, n: int) -> None:
+        self._file.landed(n)
+        self.size += n
+
+
 class Transport:
     """One connection pool, shared by threads; created lazily (httpx import is not free)."""
 
@@ -78,6 +95,8 @@ class Transport:
         self._ssl: ssl.SSLContext | None = None
         self.sleep: Callable[[float], None] = time.sleep
         self._s3: Stores | None = None
+        self._part_slots: threading.Semaphore | None = None
+        self._slots_lock = threading.Lock()
 
     def _http(self) -> httpx.Client:
         if self._client is None:
@@ -101,6 +120,16 @@ class Transport:
                 self._tls, self.limits.connect_timeout, self.limits.read_timeout, USER_AGENT,
                 max_idle=self.limits.parallel_downloads * max(self.limits.parallel_parts, 2))
         return self._bodies
+
+    def part_slots(self) -> threading.Semaphore:
+        """The connections a ranged download may open beyond each file's own, shared by
+        every file this transport downloads at once: `parallel_parts - 1`. One large file
+        gets all of them; ten shards at once get one stream each and share the rest,
+        instead of ten times four connections fighting for the same cores and link."""
+        with self._slots_lock:
+            if self._part_slots is None:
+                self._part_slots = threading.Semaphore(max(self.limits.parallel_parts - 1, 0))
+            return self._part_slots
 
     def _tls(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -201,7 +230,7 @@ class Transport:
             return
         # A signed href that expires (`expires_in`) mid-download answers 401/403 to the
         # next retry: ask the batch API again, as long as the last href brought bytes.
-        held = _Held(sink, offset)
+        held = _HeldFile(sink, offset) if isinstance(sink, FileSink) else _Held(sink, offset)
         while True:
             href, extra = self.lfs_href(url, size)
             start = held.size
@@ -241,17 +270,29 @@ class Transport:
                         raise FetchError(f"{url}: HTTP {r.status_code}",
                                          hint=_status_hint(r.status_code), url=url,
                                          status=r.status_code)
-                    # One byte past the promise is enough to know the host lies.
-                    for chunk in r.chunks(self.limits.chunk_size, size + 1 - got):
-                        got += len(chunk)
-                        if got > size:
-                            raise IntegrityError(
-                                f"{url}: the server sent more than the {size} bytes the index "
-                                "promised",
-                                hint="the artifact on the server is not the one indexed")
-                        sink.write(chunk)
-                        if progress:
-                            progress(len(chunk))
+                    if isinstance(sink, FileSink):
+                        for n in r.into_file(sink.fileno(), got, size - got):
+                            got += n
+                            sink.landed(n)
+                            if progress:
+                                progress(n)
+                        over = r.overran
+                    else:
+                        over = False
+                        # One byte past the promise is enough to know the host lies.
+                        for chunk in r.chunks(self.limits.chunk_size, size + 1 - got):
+                            if got + len(chunk) > size:
+                                over = True
+                                break
+                            got += len(chunk)
+                            sink.write(chunk)
+                            if progress:
+                                progress(len(chunk))
+                    if over:
+                        raise IntegrityError(
+                            f"{url}: the server sent more than the {size} bytes the index "
+                            "promised",
+                            hint="the artifact on the server is not the one indexed")
                 if got < size:
                     raise _Retry(f"connection closed after {got} of {size} bytes")
                 return

@@ -17,7 +17,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from mx import __version__
 from mx.errors import FetchError
@@ -70,6 +70,15 @@ class Sink(Protocol):
 
     def write(self, chunk: bytes | memoryview) -> None: ...
     def reset(self) -> None: ...
+
+
+@runtime_checkable
+class FileSink(Sink, Protocol):
+    """A sink over a file that a body may write into itself (`mx.landing`), at the offset
+    of what the sink holds: `landed(n)` announces the n bytes written there."""
+
+    def fileno(self) -> int: ...
+    def landed(self, n: int) -> None: ...
 
 
 @dataclass

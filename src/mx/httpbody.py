@@ -23,13 +23,13 @@ import select
 import socket
 import ssl
 import threading
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from email.message import Message
 from typing import Any
 
+from mx import landing
 from mx.errors import FetchError
 
 # What a failed exchange raises here: the connection broke, timed out, or spoke no HTTP.
@@ -38,10 +38,7 @@ TransportFailure = (http.client.HTTPException, OSError)
 
 _Key = tuple[str, str, int, str]  # scheme, host, port, proxy URL ("" for none)
 
-# A transfer is stalled when fewer than this many bytes a second arrive, averaged over a
-# read_timeout: the socket's timeout alone fires only on silence, and a host trickling one
-# byte a second (a broken middlebox, or a hostile host) would hold a download for ever.
-MIN_RATE = 1024
+MIN_RATE = landing.MIN_RATE
 
 # What may go on the request line unquoted (requests' requote_uri): a Location header or
 # an index may carry raw UTF-8 or spaces, which http.client refuses to send.
@@ -95,22 +92,14 @@ class _Paced(io.RawIOBase):
         # The socket's own reader: it keeps the descriptor open after http.client closes
         # the connection under a response read to its end of file (no Content-Length).
         self._raw = sock.makefile("rb", buffering=0)
-        self._window = window
-        self._since = time.monotonic()
-        self._seen = 0
+        self._pace = landing.Pace(window)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
         n = self._raw.readinto(b) or 0  # silence for read_timeout raises here
-        self._seen += n
-        now = time.monotonic()
-        if now - self._since >= self._window:
-            if self._seen < MIN_RATE * self._window:
-                raise TimeoutError(f"the host sends too slowly ({self._seen} bytes in "
-                                   f"{now - self._since:.0f} s)")
-            self._since, self._seen = now, 0
+        self._pace.count(n)
         return n
 
     def close(self) -> None:
@@ -156,16 +145,54 @@ def paced(conn_class: type[http.client.HTTPConnection],
 
 
 class Body:
-    """One response: status, headers and a body read in chunks of fresh buffers (the
-    consumer keeps them: a hasher thread may still hold one when the next arrives)."""
+    """One response: status, headers, and the body either written into a file
+    (`into_file`, a `landing.Landing`) or read in chunks of fresh buffers (`chunks`: the
+    consumer keeps them)."""
 
     def __init__(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse,
-                 give_back: Callable[[http.client.HTTPConnection | None], None]) -> None:
+                 give_back: Callable[[http.client.HTTPConnection | None], None],
+                 window: float) -> None:
         self._conn = conn
         self._response = response
         self._give_back = give_back
+        self._window = window
         self.status_code = response.status
         self.headers: Message = response.headers
+        self.overran = False
+
+    def into_file(self, fd: int, offset: int, want: int) -> Iterator[int]:
+        """At most `want` bytes of the body into `fd` at `offset` onwards, yielding each
+        stretch's length once written; `overran` is set when the body holds more. A
+        connection that closes early just ends it (the caller counts what arrived)."""
+        r = self._response
+        sock = self._conn.sock
+        if not (landing.SPLICE and r.length is not None and not r.chunked
+                and type(sock) is socket.socket):
+            self.overran = yield from landing.copy_into(r.readinto, fd, offset, want)
+            return
+        announced = r.length
+        want = min(want, announced)
+        got = 0
+        # What http.client's reader already holds past the head goes through it.
+        held = min(len(r.fp.peek(1)) if want else 0, want)
+        if held:
+            buf = bytearray(held)
+            n = r.readinto(buf)
+            landing.pwrite_all(fd, memoryview(buf)[:n], offset)
+            got += n
+            yield n
+        if got < want and r.length:
+            for n in landing.splice_into(sock, fd, offset + got, want - got, self._window,
+                                         landing.Pace(self._window)):
+                r.length -= n
+                got += n
+                yield n
+        if got == want < announced:
+            # The host announced more: one byte more shows whether it sends it (a host
+            # that overstates Content-Length and closes is left to the sha256).
+            self.overran = bool(r.read(1))
+        elif r.length == 0:
+            r.read()  # ends the response as http.client does: the connection can be reused
 
     def chunks(self, size: int, limit: int | None = None) -> Iterator[memoryview]:
         """The body in chunks of `size` bytes (the last may be shorter), at most `limit`
@@ -287,7 +314,8 @@ class Connections:
             except BaseException:
                 conn.close()
                 raise
-            return Body(conn, response, lambda c: self._give_back(key, c))
+            return Body(conn, response, lambda c: self._give_back(key, c),
+                        self._read_timeout)
 
     def _pooled(self, key: _Key) -> http.client.HTTPConnection | None:
         """An idle connection for `key` with nothing waiting to be read on it. A server

@@ -15,8 +15,8 @@ from typing import Any
 
 from mx.client import parallel
 from mx.client.cache import Cache
+from mx.client.partfile import PartWriter, fetch_resumable
 from mx.errors import FetchError, IntegrityError, MxError
-from mx.fsutil import HashingWriter, fetch_resumable
 from mx.http import Transport, join_url
 from mx.progress import Progress
 
@@ -99,7 +99,7 @@ class Downloader:
                 shown += n
             self.progress.advance(task, n)
 
-        def fill(writer: HashingWriter) -> None:
+        def fill(writer: PartWriter) -> None:
             advance(writer.size - shown)  # a resumed file starts part-way
             self._fill(url, art, writer, advance)
 
@@ -138,7 +138,7 @@ class Downloader:
             return url
         return join_url(self.base_url, url)
 
-    def _fill(self, url: str, art: dict[str, Any], writer: HashingWriter,
+    def _fill(self, url: str, art: dict[str, Any], writer: PartWriter,
               advance: Callable[[int], None]) -> None:
         try:
             # The transport asks for the bytes after what the writer holds (a resumed part),

@@ -8,8 +8,9 @@ ranges and a known length) lets the other workers start; a 200 (the host ignores
 ends the attempt with `NoRanges`, and the caller downloads with one stream instead.
 An lfs+ URL is resolved first (the batch API's href and the headers it asks for).
 
-sha256 is computed over the contiguous prefix as it grows, on a thread of its own
-(`mx.client.orderedhash`).
+Each piece's body writes itself into the file (`mx.landing`: splice(2) for plain http on
+Linux, one reused buffer otherwise); sha256 is computed over the contiguous prefix as it
+grows, read back from the page cache on a thread of its own (`mx.client.orderedhash`).
 
 Resume: `tmp/<sha256>.ranges` ({"size": n, "done": [[start, end], ...]}) names the pieces
 of the part file that are complete. It is written before the first byte lands past the
@@ -36,10 +37,10 @@ from mx.errors import FetchError, IntegrityError
 from mx.fsutil import atomic_write_bytes, verify_digest
 from mx.http import Transport
 from mx.httpbase import PROGRESS_BYTES, _Retry, _retry_after, _status_hint
+from mx.landing import ChunkBody, Landing
 
 MIN_PIECE = 8 << 20
 MAX_PIECE = 16 << 20
-MAX_HELD = 256 << 20  # most bytes the hasher keeps in memory ahead of the prefix
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 
@@ -55,9 +56,10 @@ class _Stopped(Exception):
 # lfs+ URLs resolve to an http(s) href (lfs+file is a local copy: nothing to gain).
 RANGED_SCHEMES = ("http", "https", "s3", "lfs+http", "lfs+https", "lfs+ssh")
 
-# Opens the bytes [got, end) of the file: the chunks, or NoRanges/_Retry/FetchError/
-# IntegrityError. Failures while the chunks are read come out of the `with` block too.
-PieceOpener = Callable[[int, int], AbstractContextManager[Iterator[bytes | memoryview]]]
+# Opens the bytes [got, end) of the file: a body that writes itself into the part file, or
+# NoRanges/_Retry/FetchError/IntegrityError. Failures while it is read come out of the
+# `with` block too.
+PieceOpener = Callable[[int, int], AbstractContextManager[Landing]]
 
 
 def wants_parallel(url: str, size: int, parts: int) -> bool:
@@ -67,8 +69,8 @@ def wants_parallel(url: str, size: int, parts: int) -> bool:
 
 
 def piece_size(size: int, parts: int) -> int:
-    """About four pieces per worker, 8 to 16 MiB each: small enough that out-of-order bytes
-    stay in memory until hashed, large enough that a request's round trip is noise."""
+    """About four pieces per worker, 8 to 16 MiB each: small enough that a slow piece holds
+    the hash back little, large enough that a request's round trip is noise."""
     return max(MIN_PIECE, min(MAX_PIECE, size // (4 * max(parts, 1))))
 
 
@@ -149,7 +151,7 @@ def _check_content_range(value: str | None, start: int, end: int, size: int,
 def _http_opener(transport: Transport, url: str, size: int,
                  extra: dict[str, str]) -> PieceOpener:
     @contextlib.contextmanager
-    def open_piece(got: int, end: int) -> Iterator[Iterator[bytes | memoryview]]:
+    def open_piece(got: int, end: int) -> Iterator[Landing]:
         headers = transport._headers(url, {"Accept-Encoding": "identity", **extra,
                                            "Range": f"bytes={got}-{end - 1}"})
         with transport._stream(url, headers) as r:
@@ -167,8 +169,7 @@ def _http_opener(transport: Transport, url: str, size: int,
                                  hint=_status_hint(r.status_code), url=url,
                                  status=r.status_code)
             _check_content_range(r.headers.get("Content-Range"), got, end, size, url)
-            # One byte past the range is enough to know the host lies.
-            yield r.chunks(transport.limits.chunk_size, end + 1 - got)
+            yield r
 
     return open_piece
 
@@ -192,13 +193,13 @@ def _lfs_opener(transport: Transport, url: str, size: int) -> tuple[str, PieceOp
     now = [_Href(transport, url, size)]
 
     @contextlib.contextmanager
-    def open_piece(got: int, end: int) -> Iterator[Iterator[bytes | memoryview]]:
+    def open_piece(got: int, end: int) -> Iterator[Landing]:
         with lock:
             href = now[0]
         try:
-            with href.open(got, end) as chunks:
+            with href.open(got, end) as body:
                 href.served = True
-                yield chunks
+                yield body
         except FetchError as exc:
             if exc.status not in (401, 403):
                 raise
@@ -217,22 +218,25 @@ def opener_for(transport: Transport, url: str, size: int) -> tuple[str, PieceOpe
     """(the URL the pieces come from, how to open one) for an http(s), s3 or lfs+ URL."""
     scheme = url.partition(":")[0].lower()
     if scheme == "s3":
-        return url, lambda got, end: transport.s3_range(url, got, end, size)
+        @contextlib.contextmanager
+        def s3_piece(got: int, end: int) -> Iterator[Landing]:
+            with transport.s3_range(url, got, end, size) as chunks:
+                yield ChunkBody(chunks)
+
+        return url, s3_piece
     if scheme.startswith("lfs+"):
         return _lfs_opener(transport, url, size)
     return url, _http_opener(transport, url, size, {})
 
 
 def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, part: Path,
-          advance: Callable[[int], None], what: str) -> int:
+          advance: Callable[[int], None], what: str) -> None:
     """Download `url` into `part` with ranged requests, verify size and sha256, rename to
     `dest`. Continues what an earlier attempt left (ranges file or plain prefix).
 
     Raises NoRanges when the host ignores Range (nothing was written; the caller streams).
     On IntegrityError the part is deleted; on other failures it is left, with its ranges
-    file, for a later attempt (the caller decides, as for the one-stream path). Returns
-    how many bytes the hash read back from the file (0 unless pieces outran the budget, or
-    an earlier attempt left some)."""
+    file, for a later attempt (the caller decides, as for the one-stream path)."""
     parts = transport.limits.parallel_parts
     url, open_piece = opener_for(transport, url, size)
     piece = piece_size(size, parts)
@@ -248,7 +252,7 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
             todo.append((a, min(a + piece, start)))
         at = end
     fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o666)
-    hasher = OrderedHasher(fd, min(MAX_HELD, 2 * parts * piece))
+    hasher = OrderedHasher(fd)
     lock = threading.Lock()
     probed = threading.Event()
     stop = threading.Event()
@@ -262,24 +266,21 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
         while True:
             mark = got
             try:
-                with open_piece(got, end) as chunks:
+                with open_piece(got, end) as body:
                     if probe:
                         probe = False
                         probed.set()
-                    for chunk in chunks:
+                    for n in body.into_file(fd, got, end - got):
+                        hasher.on_disk(got, got + n)
+                        got += n
+                        advance(n)
                         if stop.is_set():
                             raise _Stopped
-                        if got + len(chunk) > end:
-                            raise IntegrityError(
-                                f"{url}: the server sent more than the {end - start} bytes "
-                                f"of the range {start}-{end - 1}",
-                                hint="the host answers Range requests wrongly")
-                        view = memoryview(chunk)
-                        while view:
-                            view = view[os.pwrite(fd, view, got + len(chunk) - len(view)):]
-                        hasher.landed(got, chunk)
-                        got += len(chunk)
-                        advance(len(chunk))
+                    if body.overran:
+                        raise IntegrityError(
+                            f"{url}: the server sent more than the {end - start} bytes "
+                            f"of the range {start}-{end - 1}",
+                            hint="the host answers Range requests wrongly")
                 if got < end:
                     raise _Retry(f"connection closed after {got - start} of the "
                                  f"{end - start} bytes of range {start}-{end - 1}")
@@ -295,12 +296,24 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
                 finished(first)
             else:
                 probed.wait()
+            slots = None if first is not None else transport.part_slots()
             while not stop.is_set():
-                with lock:
-                    if not todo:
-                        return
-                    span = todo.pop(0)
-                get_piece(*span, probe=False)
+                # The first worker is the file's own stream; the others share the
+                # install's extra connections with the other files downloading.
+                if slots is not None and not slots.acquire(timeout=0.05):
+                    with lock:
+                        if not todo:
+                            return
+                    continue
+                try:
+                    with lock:
+                        if not todo:
+                            return
+                        span = todo.pop(0)
+                    get_piece(*span, probe=False)
+                finally:
+                    if slots is not None:
+                        slots.release()
                 finished(span)
         except _Stopped:
             pass
@@ -351,4 +364,3 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(part, dest)
     ranges_file(part).unlink(missing_ok=True)
-    return hasher.reread
