@@ -28,6 +28,8 @@ class Faults:
     endless: set[str] = field(default_factory=set)  # paths answered with bytes without end
     throttle: dict[str, int] = field(default_factory=dict)  # path -> bytes per second
     overstate: dict[str, int] = field(default_factory=dict)  # path -> Content-Length extra
+    # Overstated paths whose connection stays open, silent, after the body (else: closed).
+    hold: set[str] = field(default_factory=set)
     ignore_range: set[str] = field(default_factory=set)  # paths always answered in full
     flip: dict[str, int] = field(default_factory=dict)  # path -> file offset of a wrong byte
     misrange: dict[str, int] = field(default_factory=dict)  # path -> shift of Content-Range
@@ -128,7 +130,7 @@ class FaultyHandler(StaticHandler):
                 pass  # the client went away (killed, in the resume tests)
             return
         self.wfile.write(data)
-        if self._extra:
+        if self._extra and path not in self.faults.hold:
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)

@@ -286,6 +286,11 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
                                  f"{end - start} bytes of range {start}-{end - 1}")
                 return
             except (_Retry, *httpbody.TransportFailure) as exc:
+                if got == end:
+                    # Every byte of the piece arrived, and then the connection failed (the
+                    # host announced more and went silent, or reset): the sha256 decides.
+                    # Asking again would send `bytes=end-(end-1)`.
+                    return
                 attempt = 1 if got - mark >= PROGRESS_BYTES else attempt + 1
                 transport._backoff(attempt, url, exc)
 
