@@ -105,7 +105,7 @@ def test_silence_fails_after_the_timeout(tmp_path: Path) -> None:
     with peer(lambda s: quiet.wait(5)) as sock:
         fd = os.open(tmp_path / "part", os.O_RDWR | os.O_CREAT)
         try:
-            with pytest.raises(TimeoutError, match="no bytes for 0.2 s"):
+            with pytest.raises(TimeoutError, match=r"no bytes for 0\.2 s"):
                 sum(landing.splice_into(sock, fd, 0, 100, 0.2, landing.Pace(5)))
         finally:
             quiet.set()
