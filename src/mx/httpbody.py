@@ -39,6 +39,8 @@ TransportFailure = (http.client.HTTPException, OSError)
 _Key = tuple[str, str, int, str]  # scheme, host, port, proxy URL ("" for none)
 
 MIN_RATE = landing.MIN_RATE
+# Interim (1xx) answers taken before a response's own: a CDN sends one or two.
+MAX_INTERIM = 100
 
 # What may go on the request line unquoted (requests' requote_uri): a Location header or
 # an index may carry raw UTF-8 or spaces, which http.client refuses to send.
@@ -118,13 +120,22 @@ class _Response(http.client.HTTPResponse):
                 return io.BufferedReader(_Paced(sock, window))
 
         super().__init__(Paced, debuglevel, method, url)  # type: ignore[arg-type]
+        self._interim = 0
 
     def _read_status(self) -> tuple[str, int, str]:
         # http.client skips 100 Continue only and would return 103 Early Hints (or any
         # other interim 1xx) as the answer, leaving the real one unread on the socket;
         # httpx skipped them all. 101 is not interim (the connection changes protocol).
+        # Interim answers are counted (100 Continue too, which begin() skips by calling
+        # this again): a host sending them without end, fast enough for no timeout to
+        # fire, would hold the download for ever.
         while True:
             version, status, reason = super()._read_status()  # type: ignore[misc]
+            if 100 <= status < 200 and status != 101:
+                self._interim += 1
+                if self._interim > MAX_INTERIM:
+                    raise http.client.HTTPException(
+                        f"more than {MAX_INTERIM} interim (1xx) answers before the answer")
             if not (100 < status < 200) or status == 101:
                 return version, status, reason
             http.client.parse_headers(self.fp)  # the interim answer's headers

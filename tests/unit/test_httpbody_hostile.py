@@ -95,6 +95,19 @@ def test_interim_answers_before_the_real_one_are_skipped() -> None:
     assert host.connections == 1
 
 
+def test_interim_answers_without_end_are_a_failure_not_a_hang() -> None:
+    """A host that sends 1xx answers fast enough for no timeout to fire would hold the
+    download (and the urllib path) for ever; this one stops after 100 000 of them."""
+    interim = b"HTTP/1.1 103 Early Hints\r\n\r\n" * 100_000
+    with raw_host(lambda n, head, conn: interim + ok(BODY)) as host:
+        t = transport(retries=0)
+        with pytest.raises(FetchError, match="interim"):
+            fetch(t, host.url + "blob")
+        with pytest.raises(FetchError, match="interim"):
+            t.get(host.url + "index.json", 1000)
+        t.close()
+
+
 def test_bytes_written_after_a_body_keep_that_connection_out_of_use() -> None:
     """A host writes a second answer after the first body, a moment later (so it is still
     in the socket, not in the reader's buffer, when the body ends): the next request on
