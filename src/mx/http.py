@@ -33,6 +33,7 @@ from mx.httpbase import (
     _status_hint,
     _why,
     check_redirect,
+    content_range,
     origin,
 )
 from mx.httpbase import PROGRESS_BYTES as PROGRESS_BYTES
@@ -48,6 +49,26 @@ if TYPE_CHECKING:
     from obstore.store import S3Store
 
     from mx.objstore import Stores
+
+
+def _resumes_at(value: str | None, got: int, size: int, url: str) -> int:
+    """Where the bytes of a 206 answer to `Range: bytes=got-` start: `got`, or 0 when the
+    host sends the whole file as a 206 (some do, whatever the Range asked). Written after
+    the prefix, any other bytes would fail the sha256 as an IntegrityError, which forbids
+    the artifact's other URLs; a host that answers Range wrongly is a FetchError."""
+    if value is None:
+        return got  # no Content-Range: taken at its word
+    span = content_range(value)
+    if span is not None and span[2] is not None and span[2] != size:
+        raise IntegrityError(f"{url}: the server's file is {span[2]} bytes; the index "
+                             f"promised {size}",
+                             hint="the artifact on the server is not the one indexed")
+    if span is None or span[2] is None or span[0] not in (got, 0):
+        raise FetchError(f"{url}: asked for the bytes from {got} on, the server answered "
+                         f"206 with Content-Range {value!r}",
+                         hint="the host answers Range requests wrongly", url=url,
+                         status=206)
+    return span[0]
 
 
 class _Held:
@@ -270,6 +291,12 @@ class Transport:
                         raise FetchError(f"{url}: HTTP {r.status_code}",
                                          hint=_status_hint(r.status_code), url=url,
                                          status=r.status_code)
+                    elif got and _resumes_at(r.headers.get("Content-Range"), got, size,
+                                             url) == 0:
+                        sink.reset()  # a 206 of the whole file: start over, as for a 200
+                        if progress:
+                            progress(-got)
+                        got = 0
                     if isinstance(sink, FileSink):
                         for n in r.into_file(sink.fileno(), got, size - got):
                             got += n

@@ -156,6 +156,18 @@ def _content_length(value: str | None) -> int:
         return 0
 
 
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+
+
+def content_range(value: str | None) -> tuple[int, int, int | None] | None:
+    """(first, last, total) of a 206's `Content-Range: bytes first-last/total` (total None
+    for `*`), or None when the value is missing or malformed."""
+    m = _CONTENT_RANGE.match(value or "")
+    if m is None:
+        return None
+    return int(m.group(1)), int(m.group(2)), None if m.group(3) == "*" else int(m.group(3))
+
+
 def _netrc_authorization(url: str, headers: dict[str, str]) -> dict[str, str]:
     """Basic auth from ~/.netrc (or $NETRC) for the URL's host, as curl and pip do."""
     if "Authorization" in headers:

@@ -129,6 +129,46 @@ def test_bytes_written_after_a_body_keep_that_connection_out_of_use() -> None:
     assert host.connections == 2
 
 
+def resumed_with(content_range: bytes, body: bytes) -> bytes:
+    """What one stream gets from a host that drops the first answer half-way and answers
+    the Range request that continues it with a 206 of `content_range` carrying `body`."""
+    half = len(BODY) // 2
+
+    def answer(n: int, head: bytes, conn: socket.socket) -> bytes | None:
+        if n == 0:
+            conn.sendall(ok(BODY)[:-half])
+            return None  # closed half-way
+        assert b"\r\nRange: bytes=%d-\r\n" % half in head + b"\r\n"
+        return (b"HTTP/1.1 206 Partial Content\r\nContent-Range: " + content_range
+                + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+    with raw_host(answer) as host:
+        t = transport(backoff=0.001)
+        t.sleep = lambda seconds: None
+        try:
+            return fetch(t, host.url + "blob")
+        finally:
+            t.close()
+
+
+def test_a_206_with_the_whole_file_to_a_resume_starts_over() -> None:
+    """Some hosts answer any Range with 206 and the whole file (Content-Range 0-): written
+    after the prefix, those bytes failed the sha256, an IntegrityError that forbids the
+    artifact's other URLs."""
+    n = len(BODY)
+    assert resumed_with(b"bytes 0-%d/%d" % (n - 1, n), BODY) == BODY
+
+
+@pytest.mark.parametrize("content_range", [b"bytes 100-%d/%d", b"bytes */%d", b"nonsense"])
+def test_a_206_to_a_resume_with_other_bytes_is_refused(content_range: bytes) -> None:
+    n = len(BODY)
+    value = content_range % ((n - 1, n) if content_range.count(b"%") == 2 else
+                             (n,) if b"%" in content_range else ())
+    with pytest.raises(FetchError, match="Content-Range") as caught:
+        resumed_with(value, BODY[100:])
+    assert caught.value.status == 206
+
+
 @pytest.mark.parametrize("where", ["head", "body"])
 def test_a_host_trickling_a_byte_a_second_is_dropped_as_stalled(where: str) -> None:
     """The socket's timeout fires only on silence: a byte a second would hold the download

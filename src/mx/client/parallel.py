@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -36,13 +35,11 @@ from mx.client.orderedhash import OrderedHasher
 from mx.errors import FetchError, IntegrityError
 from mx.fsutil import atomic_write_bytes, verify_digest
 from mx.http import Transport
-from mx.httpbase import PROGRESS_BYTES, _Retry, _retry_after, _status_hint
+from mx.httpbase import PROGRESS_BYTES, _Retry, _retry_after, _status_hint, content_range
 from mx.landing import ChunkBody, Landing
 
 MIN_PIECE = 8 << 20
 MAX_PIECE = 16 << 20
-
-_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 
 
 class NoRanges(Exception):
@@ -136,12 +133,12 @@ def drop(part: Path) -> None:
 def _check_content_range(value: str | None, start: int, end: int, size: int,
                          url: str) -> None:
     """A 206 must carry exactly the bytes asked for, of a file of the promised length."""
-    m = _CONTENT_RANGE.match(value or "")
-    if m is not None and m.group(3) != "*" and int(m.group(3)) != size:
-        raise IntegrityError(f"{url}: the server's file is {m.group(3)} bytes; the index "
+    span = content_range(value)
+    if span is not None and span[2] is not None and span[2] != size:
+        raise IntegrityError(f"{url}: the server's file is {span[2]} bytes; the index "
                              f"promised {size}",
                              hint="the artifact on the server is not the one indexed")
-    if m is None or m.group(3) == "*" or (int(m.group(1)), int(m.group(2))) != (start, end - 1):
+    if span is None or span != (start, end - 1, size):
         raise FetchError(f"{url}: asked for bytes {start}-{end - 1}, the server answered "
                          f"206 with Content-Range {value!r}",
                          hint="the host answers Range requests wrongly; nothing was kept",
