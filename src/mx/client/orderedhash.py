@@ -55,6 +55,8 @@ class OrderedHasher:
                     self._busy = True
                 at = self.frontier
                 while at < end:
+                    if self._closed:  # an error or Ctrl-C: the digest is not wanted
+                        return
                     n = os.preadv(self._fd, [view[:min(READ, end - at)]], at)
                     if not n:
                         raise OSError(f"the part file ends at {at}, before {end}")

@@ -331,6 +331,7 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
             done[:] = _merge(done)
             save_done(part, size, done)
 
+    threads: list[threading.Thread] = []
     try:
         if todo:
             first = todo.pop(0)
@@ -357,8 +358,15 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
         drop(part)
         raise
     except BaseException:
+        # Ctrl-C in the join: workers may still write. Closing the descriptor under them
+        # could let a reused descriptor number take their bytes; leave it to the exit
+        # unless they stop within a moment.
+        stop.set()
+        for t in threads:
+            t.join(timeout=1)
         hasher.close()
-        os.close(fd)
+        if not any(t.is_alive() for t in threads):
+            os.close(fd)
         raise
     hasher.close()
     os.close(fd)
