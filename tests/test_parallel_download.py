@@ -56,6 +56,9 @@ def host(www: Path) -> Iterator[Host]:
 
 
 def downloader(tmp_path: Path, url: str, **limits: float) -> Downloader:
+    # Loopback is fast enough for one stream (limits.one_stream_rate): these tests want
+    # the workers, unless they say otherwise.
+    limits = {"one_stream_rate": 0, **limits}
     transport = Transport(Limits(backoff=0.001, **limits))  # type: ignore[arg-type]
     return Downloader(Cache(tmp_path / "cache"), transport, url, NoProgress())
 
@@ -307,6 +310,50 @@ def test_parallel_parts_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setenv("MX_PARALLEL_PARTS", bad)
         with pytest.raises(ConfigError, match="MX_PARALLEL_PARTS"):
             load_settings()
+
+
+def test_a_fast_first_piece_keeps_the_file_to_one_stream(host: Host, big_sha: str,
+                                                         tmp_path: Path) -> None:
+    """A first piece at one_stream_rate or faster: the path does not limit a connection,
+    so the first worker takes every piece alone, in order, on one connection."""
+    d = downloader(tmp_path, host.url, one_stream_rate=1)
+    blob = d.fetch_one(artifact(big_sha), "test")
+    d.transport.close()
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == big_sha
+    assert ranges_asked(host) == [f"bytes={a}-{a + PIECE - 1}" for a in range(0, SIZE, PIECE)]
+    assert len(host.faults.ports) == 1
+    assert leftovers(tmp_path) == []
+
+
+def test_a_slower_first_piece_brings_the_other_workers(host: Host, big_sha: str,
+                                                       tmp_path: Path) -> None:
+    d = downloader(tmp_path, host.url, one_stream_rate=1 << 40)
+    d.fetch_one(artifact(big_sha), "test")
+    d.transport.close()
+    assert 1 < len(host.faults.ports) <= 4
+
+
+def test_files_at_once_share_the_extra_connections(tmp_path: Path) -> None:
+    """Every file has its own stream; the parallel_parts - 1 extra ones are shared by the
+    files downloading at once (Transport.part_slots): four files of three pieces open at
+    most 4 + 3 connections, not 4 x 3."""
+    root = tmp_path / "www"
+    root.mkdir()
+    arts = []
+    for i in range(4):
+        data = random.Random(i).randbytes(3 * parallel.MIN_PIECE)
+        (root / f"shard{i}").write_bytes(data)
+        arts.append({"sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+                     "path": f"shard{i}", "urls": [f"shard{i}"]})
+    with static_host(root) as h:
+        for a in arts:  # slow enough that every worker's request overlaps the others
+            h.faults.throttle[f"/{a['path']}"] = 32 << 20
+        d = downloader(tmp_path, h.url, parallel_downloads=4)
+        d.fetch_all(arts, "test")
+        d.transport.close()
+        assert len(h.faults.ports) <= 4 + 3
+    for a in arts:
+        assert d.cache.blob(str(a["sha256"])).read_bytes() == (root / str(a["path"])).read_bytes()
 
 
 def test_one_connection_pool_for_every_file_and_part(host: Host, big_sha: str,

@@ -347,7 +347,7 @@ def test_large_objects_come_in_ranged_parts(bucket: Bucket, tmp_path: Path,
     data = b"".join(hashlib.sha256(str(i).encode()).digest() * 32768 for i in range(20))
     bucket.write("big", data)  # 20 MiB: three pieces of 8 MiB
     url, sha = f"s3://{bucket.name}/big", hashlib.sha256(data).hexdigest()
-    transport = Transport(Limits(backoff=0.001, parallel_parts=4))
+    transport = Transport(Limits(backoff=0.001, parallel_parts=4, one_stream_rate=0))
     transport.sleep = lambda s: None
     assert parallel.wants_parallel(url, len(data), 4)
     real, ranges = objstore.read_range, []

@@ -27,6 +27,10 @@ class Limits:
     parallel_downloads: int = 4  # files at once
     # Ranged requests at once for one large file over HTTP(S) (1: one stream per file).
     parallel_parts: int = 4
+    # A large file's first piece arriving at this many bytes a second or faster keeps the
+    # file to one stream: the path does not limit a connection, so more would only cost
+    # CPU (0: always use parallel_parts).
+    one_stream_rate: int = 256 << 20
     chunk_size: int = 1 << 20
     # An index document fetched less than this many seconds ago is used without asking
     # the server again (unless the server's Cache-Control says otherwise, or --refresh).
@@ -167,7 +171,7 @@ LIMIT_RANGES: dict[str, tuple[float, float]] = {
     "max_index_bytes": (1, 1 << 40), "max_lfs_batch_bytes": (1, 1 << 40),
     "connect_timeout": (0.001, _DAY), "read_timeout": (0.001, _DAY),
     "retries": (0, 100), "backoff": (0, 3600.0), "parallel_downloads": (1, 256),
-    "parallel_parts": (1, 64),
+    "parallel_parts": (1, 64), "one_stream_rate": (0, 1 << 40),
     "chunk_size": (1, 1 << 30), "index_max_age": (0, 365 * _DAY),
 }
 
