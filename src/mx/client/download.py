@@ -115,7 +115,9 @@ class Downloader:
                                        size, part, advance, what)
                         return
                     except parallel.NoRanges:
-                        ranged = False  # the host ignores Range: one stream, as below
+                        # The host ignores Range, or one connection is as fast as this
+                        # machine takes it (OneStream): one stream, as below.
+                        ranged = False
                 # A ranged attempt (this process or a killed one) may have left holes: the
                 # one-stream path continues after the contiguous prefix only.
                 parallel.to_prefix(part, size)

@@ -5,9 +5,9 @@ order, each with its own ranged GET (http(s) `Range: bytes=a-b`, or an S3 ranged
 bytes go straight to their place in `tmp/<sha256>.part`. The first piece is the probe: a
 206 whose Content-Range names the length the index promised (the host advertises ranges
 and a known length) lets the other workers start once it is in, unless it came at
-`limits.one_stream_rate` bytes a second or faster (then the path does not limit one
-connection, and the first worker takes every piece alone); a 200 (the host ignores Range) ends the
-attempt with `NoRanges`, and the caller downloads with one stream instead.
+`limits.one_stream_rate` bytes a second or faster: then the path does not limit one
+connection, and `OneStream` sends the caller on in one stream after it, as a 200 (the
+host ignores Range) does with `NoRanges`.
 An lfs+ URL is resolved first (the batch API's href and the headers it asks for).
 
 Each piece's body writes itself into the file (`mx.landing`: splice(2) for plain http on
@@ -47,6 +47,11 @@ MAX_PIECE = 16 << 20
 
 class NoRanges(Exception):
     """The host answered a Range request with the whole file: use one stream."""
+
+
+class OneStream(NoRanges):
+    """The first piece came fast enough that more connections cannot help: the caller
+    continues after it in one stream (one request for the rest, not a request a piece)."""
 
 
 class _Stopped(Exception):
@@ -257,7 +262,6 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
     # The others start once the first piece is in (its 206 says the host takes ranges, and
     # its speed whether more connections can help).
     decided = threading.Event()
-    alone: list[bool] = []
     stop = threading.Event()
     errors: list[BaseException] = []
     for start, end in done:
@@ -306,12 +310,13 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
                 # 127.0.0.1 on two cores took 0.94x curl's time in one stream and 1.42x
                 # in four (bench/install.py).
                 fast = transport.limits.one_stream_rate
-                alone.append(bool(fast) and rate >= fast)
+                with lock:  # one stream continues after the prefix: only without holes
+                    prefix_only = todo and done == [(0, first[1])]
+                if fast and rate >= fast and prefix_only:
+                    raise OneStream(url)
                 decided.set()
             else:
                 decided.wait()
-                if alone and alone[0]:
-                    return
             slots = None if first is not None else transport.part_slots()
             while not stop.is_set():
                 # The first worker is the file's own stream; the others share the
