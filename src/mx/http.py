@@ -118,6 +118,7 @@ class Transport:
         self._s3: Stores | None = None
         self._part_slots: threading.Semaphore | None = None
         self._slots_lock = threading.Lock()
+        self.ranged_files = 0  # large files downloading in pieces at this moment
 
     def _http(self) -> httpx.Client:
         if self._client is None:
@@ -151,6 +152,12 @@ class Transport:
             if self._part_slots is None:
                 self._part_slots = threading.Semaphore(max(self.limits.parallel_parts - 1, 0))
             return self._part_slots
+
+    def count_ranged(self, n: int) -> int:
+        """Add `n` to the large files downloading at once; returns how many there are."""
+        with self._slots_lock:
+            self.ranged_files += n
+            return self.ranged_files
 
     def _tls(self) -> ssl.SSLContext:
         if self._ssl is None:

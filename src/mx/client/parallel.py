@@ -304,7 +304,9 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
                 began = time.monotonic()
                 get_piece(*first)
                 finished(first)
-                rate = (first[1] - first[0]) / max(time.monotonic() - began, 1e-9)
+                # The install's rate: files downloading at once share the path.
+                rate = ((first[1] - first[0]) / max(time.monotonic() - began, 1e-9)
+                        * transport.count_ranged(0))
                 # A stream this fast is not held back by the path (latency, a
                 # per-connection cap), and more connections only add CPU: 4 GiB from
                 # 127.0.0.1 on two cores took 0.94x curl's time in one stream and 1.42x
@@ -357,10 +359,14 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
             threads = [threading.Thread(target=work, args=(first if i == 0 else None,),
                                         daemon=True)
                        for i in range(min(parts, len(todo) + 1))]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            transport.count_ranged(1)
+            try:
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+            finally:
+                transport.count_ranged(-1)
             if errors:
                 # The probe's verdict first: a host ignoring Range is not a failure.
                 raise next((e for e in errors if isinstance(e, NoRanges)), errors[0])
