@@ -38,7 +38,6 @@ TransportFailure = (http.client.HTTPException, OSError)
 
 _Key = tuple[str, str, int, str]  # scheme, host, port, proxy URL ("" for none)
 
-MIN_RATE = landing.MIN_RATE
 # Interim (1xx) answers taken before a response's own: a CDN sends one or two.
 MAX_INTERIM = 100
 
@@ -87,7 +86,7 @@ def _proxy_authorization(proxy: str) -> dict[str, str]:
 
 class _Paced(io.RawIOBase):
     """The socket as http.client reads it (head and body), failing a read with a timeout
-    once a read_timeout window brought fewer than MIN_RATE bytes a second."""
+    once a read_timeout window brought fewer than landing.MIN_RATE bytes a second."""
 
     def __init__(self, sock: socket.socket, window: float) -> None:
         super().__init__()

@@ -3,7 +3,7 @@
 `mx install` of a cached model revalidates one index document, and importing httpx would
 cost more than the request (a third of the 0.3 s budget): urllib does it, with mx's
 redirect policy (no https -> http, credentials stay with their origin) and responses that
-fail as stalled when a read_timeout brings under httpbody.MIN_RATE bytes a second.
+fail as stalled when a read_timeout brings under landing.MIN_RATE bytes a second.
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def get_s3(t: Transport, url: str, max_bytes: int) -> Fetched:
 
 class _PacedHTTP(urllib.request.HTTPHandler):
     """urllib's http handler, with responses that fail as stalled when a read_timeout
-    brings under httpbody.MIN_RATE bytes a second (the socket's timeout fires only on
+    brings under landing.MIN_RATE bytes a second (the socket's timeout fires only on
     silence: a registry host trickling the index held mx install for ever)."""
 
     def __init__(self, window: float) -> None:

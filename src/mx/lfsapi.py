@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
-from mx import httpbody
+from mx import landing
 from mx.errors import FetchError
 from mx.httpbase import _HEADER_TOKEN, _HEADER_VALUE, _Retry, _retry_after, _status_hint
 from mx.lfs import LFS_MEDIA_TYPE, Pointer, batch_request, endpoint_for_remote
@@ -82,27 +81,23 @@ def batch(t: Transport, endpoint: str, objects: list[Pointer],
 
 def _capped(t: Transport, r: httpx.Response, url: str) -> bytes:
     """The body of a batch answer: at most max_lfs_batch_bytes, and refused as stalled
-    when a read_timeout passes with under httpbody.MIN_RATE bytes a second (httpx's
+    when a read_timeout passes with under landing.MIN_RATE bytes a second (httpx's
     timeout fires only on silence)."""
     import httpx
 
     limit = t.limits.max_lfs_batch_bytes
-    window = t.limits.read_timeout
+    pace = landing.Pace(t.limits.read_timeout)
     parts: list[bytes] = []
-    held = seen = 0
-    since = time.monotonic()
+    held = 0
     for chunk in r.iter_bytes():
         parts.append(chunk)
         held += len(chunk)
-        seen += len(chunk)
         if held > limit:
             raise FetchError(f"{url}: batch answer over the size limit")
-        now = time.monotonic()
-        if now - since >= window:
-            if seen < httpbody.MIN_RATE * window:
-                raise httpx.ReadTimeout(f"the host sends too slowly ({seen} bytes in "
-                                        f"{now - since:.0f} s)")
-            since, seen = now, 0
+        try:
+            pace.count(len(chunk))
+        except TimeoutError as exc:  # what the caller retries, as httpx's own timeouts
+            raise httpx.ReadTimeout(str(exc)) from None
     return b"".join(parts)
 
 
