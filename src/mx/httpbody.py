@@ -1,10 +1,11 @@
-"""Artifact bodies over HTTP/1.1 with the standard library, read straight into buffers.
+"""Artifact bodies over HTTP/1.1 with the standard library, straight into files.
 
 A download is bytes from a socket to a file and a hash, nothing more, and on two cores
-the Python work per chunk is what separates it from curl: httpx/h11 turn every read into
-events and copies (about a second of CPU per GiB here), while http.client's `readinto` on
-a 1 MiB buffer fills it in C with the GIL released. Writing and hashing (`HashingWriter`,
-`parallel.OrderedHasher`) also release it, so the three overlap on the two cores.
+the Python work per byte is what separates it from curl: httpx/h11 turn every read into
+events and copies (about a second of CPU per GiB here). Here the head is parsed by
+http.client and the body goes to the file by `mx.landing` (splice(2) on plain TCP, else
+`readinto` one reused buffer, in C with the GIL released), while the hash reads it back
+on another thread.
 
 `Connections` keeps idle keep-alive connections per origin for the threads of one
 Transport; `Body` is one response. Redirects, credentials and retries stay the caller's
