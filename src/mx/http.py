@@ -116,9 +116,13 @@ class Transport:
         self._ssl: ssl.SSLContext | None = None
         self.sleep: Callable[[float], None] = time.sleep
         self._s3: Stores | None = None
-        self._part_slots: threading.Semaphore | None = None
-        self._slots_lock = threading.Lock()
-        self.ranged_files = 0  # large files downloading in pieces at this moment
+        # The connections a ranged download may open beyond each file's own, shared by
+        # every file this transport downloads at once: one large file gets them all; ten
+        # shards get one stream each and share the rest, instead of ten times four
+        # connections fighting for the same cores and link.
+        self.part_slots = threading.Semaphore(max(self.limits.parallel_parts - 1, 0))
+        self._ranged_lock = threading.Lock()
+        self._ranged_files = 0  # large files downloading in pieces at this moment
 
     def _http(self) -> httpx.Client:
         if self._client is None:
@@ -143,21 +147,11 @@ class Transport:
                 max_idle=self.limits.parallel_downloads * max(self.limits.parallel_parts, 2))
         return self._bodies
 
-    def part_slots(self) -> threading.Semaphore:
-        """The connections a ranged download may open beyond each file's own, shared by
-        every file this transport downloads at once: `parallel_parts - 1`. One large file
-        gets all of them; ten shards at once get one stream each and share the rest,
-        instead of ten times four connections fighting for the same cores and link."""
-        with self._slots_lock:
-            if self._part_slots is None:
-                self._part_slots = threading.Semaphore(max(self.limits.parallel_parts - 1, 0))
-            return self._part_slots
-
     def count_ranged(self, n: int) -> int:
         """Add `n` to the large files downloading at once; returns how many there are."""
-        with self._slots_lock:
-            self.ranged_files += n
-            return self.ranged_files
+        with self._ranged_lock:
+            self._ranged_files += n
+            return self._ranged_files
 
     def _tls(self) -> ssl.SSLContext:
         if self._ssl is None:

@@ -319,7 +319,7 @@ def fetch(transport: Transport, url: str, dest: Path, sha256: str, size: int, pa
                 decided.set()
             else:
                 decided.wait()
-            slots = None if first is not None else transport.part_slots()
+            slots = None if first is not None else transport.part_slots
             while not stop.is_set():
                 # The first worker is the file's own stream; the others share the
                 # install's extra connections with the other files downloading.
