@@ -9,6 +9,8 @@ the formats are small and documented.
   are hashed with CRLF read as LF).
 - The cache (`.dvc/cache`) and a remote hold an object at `files/md5/<2>/<30>` (DVC 3)
   or `<2>/<30>` (DVC 2 outputs).
+- `dvc add DIR` writes `DIR.dvc` whose output's md5 is `<32 hex>.dir`: the md5 of a JSON
+  listing of the folder's files, stored as an object with that name (mx.dvcdir).
 - `.dvc/config` (configobj's INI): `[core] remote = NAME` and `['remote "NAME"'] url = ...`;
   a relative local `url` is relative to the `.dvc/` folder.
 """
@@ -36,20 +38,36 @@ CHUNK = 1 << 20
 @dataclass(frozen=True)
 class DvcPointer:
     md5: str
-    size: int
+    size: int | None  # None: a file of a directory output, whose listing records no sizes
     legacy: bool  # DVC 2's md5-dos2unix, stored at <2>/<30>
     remote: str | None = None  # the output's own `remote:`, else the config's default
+    directory: bool = False  # a directory output: `md5` names its listing (`<md5>.dir`)
+    cap: int = MAX_OBJECT_SIZE  # the most bytes an object of unknown `size` may have
 
     @property
     def object_rel(self) -> str:
         """Where the object is under a cache or remote folder."""
-        tail = f"{self.md5[:2]}/{self.md5[2:]}"
+        tail = f"{self.md5[:2]}/{self.md5[2:]}{'.dir' if self.directory else ''}"
         return tail if self.legacy else f"files/md5/{tail}"
 
     @property
     def key(self) -> str:
         """The object's name across DVC versions (a legacy md5 hashes other bytes)."""
-        return f"{'md5-dos2unix' if self.legacy else 'md5'}:{self.md5}"
+        kind = "md5-dos2unix" if self.legacy else "md5"
+        return f"{kind}:{self.md5}{'.dir' if self.directory else ''}"
+
+    @property
+    def limit(self) -> int:
+        """The most bytes the object may have: its size, else the cap."""
+        return self.size if self.size is not None else self.cap
+
+    def matches(self, got: Digests) -> bool:
+        """Whether hashed bytes are this object (its md5, and its size where known)."""
+        return got.md5 == self.md5 and self.size in (None, got.size)
+
+    def described(self) -> str:
+        """`md5 X and N bytes` (or `md5 X` when the size is unknown), for messages."""
+        return f"md5 {self.md5}" + (f" and {self.size} bytes" if self.size is not None else "")
 
 
 def pointer_path(artifact_rel: str) -> str:
@@ -58,7 +76,8 @@ def pointer_path(artifact_rel: str) -> str:
 
 
 def parse_pointer(data: bytes, origin: str, name: str) -> DvcPointer:
-    """The one output of the `.dvc` file `origin`, which must track the file `name` beside it.
+    """The one output of the `.dvc` file `origin`, which must track `name` beside it (a file,
+    or a folder: then the pointer is a `directory` one).
 
     Raises ConfigError with one line saying what is wrong."""
     if len(data) > MAX_DVC_FILE:
@@ -84,11 +103,13 @@ def parse_pointer(data: bytes, origin: str, name: str) -> DvcPointer:
 
 def parse_digest(out: dict[str, Any], field: str, origin: str) -> DvcPointer:
     """The object an output names (`md5`, `size`, `hash`, `remote`), from a `.dvc` file or
-    dvc.lock: `field` (`outs[0]`, `stages.NAME.outs[2]`) and `origin` name it in errors."""
+    dvc.lock: `field` (`outs[0]`, `stages.NAME.outs[2]`) and `origin` name it in errors. A
+    directory output (`md5: <hex>.dir`) gives a `directory` pointer to its listing, and
+    `size` is the total of its files."""
     md5 = out.get("md5")
-    if isinstance(md5, str) and md5.endswith(".dir"):
-        raise ConfigError(f"{field} tracks a directory; mx artifacts are files "
-                          "(`dvc add` each one, or make each file a stage output)", path=origin)
+    directory = isinstance(md5, str) and md5.endswith(".dir")
+    if isinstance(md5, str) and directory:
+        md5 = md5.removesuffix(".dir")
     if not isinstance(md5, str) or not MD5_RE.match(md5):
         raise ConfigError(f"{field}.md5 {md5!r} is not 32 lower-case hex digits", path=origin)
     raw = out.get("size")
@@ -103,7 +124,7 @@ def parse_digest(out: dict[str, Any], field: str, origin: str) -> DvcPointer:
     remote = out.get("remote")
     if remote is not None and not isinstance(remote, str):
         raise ConfigError(f"{field}.remote is not a remote's name", path=origin)
-    return DvcPointer(md5, size, legacy=algo is None, remote=remote)
+    return DvcPointer(md5, size, legacy=algo is None, remote=remote, directory=directory)
 
 
 def load_yaml(text: str, origin: str) -> Any:

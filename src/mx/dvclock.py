@@ -21,8 +21,8 @@ for w/o.txt), so dvc.yaml is read for it.
 
 Both files come from repositories mx does not trust (any source's tag): they are capped in
 size and count, and a path with `..`, an absolute path or a URL (an external output) refuses
-the whole file, since no path may be built from it. An output mx cannot publish (a directory,
-a malformed md5) is refused only when an artifact is that output.
+the whole file, since no path may be built from it. An output mx cannot read (a malformed
+md5) is refused only when an artifact is that output or lies in it.
 """
 
 from __future__ import annotations
@@ -59,9 +59,10 @@ class LockedOutput:
     origin: str  # the dvc.lock, repository-relative
     field: str  # stages.<name>.outs[<i>]
     path: str
-    pointer: DvcPointer | None  # None: not a file mx can publish, `problem` says why
+    pointer: DvcPointer | None  # None: not an output mx can read, `problem` says why
     problem: str | None = None  # one line, starting with `field`
-    directory: bool = False  # a directory output (md5 `<hex>.dir`)
+    directory: bool = False  # a directory output (md5 `<hex>.dir`): its files are listed
+    # in the object the pointer names (mx.dvcdir)
 
     @property
     def shown(self) -> str:
@@ -175,14 +176,12 @@ def parse_lock(data: bytes, origin: str, folder: str,
 
 def _output(out: dict[str, Any], origin: str, field: str, path: str) -> LockedOutput:
     md5 = out.get("md5")
-    if isinstance(md5, str) and md5.endswith(".dir"):
-        return LockedOutput(origin, field, path, None, directory=True, problem=(
-            f"{field} is a directory output; mx artifacts are files: make each file a "
-            "stage output"))
+    directory = isinstance(md5, str) and md5.endswith(".dir")
     try:
-        return LockedOutput(origin, field, path, dvcfiles.parse_digest(out, field, origin))
+        return LockedOutput(origin, field, path, dvcfiles.parse_digest(out, field, origin),
+                            directory=directory)
     except ConfigError as exc:
-        return LockedOutput(origin, field, path, None, problem=exc.detail)
+        return LockedOutput(origin, field, path, None, problem=exc.detail, directory=directory)
 
 
 def _ancestors(path: str) -> list[str]:
@@ -236,23 +235,23 @@ class Pipelines:
 
     def find(self, path: str) -> LockedOutput | None:
         """The output at `path` of the nearest dvc.lock at or above its folder that lists it,
-        or the directory output holding it; None when none does."""
+        or the directory output holding it (whose listing names the file); None when none
+        does."""
         for folder in _ancestors(path):
             outs = self.outputs(folder)
             hit = outs.get(path)
             if hit is not None:
                 return hit
             for out in outs.values():
-                if out.directory and path.startswith(out.path + "/"):
-                    return LockedOutput(out.origin, out.field, path, None, problem=(
-                        f"{out.field} is a directory output holding {path}; mx artifacts "
-                        "are files: make each file a stage output"))
+                if out.directory and out.path and path.startswith(out.path + "/"):
+                    return out
         return None
 
     def files_under(self, top: str, folders: Iterable[str]) -> dict[str, DvcPointer]:
-        """{path relative to `top`: pointer} for the file outputs under `top` of the dvc.lock
-        files in `folders`, the nearest lock winning as in `find`. A dvc.lock that cannot be
-        read is skipped: no artifact can come from it either."""
+        """{path relative to `top`: pointer} for the outputs under `top` of the dvc.lock
+        files in `folders` (a directory output is one entry, its `directory` pointer), the
+        nearest lock winning as in `find`. A dvc.lock that cannot be read is skipped: no
+        artifact can come from it either."""
         out: dict[str, DvcPointer] = {}
         prefix = top + "/" if top else ""
         for folder in sorted(set(folders), key=lambda f: len(PurePosixPath(f).parts)):

@@ -59,14 +59,19 @@ def test_dvc2_output_is_legacy_and_nearest_lock_wins(tmp_path: Path) -> None:
 
 def test_a_bad_output_matters_only_to_its_own_artifact(tmp_path: Path) -> None:
     pl = tree(tmp_path, {"dvc.lock": lock(s=out("good.onnx") + out("bad.onnx", md5="nope")
-                                          + out("d", md5=MD5 + ".dir"))})
+                                          + out("d", md5=MD5 + ".dir")
+                                          + out("e", md5="nope.dir"))})
     assert pl.find("good.onnx").pointer is not None  # type: ignore[union-attr]
     bad = pl.find("bad.onnx")
     assert bad is not None and bad.pointer is None
     assert bad.problem == "stages.s.outs[1].md5 'nope' is not 32 lower-case hex digits"
+    # a file in a folder output: the folder's output (its listing names the file)
     inside = pl.find("d/x.onnx")
-    assert inside is not None and inside.problem is not None
-    assert inside.problem.startswith("stages.s.outs[2] is a directory output holding d/x.onnx")
+    assert inside is not None and inside.path == "d" and inside.pointer is not None
+    assert inside.pointer.directory and inside.pointer.md5 == MD5
+    broken = pl.find("e/x.onnx")
+    assert broken is not None and broken.pointer is None and broken.directory
+    assert broken.problem == "stages.s.outs[3].md5 'nope' is not 32 lower-case hex digits"
 
 
 @pytest.mark.parametrize(("files", "says"), [

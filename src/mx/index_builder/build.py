@@ -113,7 +113,7 @@ def build_index(registry_file: Path, out: Path, cache_dir: Path, strict: bool = 
                                **{n: set(m.versions) for n, m in reused.items()}}, collected)
     releases = [r for versions in collected.releases.values() for r in versions.values()]
     for release in releases:
-        release.signature = checker.check(release)
+        release.signature = checker.check(release, manifests.dvc)
     locator = ObjectLocator(transport, cache_dir / "lfs-verified.json")
     need = locator.locate(releases, out, registry.mirror_artifacts)
 

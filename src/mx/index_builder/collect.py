@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -271,24 +271,16 @@ def _artifact(source: RegistrySource, tag: ReleaseTag, rel: str, fmt: str, varia
 def _dvc_pointer(source: RegistrySource, tag: ReleaseTag, path: str,
                  dvc: DvcObjects) -> tuple[DvcPointer, str]:
     """The DVC pointer of `path`, which git does not hold at the tag, and where it was read:
-    `path`.dvc, else a stage output in dvc.lock."""
-    shown = dvcfiles.pointer_path(path)
-    data = gitrepo.tree_entry_data(source.repo, tag.commit, shown)
-    if data is not None:
-        try:
-            return dvcfiles.parse_pointer(data, shown, PurePosixPath(path).name), shown
-        except ConfigError as exc:
-            raise Skip(str(exc)) from None
+    `path`.dvc, a tracked folder's listing, else a stage output in dvc.lock."""
     try:
-        out = dvc.locked(source, tag.commit, path)
+        found = dvc.track(source, tag, path)
     except DvcProblem as exc:
         raise Skip(f"artifact {path}: {exc}") from None
-    if out is None:
-        raise Skip(f"artifact {path} does not exist at this tag (nor {shown}, nor a stage "
-                   "output in dvc.lock)")
-    if out.pointer is None:
-        raise Skip(f"artifact {path}: {out.origin}: {out.problem}")
-    return out.pointer, out.shown
+    if found is None:
+        raise Skip(f"artifact {path} does not exist at this tag (nor "
+                   f"{dvcfiles.pointer_path(path)}, nor a tracked folder holding it, nor a "
+                   "stage output in dvc.lock)")
+    return found.pointer, found.shown
 
 
 def _dvc_artifact(source: RegistrySource, tag: ReleaseTag, rel: str, path: str, fmt: str,
@@ -296,7 +288,7 @@ def _dvc_artifact(source: RegistrySource, tag: ReleaseTag, rel: str, path: str, 
                   shown: str, dvc: DvcObjects) -> ArtifactRef:
     """An artifact tracked with DVC (`path`.dvc or dvc.lock at the tag, the file itself
     git-ignored)."""
-    if size is not None and size != pointer.size:  # before any object is read
+    if size is not None and pointer.size not in (None, size):  # before any object is read
         raise Skip(f"artifact {path}: mx.yaml says size {size} but {shown} says "
                    f"{pointer.size} bytes")
     try:
@@ -306,5 +298,7 @@ def _dvc_artifact(source: RegistrySource, tag: ReleaseTag, rel: str, path: str, 
     if sha256 is not None and sha256 != found.sha256:
         raise Skip(f"artifact {path}: mx.yaml says sha256 {sha256} but its DVC object "
                    f"(md5 {found.pointer.md5}) has sha256 {found.sha256}")
-    return ArtifactRef(rel, str(fmt), variant, found.sha256, found.pointer.size, None,
-                       dvc=found.obj)
+    if size is not None and size != found.size:
+        raise Skip(f"artifact {path}: mx.yaml says size {size} but its DVC object "
+                   f"(md5 {found.pointer.md5}) is {found.size} bytes")
+    return ArtifactRef(rel, str(fmt), variant, found.sha256, found.size, None, dvc=found.obj)

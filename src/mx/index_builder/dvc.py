@@ -1,7 +1,8 @@
 """Artifacts tracked with DVC, read at a release tag.
 
-The pointer comes from the tag's tree: the artifact's `.dvc` file, else the output of a
-pipeline stage in the nearest dvc.lock that lists it (mx.dvclock); the object's bytes from
+The pointer comes from the tag's tree (mx.dvctrack): the artifact's `.dvc` file, a tracked
+folder's listing, else the output of a pipeline stage in the nearest dvc.lock that lists it
+(mx.dvclock); a folder's listing, and the object's bytes, from
 the source's own DVC cache (a local source with a work tree) or its DVC remote: a local
 folder (local sources only), http(s) or s3. The index records sha256, which DVC does not
 know: the builder reads each object once, checks its md5 and size against the pointer,
@@ -19,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mx import dvcfiles, gitrepo
+from mx import dvcdir, dvcfiles, dvctrack, gitrepo
 from mx.dvcfiles import DvcPointer, ObjectHasher
-from mx.dvclock import LockedOutput, Pipelines
+from mx.dvclock import Pipelines
+from mx.dvctrack import Listings, Tracked
 from mx.errors import ConfigError, DvcProblem, MxError
 from mx.fsutil import atomic_write_bytes
 from mx.gitrepo import ReleaseTag
@@ -41,6 +43,7 @@ class DvcObject:
 class DvcArtifact:
     pointer: DvcPointer
     sha256: str
+    size: int  # the pointer's, or as read (a file of a folder, whose listing has no sizes)
     obj: DvcObject
 
 
@@ -57,8 +60,10 @@ class DvcObjects:
         self.known: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
         self.dirty = False
         self.reads = 0  # objects read this build (tests check a rebuild reads none)
+        self.listing_reads = 0  # folders' listings read this build (small; read each build)
         self._lock_memo: dict[tuple[str, str], Any] = {}  # parsed dvc.lock files, by bytes
         self._pipelines: dict[tuple[str, str], Pipelines] = {}
+        self._listings: dict[str, dict[str, DvcPointer]] = {}  # parsed, by the listing's key
 
     def save(self) -> None:
         if self.dirty:
@@ -81,14 +86,54 @@ class DvcObjects:
             self._pipelines = {key: Pipelines(read, self._lock_memo)}  # one tag at a time
         return self._pipelines[key]
 
-    def locked(self, source: Any, commit: str, path: str) -> LockedOutput | None:
-        """The stage output at `path` (repository-relative) in a dvc.lock of `commit`.
+    def track(self, source: Any, tag: ReleaseTag, path: str) -> Tracked | None:
+        """The DVC pointer of `path` (repository-relative, not in git) at the tag, or None.
 
-        Raises DvcProblem when a dvc.lock on the way cannot be read."""
+        Raises DvcProblem naming what cannot be read, in one line."""
+        def read(rel: str, limit: int) -> bytes | None:
+            return gitrepo.tree_entry_bounded(source.repo, tag.commit, rel, limit)
+
         try:
-            return self.pipelines(source, commit).find(path)
+            return dvctrack.find(path, tag.model_dir if tag.model_dir != "." else "", read,
+                                 self.pipelines(source, tag.commit), self.listings(source, tag))
         except ConfigError as exc:
             raise DvcProblem(str(exc)) from None
+
+    def listings(self, source: Any, tag: ReleaseTag) -> Listings:
+        """Folders' listings at the tag, from the source's DVC cache or remote. A listing
+        that is not JSON the pointer names raises DvcProblem, as one that is missing."""
+        def listing(directory: DvcPointer, shown: str) -> bytes:
+            return self._listing(source, tag, directory, shown)
+
+        class Checked(Listings):
+            def files(self, directory: DvcPointer, shown: str) -> dict[str, DvcPointer]:
+                try:
+                    return super().files(directory, shown)
+                except ConfigError as exc:
+                    raise DvcProblem(str(exc)) from None
+
+        return Checked(listing, self._listings)
+
+    def _listing(self, source: Any, tag: ReleaseTag, directory: DvcPointer,
+                 shown: str) -> bytes:
+        """The bytes of a folder's listing object (checked by mx.dvcdir)."""
+        obj = locate(source, tag, directory)
+        self.listing_reads += 1
+        try:
+            if obj.local is not None:
+                with obj.local.open("rb") as f:
+                    return f.read(dvcdir.MAX_LISTING + 1)
+            if obj.url is not None:
+                return bytes(self.transport().get(obj.url, dvcdir.MAX_LISTING).data)
+        except OSError as exc:
+            raise DvcProblem(f"{shown}: cannot read its listing {obj.local}: "
+                             f"{exc.strerror}") from None
+        except MxError as exc:
+            raise DvcProblem(f"{shown}: cannot read its listing: {exc}") from None
+        raise DvcProblem(f"{shown}: the folder's listing {directory.md5}.dir is neither in "
+                         "the source's DVC cache nor on a remote the builder can read; "
+                         "`dvc push` it to a local folder (local sources), http(s) or s3 "
+                         "remote")
 
     def artifact(self, source: Any, tag: ReleaseTag, pointer: DvcPointer,
                  shown: str) -> DvcArtifact:
@@ -98,13 +143,14 @@ class DvcObjects:
         Raises DvcProblem naming what is wrong, in one line."""
         obj = locate(source, tag, pointer)
         hit = self.known.get(pointer.key)
-        if (isinstance(hit, list) and len(hit) == 2 and hit[1] == pointer.size
-                and isinstance(hit[0], str)):
-            return DvcArtifact(pointer, hit[0], obj)
+        if (isinstance(hit, list) and len(hit) == 2 and isinstance(hit[0], str)
+                and type(hit[1]) is int and pointer.size in (None, hit[1])
+                and 0 <= hit[1] <= pointer.limit):
+            return DvcArtifact(pointer, hit[0], hit[1], obj)
         digests = self._read(obj, pointer, shown)
         self.known[pointer.key] = [digests.sha256, digests.size]
         self.dirty = True
-        return DvcArtifact(pointer, digests.sha256, obj)
+        return DvcArtifact(pointer, digests.sha256, digests.size, obj)
 
     def _read(self, obj: DvcObject, pointer: DvcPointer, shown: str) -> dvcfiles.Digests:
         self.reads += 1
@@ -114,7 +160,9 @@ class DvcObjects:
         elif obj.url is not None:
             hasher = ObjectHasher(pointer.legacy)
             try:
-                self.transport().download(obj.url, hasher, pointer.size)
+                # a file of a folder has no size in the listing: the folder's total caps it
+                self.transport().download(obj.url, hasher, pointer.limit,
+                                          exact=pointer.size is not None)
             except MxError as exc:
                 raise DvcProblem(f"{shown}: cannot read its object: {exc}") from None
             got, where = hasher.result(), obj.url
@@ -122,9 +170,9 @@ class DvcObjects:
             raise DvcProblem(f"{shown}: DVC object {pointer.md5} is neither in the source's "
                              "DVC cache nor on a remote the builder can read; `dvc push` it "
                              "to a local folder (local sources), http(s) or s3 remote")
-        if got.md5 != pointer.md5 or got.size != pointer.size:
+        if not pointer.matches(got) or got.size > pointer.limit:
             raise DvcProblem(f"{shown}: the object at {where} has md5 {got.md5} and {got.size} "
-                             f"bytes, not md5 {pointer.md5} and {pointer.size} bytes")
+                             f"bytes, not {pointer.described()}")
         return got
 
 

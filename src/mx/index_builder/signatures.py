@@ -9,6 +9,7 @@ from typing import Any
 
 from mx.errors import BuildError, ConfigError, IntegrityError
 from mx.index_builder.collect import Release
+from mx.index_builder.dvc import DvcObjects
 from mx.index_builder.registry import Registry
 from mx.sign import notes
 from mx.sign.policy import TrustedSigner, signer_from_spec, verify_bundle
@@ -47,7 +48,7 @@ class SignatureChecker:
                 raise BuildError(str(exc)) from None
         return self._signers[namespace]
 
-    def check(self, release: Release) -> SignatureRecord | None:
+    def check(self, release: Release, dvc: DvcObjects) -> SignatureRecord | None:
         where = release.where
         bundle = notes.read_signatures(release.source.repo, release.tag.commit).get(
             release.tag.model_dir)
@@ -65,10 +66,14 @@ class SignatureChecker:
                              hint="add namespaces.<ns>.signers, or build with --allow-unsigned")
         try:
             verified = verify_bundle(bundle, signers, where, self.trust_config)
-            dvc = {a.path: a.sha256 for a in release.artifacts if a.dvc is not None}
-            compare(verified.files.files, notes.tree_digests(
-                release.source.repo, release.tag.commit, release.tag.model_dir,
-                lambda path, _pointer: dvc.get(path)), where, exact=True)
+            known = {a.path: a.sha256 for a in release.artifacts if a.dvc is not None}
+            tree = notes.tree_files(release.source.repo, release.tag.commit,
+                                    release.tag.model_dir, lambda path, _p: known.get(path),
+                                    dvc.listings(release.source, release.tag))
+            # A DVC-tracked file that is no artifact is not read to learn its sha256: no
+            # client fetches it, and its pointer (in the signed tree) binds its bytes.
+            signed = {p: d for p, d in verified.files.files.items() if not tree.covers(p)}
+            compare(signed, tree.files, where, exact=True)
         except IntegrityError as exc:
             raise BuildError(str(exc), hint=exc.hint) from None
         data, sha = bundle_digest(bundle)

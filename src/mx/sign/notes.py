@@ -8,14 +8,22 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mx import dvcfiles, dvclock, gitrepo, lfs
 from mx.dvcfiles import DvcPointer
-from mx.dvclock import Pipelines
-from mx.errors import GitError, MxError
+from mx.dvctrack import Listings
+from mx.errors import GitError
+from mx.sign.dvcsigned import (
+    DvcDigest,
+    cache_listings,
+    cached_object,
+    dvc_outputs,
+    files_of,
+    pipeline_outputs,
+)
 from mx.sign.statement import IGNORED
 
 NOTES_REF = "refs/notes/mx-signatures"
@@ -53,77 +61,43 @@ def _has_identity(repo: Any) -> bool:
         return False
 
 
-DvcDigest = Callable[[str, DvcPointer], str | None]  # (path in the model dir, pointer) -> sha256
+@dataclass
+class TreeDigests:
+    files: dict[str, str]  # path in the model directory -> sha256
+    # DVC-tracked paths whose sha256 could not be had here (a folder: all its files); their
+    # pointer, which is in the tree, is what binds them
+    unread: set[str] = field(default_factory=set)
 
-
-def dvc_outputs(repo: Any, tree: Any) -> dict[str, DvcPointer]:
-    """The files of `tree` that DVC tracks: {name: pointer} for each `name.dvc` blob that
-    points at a `name` which git does not hold (DVC git-ignores what it tracks)."""
-    import pygit2
-
-    names = {e.name for e in tree}
-    out: dict[str, DvcPointer] = {}
-    for entry in tree:
-        name = entry.name.removesuffix(dvcfiles.SUFFIX)
-        if name == entry.name or not name or name in names:
-            continue
-        obj = repo[entry.id]
-        if not isinstance(obj, pygit2.Blob) or obj.size > dvcfiles.MAX_DVC_FILE:
-            continue
-        try:
-            out[name] = dvcfiles.parse_pointer(obj.data, entry.name, name)
-        except MxError:
-            continue  # not a pointer mx can read: signed as the file it is
-    return out
-
-
-def pipeline_outputs(repo: Any, commit: str, model_dir: str, lock_dirs: list[str],
-                     taken: set[str]) -> dict[str, DvcPointer]:
-    """The files of the model directory that only a dvc.lock tracks (outputs of `dvc
-    repro`): {path in the model directory: pointer}, from the dvc.lock files at or above
-    it and in `lock_dirs` (its folders holding one, relative to it), less `taken` (what git
-    or a `.dvc` file holds). The index builder resolves an artifact the same way."""
-    top = "" if model_dir in ("", ".") else model_dir
-    above = [p.as_posix() for p in (PurePosixPath(top), *PurePosixPath(top).parents)]
-    folders = [("" if f == "." else f) for f in above]
-    folders += ["/".join(p for p in (top, d.rstrip("/")) if p) for d in lock_dirs]
-
-    def read(rel: str, limit: int) -> bytes | None:
-        return gitrepo.tree_entry_bounded(repo, commit, rel, limit)
-
-    found = Pipelines(read).files_under(top, folders)
-    return {rel: pointer for rel, pointer in found.items()
-            if rel.split("/")[0] not in IGNORED
-            and not any(p.as_posix() in taken for p in (PurePosixPath(rel),
-                                                        *PurePosixPath(rel).parents))}
-
-
-def _cached_dvc_object(repo: Any, model_dir: str, pointer: DvcPointer) -> Path | None:
-    """The object in the work tree's DVC cache, checked against its md5 and size."""
-    if repo.workdir is None:
-        return None
-    root = dvcfiles.find_root(Path(repo.workdir) / ("" if model_dir == "." else model_dir))
-    path = dvcfiles.cached_object(root, pointer) if root is not None else None
-    if path is None:
-        return None
-    got = dvcfiles.hash_file(path, pointer.legacy)
-    return path if (got.md5, got.size) == (pointer.md5, pointer.size) else None
+    def covers(self, path: str) -> bool:
+        """Whether `path` is one of `unread` or lies in one."""
+        return any(p.as_posix() in self.unread
+                   for p in (PurePosixPath(path), *PurePosixPath(path).parents))
 
 
 def tree_digests(repo: Any, commit: str, model_dir: str,
                  dvc_digest: DvcDigest | None = None) -> dict[str, str]:
+    """sha256 of every file of a model directory at `commit` (`tree_files`, where every
+    DVC-tracked file must be known)."""
+    return tree_files(repo, commit, model_dir, dvc_digest).files
+
+
+def tree_files(repo: Any, commit: str, model_dir: str, dvc_digest: DvcDigest | None = None,
+               listings: Listings | None = None) -> TreeDigests:
     """sha256 of every file of a model directory at `commit`, from git alone
     (LFS pointers give their oid, which is the content's sha256), and of each file DVC
     tracks there: `dvc_digest` says it (the index builder knows its artifacts'), else the
-    work tree's DVC cache does (a DVC-tracked file that is no artifact)."""
+    work tree's DVC cache does. `listings` reads folders' listings (the work tree's DVC
+    cache by default)."""
     import pygit2
 
-    def from_cache(rel: str, pointer: DvcPointer) -> str | None:
-        path = _cached_dvc_object(repo, model_dir, pointer)
-        return dvcfiles.hash_file(path, pointer.legacy).sha256 if path is not None else None
+    listings = listings or cache_listings(repo, model_dir)
 
     def digest_of(rel: str, pointer: DvcPointer) -> str | None:
-        return (dvc_digest(rel, pointer) if dvc_digest else None) or from_cache(rel, pointer)
+        got = dvc_digest(rel, pointer) if dvc_digest else None
+        if got is None:
+            path = cached_object(repo, model_dir, pointer)
+            got = dvcfiles.hash_file(path, pointer.legacy).sha256 if path is not None else None
+        return got
 
     tree = repo[commit].tree
     if model_dir not in ("", "."):
@@ -131,9 +105,21 @@ def tree_digests(repo: Any, commit: str, model_dir: str,
             tree = repo[tree[model_dir].id]
         except KeyError:
             raise GitError(f"{model_dir}: not a directory at {commit[:12]}") from None
-    out: dict[str, str] = {}
+    found = TreeDigests({})
+    out = found.files
     taken: set[str] = set()
     lock_dirs: list[str] = []
+    top = "" if model_dir in ("", ".") else model_dir + "/"
+
+    def add_dvc(outputs: dict[str, DvcPointer]) -> None:
+        files, unread = files_of(outputs, listings, top)
+        found.unread.update(unread)
+        for rel, pointer in files.items():
+            sha = digest_of(rel, pointer)
+            if sha is None:
+                found.unread.add(rel)
+            else:
+                out[rel] = sha
 
     def walk(t: Any, base: str) -> None:
         for entry in t:
@@ -148,20 +134,14 @@ def tree_digests(repo: Any, commit: str, model_dir: str,
                                           else hashlib.sha256(obj.data).hexdigest())
                 if entry.name == dvclock.LOCK_FILE:
                     lock_dirs.append(base)
-        for name, dvc_pointer in dvc_outputs(repo, t).items():
-            taken.add(base + name)
-            sha = digest_of(base + name, dvc_pointer)
-            if sha is not None:
-                out[base + name] = sha
+        outputs = {base + name: p for name, p in dvc_outputs(repo, t).items()}
+        taken.update(outputs)
+        add_dvc(outputs)
 
     walk(tree, "")
     taken.update(out)
-    for rel, dvc_pointer in pipeline_outputs(repo, commit, model_dir, lock_dirs,
-                                             taken).items():
-        sha = digest_of(rel, dvc_pointer)
-        if sha is not None:
-            out[rel] = sha
-    return out
+    add_dvc(pipeline_outputs(repo, commit, model_dir, lock_dirs, taken))
+    return found
 
 
 def materialize(repo: Any, commit: str, model_dir: str, dest: Path) -> None:
@@ -199,21 +179,32 @@ def materialize(repo: Any, commit: str, model_dir: str, dest: Path) -> None:
                                    "not in the local store, so it cannot be signed",
                                    hint="run `git lfs fetch` for this tag first")
                 _link(stored, target)
-        for name, dvc_pointer in dvc_outputs(repo, t).items():
-            taken.add((base / name).relative_to(dest).as_posix())
-            _link_dvc_object(repo, model_dir, dvc_pointer, dest, base / name)
+        outputs = {(base / name).relative_to(dest).as_posix(): p
+                   for name, p in dvc_outputs(repo, t).items()}
+        taken.update(outputs)
+        link_dvc(outputs)
 
+    def link_dvc(outputs: dict[str, DvcPointer]) -> None:
+        files, unread = files_of(outputs, listings, top)
+        if unread:
+            raise GitError(f"{min(unread)}: the DVC folder's listing is not in the DVC cache, "
+                           "so its files cannot be signed",
+                           hint="run `dvc fetch` (or `dvc pull`) first")
+        for rel, dvc_pointer in files.items():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            _link_dvc_object(repo, model_dir, dvc_pointer, dest, dest / rel)
+
+    listings = cache_listings(repo, model_dir)
+    top = "" if model_dir in ("", ".") else model_dir + "/"
     dest.mkdir(parents=True, exist_ok=True)
     walk(tree, dest, True)
     dirs = [d for d in lock_dirs if d != "."]
-    for rel, dvc_pointer in pipeline_outputs(repo, commit, model_dir, dirs, taken).items():
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        _link_dvc_object(repo, model_dir, dvc_pointer, dest, dest / rel)
+    link_dvc(pipeline_outputs(repo, commit, model_dir, dirs, taken))
 
 
 def _link_dvc_object(repo: Any, model_dir: str, pointer: DvcPointer, dest: Path,
                      target: Path) -> None:
-    cached = _cached_dvc_object(repo, model_dir, pointer)
+    cached = cached_object(repo, model_dir, pointer)
     if cached is None:
         raise GitError(f"{target.relative_to(dest)}: DVC object {pointer.md5} is not in the "
                        "DVC cache, so it cannot be signed",

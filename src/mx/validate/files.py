@@ -1,16 +1,17 @@
 """Artifact files: safe paths, present, not LFS pointers, hashes, LFS hygiene in git;
-DVC pointers for artifacts tracked with DVC (`model.onnx.dvc`, or a stage output in
-dvc.lock)."""
+DVC pointers for artifacts tracked with DVC (`model.onnx.dvc`, a file of a folder tracked
+with `dvc add`, or a stage output in dvc.lock: mx.dvctrack)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from mx import dvcfiles, lfs, yamlio
+from mx import dvcdir, dvcfiles, dvctrack, lfs, yamlio
 from mx.dvcfiles import DvcPointer
 from mx.dvclock import Pipelines, disk_reader
-from mx.errors import ConfigError
+from mx.dvctrack import Listings, Tracked
+from mx.errors import ConfigError, DvcProblem
 from mx.fsutil import resolve_inside, sha256_file
 from mx.manifest import Artifact, LoadedManifest
 from mx.validate import Problem
@@ -27,6 +28,9 @@ class _Reporter:
     def __call__(self, msg: str, line: int | None = None) -> None:
         self.out.append(Problem(self.path, line or self.line, f"{self.prefix}: {msg}"))
 
+    def warn(self, msg: str) -> None:
+        self.out.append(Problem(self.path, self.line, f"{self.prefix}: {msg}", "warning"))
+
 
 def check(loaded: LoadedManifest, write: bool) -> tuple[list[Problem], Digests]:
     m = loaded.manifest
@@ -38,6 +42,7 @@ def check(loaded: LoadedManifest, write: bool) -> tuple[list[Problem], Digests]:
     patterns = _lfs_patterns(model_dir)
     root = staged[1] if staged is not None else model_dir.resolve()
     locks = Pipelines(disk_reader(root))
+    listings = Listings(_cached_listing(model_dir))
     for i, art in enumerate(m.artifacts):
         line = yamlio.line_of(loaded.doc, ("artifacts", i, "path"))
         problem = _Reporter(problems, manifest_path, f"artifacts[{i}] {art.path}", line)
@@ -46,11 +51,16 @@ def check(loaded: LoadedManifest, write: bool) -> tuple[list[Problem], Digests]:
             problem("resolves outside the model directory (a link or '..'); keep artifacts inside")
             continue
         try:
-            tracked = _dvc_pointer(model_dir, art, root, staged, locks)
+            tracked = _dvc_pointer(model_dir, art, root, staged, locks, listings)
         except ConfigError as exc:
             problem(str(exc))
             continue
-        if tracked is not None and not _dvc_check(loaded, i, art, target, *tracked, write,
+        except DvcProblem as exc:  # a folder's listing is not here: its files are unchecked
+            problem.warn(str(exc))
+            if not target.is_file():
+                continue
+            tracked = None
+        if tracked is not None and not _dvc_check(loaded, i, art, target, tracked, write,
                                                   problem):
             continue  # tracked with DVC and not in the work tree: the pointer is what we have
         if not target.exists():
@@ -77,39 +87,45 @@ def check(loaded: LoadedManifest, write: bool) -> tuple[list[Problem], Digests]:
 
 
 def _dvc_pointer(model_dir: Path, art: Artifact, root: Path,
-                 staged: tuple[Any, Path, dict[str, Any]] | None,
-                 locks: Pipelines) -> tuple[DvcPointer, str] | None:
+                 staged: tuple[Any, Path, dict[str, Any]] | None, locks: Pipelines,
+                 listings: Listings) -> Tracked | None:
     """The DVC pointer of an artifact and where it was read, as the index builder finds it
-    at the tag: `PATH.dvc`, else (when git does not hold PATH) a stage output in the
-    nearest dvc.lock at or above it. None when DVC does not track it.
+    at the tag (mx.dvctrack), when git does not hold the file. None when DVC does not
+    track it.
 
-    Raises ConfigError naming the file and field."""
-    shown = dvcfiles.pointer_path(art.path)
-    dvc_file = model_dir / shown
-    if dvc_file.is_file():
-        try:
-            return dvcfiles.read_pointer(dvc_file, Path(art.path).name), shown
-        except ConfigError as exc:
-            raise ConfigError(exc.detail, path=shown) from None
+    Raises ConfigError naming the file and field, DvcProblem when a folder's listing is
+    not in the DVC cache."""
     try:
+        top = model_dir.resolve().relative_to(root).as_posix()
         rel = (model_dir.resolve() / art.path).relative_to(root).as_posix()
     except ValueError:
         return None
-    if staged is not None and rel in staged[2]:
+    if staged is not None and rel in staged[2] and not (root / f"{rel}.dvc").is_file():
         return None  # in git: published as the file (or LFS pointer) it is
-    out = locks.find(rel)
-    if out is None:
-        return None
-    if out.pointer is None:
-        raise ConfigError(out.problem or "unusable", path=out.origin)
-    return out.pointer, out.shown
+    return dvctrack.find(rel, "" if top == "." else top, disk_reader(root), locks, listings)
+
+
+def _cached_listing(model_dir: Path) -> dvctrack.ListingReader:
+    """Listings from the work tree's DVC cache."""
+    def read(directory: DvcPointer, shown: str) -> bytes:
+        found = dvcfiles.find_root(model_dir.resolve())
+        path = dvcfiles.cached_object(found, directory) if found is not None else None
+        if path is None:
+            raise DvcProblem(f"{shown}: its listing {directory.md5}.dir is not in the DVC "
+                             "cache, so the files in it are not checked against it; "
+                             "`dvc fetch` (or `dvc pull`) first")
+        with path.open("rb") as f:
+            return f.read(dvcdir.MAX_LISTING + 1)
+
+    return read
 
 
 def _dvc_check(loaded: LoadedManifest, i: int, art: Artifact, target: Path,
-               pointer: DvcPointer, shown: str, write: bool, problem: _Reporter) -> bool:
+               tracked: Tracked, write: bool, problem: _Reporter) -> bool:
     """Check the DVC pointer of artifact `i`, and the data against it where the work tree or
     the DVC cache has it. True when the file is in the work tree (the usual checks follow)."""
-    if art.size is not None and art.size != pointer.size and not write:
+    pointer, shown = tracked.pointer, tracked.shown
+    if art.size is not None and pointer.size not in (None, art.size) and not write:
         problem(f"{shown} says {pointer.size} bytes but mx.yaml says {art.size}",
                 yamlio.line_of(loaded.doc, ("artifacts", i, "size")))
     here = target.is_file() and not lfs.looks_like_pointer(target)
@@ -118,21 +134,20 @@ def _dvc_check(loaded: LoadedManifest, i: int, art: Artifact, target: Path,
         root = dvcfiles.find_root((loaded.path.parent / art.path).parent)
         data = dvcfiles.cached_object(root, pointer) if root is not None else None
     if data is None:
-        problem.out.append(Problem(problem.path, problem.line, f"{problem.prefix}: not in the "
-                                   "work tree or the DVC cache; `dvc pull` to check its bytes",
-                                   "warning"))
+        problem.warn("not in the work tree or the DVC cache; `dvc pull` to check its bytes")
         return False
     got = dvcfiles.hash_file(data, pointer.legacy)
     where = "the file" if here else "its object in the DVC cache"
-    if got.md5 != pointer.md5 or got.size != pointer.size:
-        problem(f"{where} has md5 {got.md5} and {got.size} bytes but {shown} says md5 "
-                f"{pointer.md5} and {pointer.size} bytes; "
-                + ("`dvc add` it again" if shown.endswith(dvcfiles.SUFFIX)
-                   else "`dvc commit` (or `dvc repro`)")
-                + " after an intended change (or `dvc checkout` to restore it)")
+    if not pointer.matches(got):
+        problem(f"{where} has md5 {got.md5} and {got.size} bytes but {shown} says "
+                f"{pointer.described()}; {tracked.redo} after an intended change (or "
+                "`dvc checkout` to restore it)")
     elif not here and art.sha256 is not None and art.sha256 != got.sha256 and not write:
         problem(f"sha256 of its object in the DVC cache is {got.sha256} but mx.yaml says "
                 f"{art.sha256}", yamlio.line_of(loaded.doc, ("artifacts", i, "sha256")))
+    elif not here and art.size is not None and art.size != got.size and not write:
+        problem(f"its object in the DVC cache is {got.size} bytes but mx.yaml says "
+                f"{art.size}", yamlio.line_of(loaded.doc, ("artifacts", i, "size")))
     return here
 
 
