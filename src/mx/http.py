@@ -181,9 +181,18 @@ class Transport:
 
     def download(self, url: str, sink: Sink, size: int,
                  progress: Callable[[int], None] | None = None,
-                 headers: dict[str, str] | None = None, offset: int = 0) -> None:
+                 headers: dict[str, str] | None = None, offset: int = 0, *,
+                 exact: bool = True) -> None:
         """Stream `url` into `sink` until it holds exactly `size` bytes. `offset` is what
         `sink` already holds (a download an earlier process began).
+
+        With `exact` off, `size` is only a cap: the object is as long as the host says, at
+        most `size` bytes (more is an IntegrityError, refused before the body is read when
+        the length is announced). Over http(s) the first answer's length decides (a 200's
+        Content-Length, a 206's Content-Range total) and is kept for every retry; a body of
+        no announced length (chunked, or to the connection's close) is read to its end.
+        s3 takes the object's length; a file:// path may be shorter. lfs+ URLs ignore it:
+        an LFS object's size is part of its name (the batch API is asked for that size).
 
         The one table of URL schemes mx fetches from: http(s) (resumed with Range after a
         drop, on the first request and every retry), s3://bucket/key (S3-compatible object
@@ -200,16 +209,16 @@ class Transport:
             raise FetchError(f"{url}: mx cannot fetch {scheme or 'relative'}: URLs",
                              hint="the index should list http(s)://, s3://, file:// or lfs+ "
                                   "URLs", url=url)
-        handler(url, sink, size, progress, headers, offset)
+        handler(url, sink, size, progress, headers, offset, exact)
 
     def _download_file(self, url: str, sink: Sink, size: int,
                        progress: Callable[[int], None] | None,
-                       headers: dict[str, str] | None, offset: int) -> None:
+                       headers: dict[str, str] | None, offset: int, exact: bool = True) -> None:
         if offset:
             sink.reset()  # a local copy is cheaper than skipping through it
             if progress:
                 progress(-offset)
-        self._copy_local(_local_path(url), url, sink, size, progress)
+        self._copy_local(_local_path(url), url, sink, size, progress, exact)
 
     def lfs_href(self, url: str, size: int) -> tuple[str, dict[str, str]]:
         """Where the object of an lfs+http(s)/lfs+ssh URL is (`mx.lfsapi.href`)."""
@@ -217,7 +226,8 @@ class Transport:
 
     def _download_lfs(self, url: str, sink: Sink, size: int,
                       progress: Callable[[int], None] | None,
-                      headers: dict[str, str] | None, offset: int) -> None:
+                      headers: dict[str, str] | None, offset: int, exact: bool = True) -> None:
+        # `exact` is not consulted: the object's size is the pointer's, always known.
         remote, _, oid = url[4:].rpartition("#")
         if remote.startswith("file:"):
             if not re.fullmatch(r"[0-9a-f]{64}", oid):
@@ -243,10 +253,10 @@ class Transport:
 
     def _download_http(self, url: str, sink: Sink, size: int,
                        progress: Callable[[int], None] | None,
-                       headers: dict[str, str] | None, offset: int) -> None:
+                       headers: dict[str, str] | None, offset: int, exact: bool = True) -> None:
         from mx import httpfetch
 
-        httpfetch.download(self, url, sink, size, progress, headers, offset)
+        httpfetch.download(self, url, sink, size, progress, headers, offset, exact)
 
     def _download_s3(self, url: str, sink: Sink, size: int,
                      progress: Callable[[int], None] | None,
@@ -310,7 +320,7 @@ class Transport:
                          hint="the host redirects in a loop")
 
     def _copy_local(self, path: Path, url: str, sink: Sink, size: int,
-                    progress: Callable[[int], None] | None) -> None:
+                    progress: Callable[[int], None] | None, exact: bool = True) -> None:
         try:
             f: BinaryIO = path.open("rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
@@ -320,10 +330,16 @@ class Transport:
             for chunk in iter(lambda: f.read(self.limits.chunk_size), b""):
                 got += len(chunk)
                 if got > size:
-                    raise IntegrityError(f"{url}: larger than the {size} bytes the index promised")
+                    raise IntegrityError(f"{url}: larger than the {size} bytes the index promised"
+                                         if exact else f"{url}: larger than the {size}-byte cap")
                 sink.write(chunk)
                 if progress:
                     progress(len(chunk))
+        if exact and got < size:
+            # A local file cannot be resumed or retried: short now is short for good. Said
+            # here, it names the file (the size check after it names only the artifact).
+            raise IntegrityError(f"{url}: {got} bytes; the index promised {size}",
+                                 hint="the file is not the one indexed")
 
     # -- Git LFS batch API ----------------------------------------------------
 
