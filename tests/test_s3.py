@@ -332,6 +332,24 @@ def test_transport_resumes_and_retries(bucket: Bucket, monkeypatch: pytest.Monke
     assert err.value.status == 404 and err.value.url == f"s3://{bucket.name}/missing"
 
 
+def test_transport_takes_the_object_length_under_a_cap(bucket: Bucket) -> None:
+    """`exact=False` reaches the s3 path through the public API: the size is a cap."""
+    from mx.errors import IntegrityError
+    from mx.http import Transport
+    from tests.support.sinks import Collect
+
+    data = bytes(range(256)) * 40
+    bucket.write("blob", data)
+    transport = Transport()
+    sink = Collect()
+    transport.download(f"s3://{bucket.name}/blob", sink, 2 * len(data), exact=False)
+    assert bytes(sink.data) == data
+    sink = Collect()
+    with pytest.raises(IntegrityError, match=f"the object is {len(data)} bytes"):
+        transport.download(f"s3://{bucket.name}/blob", sink, len(data) - 1, exact=False)
+    assert bytes(sink.data) == b""
+
+
 def test_large_objects_come_in_ranged_parts(bucket: Bucket, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """An s3:// artifact of several pieces is fetched in parallel ranged gets (a flaky

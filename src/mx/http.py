@@ -2,7 +2,8 @@
 
 Only transport lives here. What the bytes must be (sha256, size) is decided by
 the caller; this module streams them into a sink and reports how many arrived.
-Small documents go through `mx.httpdocs`, the Git LFS batch API through `mx.lfsapi`;
+Artifact bodies over http(s) are streamed by `mx.httpfetch`, over s3 by `mx.s3fetch`;
+small documents go through `mx.httpdocs`, the Git LFS batch API through `mx.lfsapi`;
 what all of them share is `mx.httpbase`.
 """
 
@@ -28,12 +29,9 @@ from mx.httpbase import (
     _local_path,
     _netrc_authorization,
     _Retry,
-    _retry_after,
     _sendable,
-    _status_hint,
     _why,
     check_redirect,
-    content_range,
     origin,
 )
 from mx.httpbase import PROGRESS_BYTES as PROGRESS_BYTES
@@ -49,26 +47,6 @@ if TYPE_CHECKING:
     from obstore.store import S3Store
 
     from mx.objstore import Stores
-
-
-def _resumes_at(value: str | None, got: int, size: int, url: str) -> int:
-    """Where the bytes of a 206 answer to `Range: bytes=got-` start: `got`, or 0 when the
-    host sends the whole file as a 206 (some do, whatever the Range asked). Written after
-    the prefix, any other bytes would fail the sha256 as an IntegrityError, which forbids
-    the artifact's other URLs; a host that answers Range wrongly is a FetchError."""
-    if value is None:
-        return got  # no Content-Range: taken at its word
-    span = content_range(value)
-    if span is not None and span[2] is not None and span[2] != size:
-        raise IntegrityError(f"{url}: the server's file is {span[2]} bytes; the index "
-                             f"promised {size}",
-                             hint="the artifact on the server is not the one indexed")
-    if span is None or span[2] is None or span[0] not in (got, 0):
-        raise FetchError(f"{url}: asked for the bytes from {got} on, the server answered "
-                         f"206 with Content-Range {value!r}",
-                         hint="the host answers Range requests wrongly", url=url,
-                         status=206)
-    return span[0]
 
 
 class _Held:
@@ -203,9 +181,18 @@ class Transport:
 
     def download(self, url: str, sink: Sink, size: int,
                  progress: Callable[[int], None] | None = None,
-                 headers: dict[str, str] | None = None, offset: int = 0) -> None:
+                 headers: dict[str, str] | None = None, offset: int = 0, *,
+                 exact: bool = True) -> None:
         """Stream `url` into `sink` until it holds exactly `size` bytes. `offset` is what
         `sink` already holds (a download an earlier process began).
+
+        With `exact` off, `size` is only a cap: the object is as long as the host says, at
+        most `size` bytes (more is an IntegrityError, refused before the body is read when
+        the length is announced). Over http(s) the first answer's length decides (a 200's
+        Content-Length, a 206's Content-Range total) and is kept for every retry; a body of
+        no announced length (chunked, or to the connection's close) is read to its end.
+        s3 takes the object's length; a file:// path may be shorter. lfs+ URLs ignore it:
+        an LFS object's size is part of its name (the batch API is asked for that size).
 
         The one table of URL schemes mx fetches from: http(s) (resumed with Range after a
         drop, on the first request and every retry), s3://bucket/key (S3-compatible object
@@ -222,16 +209,16 @@ class Transport:
             raise FetchError(f"{url}: mx cannot fetch {scheme or 'relative'}: URLs",
                              hint="the index should list http(s)://, s3://, file:// or lfs+ "
                                   "URLs", url=url)
-        handler(url, sink, size, progress, headers, offset)
+        handler(url, sink, size, progress, headers, offset, exact)
 
     def _download_file(self, url: str, sink: Sink, size: int,
                        progress: Callable[[int], None] | None,
-                       headers: dict[str, str] | None, offset: int) -> None:
+                       headers: dict[str, str] | None, offset: int, exact: bool = True) -> None:
         if offset:
             sink.reset()  # a local copy is cheaper than skipping through it
             if progress:
                 progress(-offset)
-        self._copy_local(_local_path(url), url, sink, size, progress)
+        self._copy_local(_local_path(url), url, sink, size, progress, exact)
 
     def lfs_href(self, url: str, size: int) -> tuple[str, dict[str, str]]:
         """Where the object of an lfs+http(s)/lfs+ssh URL is (`mx.lfsapi.href`)."""
@@ -239,7 +226,8 @@ class Transport:
 
     def _download_lfs(self, url: str, sink: Sink, size: int,
                       progress: Callable[[int], None] | None,
-                      headers: dict[str, str] | None, offset: int) -> None:
+                      headers: dict[str, str] | None, offset: int, exact: bool = True) -> None:
+        # `exact` is not consulted: the object's size is the pointer's, always known.
         remote, _, oid = url[4:].rpartition("#")
         if remote.startswith("file:"):
             if not re.fullmatch(r"[0-9a-f]{64}", oid):
@@ -265,72 +253,10 @@ class Transport:
 
     def _download_http(self, url: str, sink: Sink, size: int,
                        progress: Callable[[int], None] | None,
-                       headers: dict[str, str] | None, offset: int) -> None:
-        got = offset
-        attempt = 0
-        while True:
-            mark = got
-            h = self._headers(url, {"Accept-Encoding": "identity", **(headers or {})})
-            if got:
-                h["Range"] = f"bytes={got}-"
-            try:
-                with self._stream(url, h) as r:
-                    if r.status_code >= 500 or r.status_code == 429:
-                        raise _Retry(f"HTTP {r.status_code}",
-                                     _retry_after(r.headers.get("Retry-After")))
-                    if got and r.status_code == 416:
-                        raise FetchError(f"{url}: the server's file ends after {got} bytes; "
-                                         f"the index promised {size}",
-                                         hint="the artifact on the server is not the one "
-                                              "indexed", url=url, status=416)
-                    if got and r.status_code == 200:
-                        sink.reset()  # the server ignored Range: start over
-                        if progress:
-                            progress(-got)
-                        got = 0
-                    elif r.status_code not in (200, 206):
-                        raise FetchError(f"{url}: HTTP {r.status_code}",
-                                         hint=_status_hint(r.status_code), url=url,
-                                         status=r.status_code)
-                    elif got and _resumes_at(r.headers.get("Content-Range"), got, size,
-                                             url) == 0:
-                        sink.reset()  # a 206 of the whole file: start over, as for a 200
-                        if progress:
-                            progress(-got)
-                        got = 0
-                    if isinstance(sink, FileSink):
-                        for n in r.into_file(sink.fileno(), got, size - got):
-                            got += n
-                            sink.landed(n)
-                            if progress:
-                                progress(n)
-                        over = r.overran
-                    else:
-                        over = False
-                        # One byte past the promise is enough to know the host lies.
-                        for chunk in r.chunks(self.limits.chunk_size, size + 1 - got):
-                            if got + len(chunk) > size:
-                                over = True
-                                break
-                            got += len(chunk)
-                            sink.write(chunk)
-                            if progress:
-                                progress(len(chunk))
-                    if over:
-                        raise IntegrityError(
-                            f"{url}: the server sent more than the {size} bytes the index "
-                            "promised",
-                            hint="the artifact on the server is not the one indexed")
-                if got < size:
-                    raise _Retry(f"connection closed after {got} of {size} bytes")
-                return
-            except (_Retry, *httpbody.TransportFailure) as exc:
-                if got == size:
-                    # Every promised byte arrived and then the connection broke (a host
-                    # that announced more than it sends): the caller's sha256 decides.
-                    return
-                attempt = 1 if got - mark >= PROGRESS_BYTES else attempt + 1
-                self._backoff(attempt, url, exc)
+                       headers: dict[str, str] | None, offset: int, exact: bool = True) -> None:
+        from mx import httpfetch
+
+        httpfetch.download(self, url, sink, size, progress, headers, offset, exact)
 
     def _download_s3(self, url: str, sink: Sink, size: int,
                      progress: Callable[[int], None] | None,
@@ -394,7 +320,7 @@ class Transport:
                          hint="the host redirects in a loop")
 
     def _copy_local(self, path: Path, url: str, sink: Sink, size: int,
-                    progress: Callable[[int], None] | None) -> None:
+                    progress: Callable[[int], None] | None, exact: bool = True) -> None:
         try:
             f: BinaryIO = path.open("rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
@@ -404,10 +330,16 @@ class Transport:
             for chunk in iter(lambda: f.read(self.limits.chunk_size), b""):
                 got += len(chunk)
                 if got > size:
-                    raise IntegrityError(f"{url}: larger than the {size} bytes the index promised")
+                    raise IntegrityError(f"{url}: larger than the {size} bytes the index promised"
+                                         if exact else f"{url}: larger than the {size}-byte cap")
                 sink.write(chunk)
                 if progress:
                     progress(len(chunk))
+        if exact and got < size:
+            # A local file cannot be resumed or retried: short now is short for good. Said
+            # here, it names the file (the size check after it names only the artifact).
+            raise IntegrityError(f"{url}: {got} bytes; the index promised {size}",
+                                 hint="the file is not the one indexed")
 
     # -- Git LFS batch API ----------------------------------------------------
 
