@@ -237,3 +237,36 @@ def test_bad_lock_at_the_tag_skips_the_release(mx, flat: Path,  # type: ignore[n
     res = mx("index", "build", root / "registry.yaml", "-o", tmp_path / "b", "--no-site",
              "--strict")
     assert res.code == 1 and "dvc.lock" in res.err
+
+
+def test_an_outputs_own_remote_in_dvc_yaml(mx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`outs: [{model.onnx: {remote: other}}]` makes `dvc push` send that output to `other`,
+    not the default remote; dvc.lock does not say so, dvc.yaml does."""
+    if DVC is None:
+        pytest.fail("dvc is not installed: pip install -e '.[test]' (or set MX_TEST_DVC)")
+    root = tmp_path / "world"
+    repo = root / "repo"
+    repo.mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    linear_classifier(root / "seed.onnx", seed=3)
+    dvc(repo, "init", "-q")
+    dvc(repo, "config", "core.analytics", "false")
+    (repo / "dvc.yaml").write_text(f"stages:\n  convert:\n    cmd: {STAGE_CMD}\n    outs:\n"
+                                   "    - model.onnx:\n        remote: other\n")
+    dvc(repo, "repro", "-q")
+    dvc(repo, "remote", "add", "-d", "store", "../dvc-remote")
+    dvc(repo, "remote", "add", "other", "../other-remote")
+    dvc(repo, "push", "-q")
+    data = (root / "seed.onnx").read_bytes()
+    md5 = hashlib.md5(data).hexdigest()
+    assert (root / "other-remote" / "files" / "md5" / md5[:2] / md5[2:]).is_file()
+    assert not (root / "dvc-remote").exists()  # DVC sent it to the output's own remote
+    private, _ = make_signing_key(root / "keys", "acme")
+    release(mx, repo, ".", "1.0.0", private)
+    (root / "registry.yaml").write_text(REGISTRY.format(mirror="false"))
+    shutil.rmtree(repo / ".dvc" / "cache")  # only the remote has it
+    out = tmp_path / "site"
+    summary = build(mx, root, out)
+    assert not summary["warnings"], summary["warnings"]
+    assert artifact_record(out)["sha256"] == hashlib.sha256(data).hexdigest()
+    assert (out / "artifacts" / "sha256" / hashlib.sha256(data).hexdigest()).read_bytes() == data

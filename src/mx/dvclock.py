@@ -17,7 +17,8 @@ stages, lists each with its md5 and size. DVC 2 and 3 write the same layout (DVC
 
 A stage's working directory is dvc.yaml's folder, or its `wdir:` below that folder. dvc.lock
 does not record `wdir` (checked with DVC 3.67: a stage with `wdir: w` writes `path: o.txt`
-for w/o.txt), so dvc.yaml is read for it.
+for w/o.txt), nor an output's own `remote:` (`outs: [{model.onnx: {remote: store}}]`), so
+dvc.yaml is read for them.
 
 Both files come from repositories mx does not trust (any source's tag): they are capped in
 size and count, and a path with `..`, an absolute path or a URL (an external output) refuses
@@ -27,10 +28,11 @@ md5) is refused only when an artifact is that output or lies in it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -111,13 +113,22 @@ def _load(data: bytes, origin: str, what: str) -> dict[Any, Any]:
                     f"the {what} document", origin)
 
 
-def stage_dirs(data: bytes, origin: str) -> dict[str, str]:
-    """{stage name: its `wdir`} for the stages of a dvc.yaml that set one."""
+@dataclass(frozen=True)
+class StageSpec:
+    """What dvc.yaml says of a stage that dvc.lock does not record."""
+
+    wdir: str = ""  # its working directory, relative to dvc.yaml's folder
+    remotes: dict[str, str] = field(default_factory=dict)  # output path -> its `remote:`
+
+
+def stage_specs(data: bytes, origin: str) -> dict[str, StageSpec]:
+    """{stage name: its spec} for the stages of a dvc.yaml that set a `wdir` or an output's
+    `remote` (`outs: [{model.onnx: {remote: store}}]`)."""
     doc = _load(data, origin, PIPELINE_FILE)
     stages = _mapping(doc.get("stages"), "stages", origin)
     if len(stages) > MAX_STAGES:
         raise ConfigError(f"more than {MAX_STAGES} stages", path=origin)
-    out: dict[str, str] = {}
+    out: dict[str, StageSpec] = {}
     for name, stage in stages.items():
         name = _stage_name(name, origin)
         if not isinstance(stage, dict):
@@ -125,18 +136,39 @@ def stage_dirs(data: bytes, origin: str) -> dict[str, str]:
         # a foreach stage's body is under `do:`; a matrix stage's is the stage itself
         body = stage["do"] if isinstance(stage.get("do"), dict) else stage
         wdir = body.get("wdir")
-        if wdir is None:
-            continue
-        field = f"stages.{name}.wdir"
+        field_ = f"stages.{name}.wdir"
         if isinstance(wdir, str) and "${" in wdir:
-            raise ConfigError(f"{field} {wdir!r} is templated; mx reads a literal wdir",
+            raise ConfigError(f"{field_} {wdir!r} is templated; mx reads a literal wdir",
                               path=origin)
-        out[name] = _relpath(wdir, field, origin)
+        spec = StageSpec("" if wdir is None else _relpath(wdir, field_, origin),
+                         _remotes(body.get("outs"), f"stages.{name}.outs", origin))
+        if spec != StageSpec():
+            out[name] = spec
     return out
 
 
+def _remotes(outs: Any, field_: str, origin: str) -> dict[str, str]:
+    """{output path: remote} for the outputs written `- PATH: {remote: NAME}`."""
+    found: dict[str, str] = {}
+    if not isinstance(outs, list):
+        return found
+    if len(outs) > MAX_OUTS:
+        raise ConfigError(f"{field_} has more than {MAX_OUTS} outputs", path=origin)
+    for i, out in enumerate(outs):
+        if not isinstance(out, dict) or len(out) != 1:
+            continue
+        [(path, opts)] = out.items()
+        remote = opts.get("remote") if isinstance(opts, dict) else None
+        if remote is None or (isinstance(path, str) and "${" in path):
+            continue  # templated: the lock's path cannot be matched to it
+        if not isinstance(remote, str) or not remote or len(remote) > MAX_NAME:
+            raise ConfigError(f"{field_}[{i}].remote is not a remote's name", path=origin)
+        found[_relpath(path, f"{field_}[{i}]", origin)] = remote
+    return found
+
+
 def parse_lock(data: bytes, origin: str, folder: str,
-               wdirs: dict[str, str]) -> dict[str, LockedOutput]:
+               specs: dict[str, StageSpec]) -> dict[str, LockedOutput]:
     """The outputs of the dvc.lock `origin` in the repository folder `folder`, by their
     repository-relative path (a directory output's without the trailing `/`).
 
@@ -164,22 +196,27 @@ def parse_lock(data: bytes, origin: str, folder: str,
         count += len(outs)
         if count > MAX_OUTS:
             raise ConfigError(f"more than {MAX_OUTS} outputs", path=origin)
-        wdir = wdirs.get(name.split("@", 1)[0], "")
+        spec = specs.get(name.split("@", 1)[0], StageSpec())
         for i, out in enumerate(outs):
             field = f"stages.{name}.outs[{i}]"
             if not isinstance(out, dict):
                 raise ConfigError(f"{field} is not a mapping", path=origin)
-            path = _join(folder, wdir, _relpath(out.get("path"), f"{field}.path", origin))
-            found[path] = _output(out, origin, field, path)
+            rel = _relpath(out.get("path"), f"{field}.path", origin)
+            path = _join(folder, spec.wdir, rel)
+            found[path] = _output(out, origin, field, path, spec.remotes.get(rel))
     return found
 
 
-def _output(out: dict[str, Any], origin: str, field: str, path: str) -> LockedOutput:
+def _output(out: dict[str, Any], origin: str, field: str, path: str,
+            remote: str | None) -> LockedOutput:
+    """One output; `remote` is dvc.yaml's for it (dvc.lock does not record it)."""
     md5 = out.get("md5")
     directory = isinstance(md5, str) and md5.endswith(".dir")
     try:
-        return LockedOutput(origin, field, path, dvcfiles.parse_digest(out, field, origin),
-                            directory=directory)
+        pointer = dvcfiles.parse_digest(out, field, origin)
+        if remote is not None and pointer.remote is None:
+            pointer = dataclasses.replace(pointer, remote=remote)
+        return LockedOutput(origin, field, path, pointer, directory=directory)
     except ConfigError as exc:
         return LockedOutput(origin, field, path, None, problem=exc.detail, directory=directory)
 
@@ -224,8 +261,8 @@ class Pipelines:
         key = (folder, hashlib.sha256(lock + b"\0" + (spec or b"")).hexdigest())
         if key not in self._memo:
             try:
-                wdirs = stage_dirs(spec, yaml_path) if spec is not None else {}
-                self._memo[key] = parse_lock(lock, lock_path, folder, wdirs)
+                specs = stage_specs(spec, yaml_path) if spec is not None else {}
+                self._memo[key] = parse_lock(lock, lock_path, folder, specs)
             except ConfigError as exc:
                 self._memo[key] = exc
         got = self._memo[key]

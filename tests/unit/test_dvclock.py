@@ -89,6 +89,12 @@ def test_a_bad_output_matters_only_to_its_own_artifact(tmp_path: Path) -> None:
     ({"dvc.lock": lock(s=out("x")), "dvc.yaml": "stages:\n  s:\n    wdir: ${dir}\n"},
      "is templated"),
     ({"dvc.lock": "schema: '2.0'\nstages: {'a\tb': {}}\n"}, "is not a name of at most"),
+    ({"dvc.lock": lock(s=out("x")), "dvc.yaml": "stages:\n  s:\n    outs:\n"
+                                                "    - x: {remote: [a]}\n"},
+     "dvc.yaml: stages.s.outs[0].remote is not a remote's name"),
+    ({"dvc.lock": lock(s=out("x")), "dvc.yaml": "stages:\n  s:\n    outs:\n"
+                                                "    - ../x: {remote: r}\n"},
+     "dvc.yaml: stages.s.outs[0] '../x' contains '..'"),
 ])
 def test_hostile_files_are_refused_in_one_line(tmp_path: Path, files: dict[str, str],
                                                says: str) -> None:
@@ -97,6 +103,22 @@ def test_hostile_files_are_refused_in_one_line(tmp_path: Path, files: dict[str, 
         pl.find("x")
     assert says in str(exc.value) and "\n" not in str(exc.value), str(exc.value)
     assert pl.files_under("", [""]) == {}  # signing skips what it cannot read
+
+
+def test_an_outputs_own_remote_comes_from_dvc_yaml(tmp_path: Path) -> None:
+    pl = tree(tmp_path, {
+        "dvc.yaml": "stages:\n  s:\n    cmd: x\n    wdir: w\n    outs:\n"
+                    "    - a.onnx:\n        remote: far\n        cache: true\n"
+                    "    - b.onnx\n    - d/: {remote: near}\n"
+                    "  t:\n    foreach: [1, 2]\n    do:\n      outs:\n"
+                    "      - ${item}.bin: {remote: tpl}\n",
+        "dvc.lock": lock(s=out("a.onnx") + out("b.onnx") + out("d/", md5=MD5 + ".dir"),
+                         **{"t@1": out("1.bin")}),
+    })
+    assert pl.find("w/a.onnx").pointer.remote == "far"  # type: ignore[union-attr]
+    assert pl.find("w/b.onnx").pointer.remote is None  # type: ignore[union-attr]
+    assert pl.find("w/d/x.onnx").pointer.remote == "near"  # type: ignore[union-attr]
+    assert pl.find("1.bin").pointer.remote is None  # type: ignore[union-attr]
 
 
 def test_size_and_counts_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
