@@ -72,7 +72,7 @@ def test_documents_are_written_after_what_they_name(monkeypatch: pytest.MonkeyPa
     out = tmp_path / "out"
     order: list[str] = []
     temp_dirs: list[Path] = []
-    real_write, real_fetch = build_module.write_if_changed, mirror_module.fetch_verified
+    real_write, real_fetch = build_module.write_if_changed, mirror_module.fetch_resumable
 
     def write(path: Path, data: bytes, tmp_dir: Path | None = None) -> bool:
         rel = path.relative_to(out).as_posix()
@@ -87,12 +87,12 @@ def test_documents_are_written_after_what_they_name(monkeypatch: pytest.MonkeyPa
         temp_dirs.append(tmp_dir)
         return real_write(path, data, tmp_dir)
 
-    def fetch(dest: Path, sha: str, size: int, tmp_dir: Path, *args: Any) -> None:
-        temp_dirs.append(tmp_dir)
-        real_fetch(dest, sha, size, tmp_dir, *args)
+    def fetch(dest: Path, sha: str, size: int, part: Path, *args: Any) -> None:
+        temp_dirs.append(part.parent)
+        real_fetch(dest, sha, size, part, *args)
 
     monkeypatch.setattr(build_module, "write_if_changed", write)
-    monkeypatch.setattr(mirror_module, "fetch_verified", fetch)
+    monkeypatch.setattr(mirror_module, "fetch_resumable", fetch)
     assert mx("index", "build", registry_file, "-o", out, "--no-site").code == 0
     assert order.index("index/search.json") > max(
         i for i, o in enumerate(order) if o.startswith("index/models/"))

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import queue
 import tempfile
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -131,119 +129,6 @@ def resolve_inside(root: Path, rel: str) -> Path | None:
     if target == real_root or real_root in target.parents:
         return target
     return None
-
-
-class HashingWriter:
-    """A download sink: writes to a temp file and hashes the same bytes on the way.
-
-    Writing and hashing run on a worker thread (both release the GIL), so they
-    overlap with reading the network instead of following it. Chunks are handed
-    over in batches, without copying. `reset` starts over (a server that ignored
-    a Range request sends everything again); `resume` continues after what the file
-    already holds.
-    """
-
-    BATCH = 8 << 20
-
-    def __init__(self, f: BinaryIO) -> None:
-        self._f = f
-        self._h = hashlib.sha256()
-        self.size = 0
-        self._pending: list[bytes | memoryview] = []
-        self._pending_size = 0
-        self._queue: queue.Queue[list[bytes | memoryview] | None] = queue.Queue(maxsize=4)
-        self._error: BaseException | None = None
-        self._worker = threading.Thread(target=self._drain, daemon=True)
-        self._worker.start()
-
-    def _drain(self) -> None:
-        while True:
-            batch = self._queue.get()
-            try:
-                if batch is None:
-                    return
-                if self._error is None:
-                    for chunk in batch:
-                        self._f.write(chunk)
-                        self._h.update(chunk)
-            except BaseException as exc:  # handed to the caller on its next call
-                self._error = exc
-            finally:
-                self._queue.task_done()
-
-    def _check(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def write(self, chunk: bytes | memoryview) -> None:
-        self._pending.append(chunk)
-        self._pending_size += len(chunk)
-        self.size += len(chunk)
-        if self._pending_size >= self.BATCH:
-            self._submit()
-
-    def _submit(self) -> None:
-        self._check()
-        if self._pending:
-            self._queue.put(self._pending)
-            self._pending, self._pending_size = [], 0
-
-    def flush(self) -> None:
-        self._submit()
-        self._queue.join()
-        self._check()
-
-    def resume(self) -> None:
-        """Hash the bytes already in the file (an earlier attempt's prefix) and count them,
-        so the digest at the end covers the whole file. Call before the first write."""
-        self.flush()
-        self._f.seek(0)
-        for chunk in iter(lambda: self._f.read(CHUNK), b""):
-            self._h.update(chunk)
-            self.size += len(chunk)
-
-    def reset(self) -> None:
-        self.flush()
-        self._f.seek(0)
-        self._f.truncate()
-        self._h = hashlib.sha256()
-        self.size = 0
-
-    def hexdigest(self) -> str:
-        self.flush()
-        return self._h.hexdigest()
-
-    def close(self) -> None:
-        """Stop the worker; call once, also after a failure."""
-        self._pending = []
-        self._queue.put(None)
-        self._worker.join()
-
-
-def fetch_verified(dest: Path, sha256: str, size: int, tmp_dir: Path,
-                   fill: Callable[[HashingWriter], None], what: str) -> None:
-    """Fill a process-unique temp file, check size and sha256, then rename it to `dest`.
-
-    Nothing reaches `dest` unverified; a failure leaves no temp file behind.
-    """
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=f"{sha256[:16]}.{os.getpid()}.",
-                               suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            writer = HashingWriter(f)
-            try:
-                fill(writer)
-                digest = writer.hexdigest()
-            finally:
-                writer.close()
-        verify_digest(digest, writer.size, sha256, size, what)
-        os.chmod(tmp, 0o444)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def verify_digest(actual_sha: str, actual_size: int, sha256: str, size: int, what: str) -> None:

@@ -7,12 +7,15 @@ registry does not mirror."""
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from mx.client.partfile import PartWriter, fetch_resumable
 from mx.errors import BuildError
-from mx.fsutil import HashingWriter, atomic_write_bytes, fetch_verified, write_if_changed
+from mx.fsutil import atomic_write_bytes, write_if_changed
 from mx.http import Transport
 from mx.index_builder.collect import ArtifactRef, Release
 from mx.lfs import Pointer, local_object, object_in_local_repo
@@ -124,17 +127,27 @@ class ObjectLocator:
         def one(oid: str) -> None:
             origin = need[oid]
 
-            def fill(w: HashingWriter) -> None:
+            def fill(w: PartWriter) -> None:
                 if origin.local is not None:
                     with origin.local.open("rb") as f:
                         for chunk in iter(lambda: f.read(1 << 20), b""):
                             w.write(chunk)
                 else:
                     assert origin.href is not None
+                    # the part file is a FileSink: an HTTP body lands in it directly
                     self.transport.download(origin.href, w, sizes[oid], headers=origin.header)
 
-            fetch_verified(mirrored_path(out, oid), oid, sizes[oid], tmp, fill,
-                           f"LFS object {oid}")
+            # A part of this process's own: builds sharing `tmp` never write one file.
+            tmp.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=tmp, prefix=f"{oid[:16]}.{os.getpid()}.",
+                                        suffix=".part")
+            os.close(fd)
+            try:
+                fetch_resumable(mirrored_path(out, oid), oid, sizes[oid], Path(name), fill,
+                                f"LFS object {oid}")
+            except BaseException:
+                Path(name).unlink(missing_ok=True)  # nothing half-written is left
+                raise
 
         with ThreadPoolExecutor(max_workers=self.transport.limits.parallel_downloads) as pool:
             for _ in pool.map(one, sorted(need)):
