@@ -71,8 +71,19 @@ def dvc_by_hand(repo: Path, remote: str) -> None:
         (store / rel).write_bytes(data)
 
 
-def release(mx, repo: Path, version: str, key: Path, seed: int | None = None) -> None:  # type: ignore[no-untyped-def]
-    (repo / "mx.yaml").write_text(manifest_text(NAME, version))
+def dvc_repo(repo: Path) -> None:
+    """A new git repository with DVC initialised in it (analytics off)."""
+    repo.mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    dvc(repo, "init", "-q")
+    dvc(repo, "config", "core.analytics", "false")
+
+
+def release(mx, repo: Path, version: str, key: Path, seed: int | None = None,  # type: ignore[no-untyped-def]
+            manifest: str | None = None) -> None:
+    """Write mx.yaml (`manifest`, else the example's) and the card, validate --write,
+    commit, tag v`version`, sign."""
+    (repo / "mx.yaml").write_text(manifest or manifest_text(NAME, version))
     (repo / "README.md").write_text(card_text(NAME))
     res = mx("validate", "--write", repo)
     assert res.code == 0, res.out + res.err

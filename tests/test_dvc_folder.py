@@ -17,15 +17,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.examples import (
-    card_text,
     git,
     linear_classifier,
     make_signing_key,
     manifest_text,
-    sign_all_releases,
 )
 from tests.support.servers import static_host
-from tests.test_dvc import DVC, NAME, REGISTRY, build, dvc
+from tests.test_dvc import DVC, NAME, REGISTRY, build, dvc, dvc_repo
+from tests.test_dvc import release as dvc_release
 
 VOCAB = b"[PAD]\r\n[UNK]\r\nhello\r\n"  # CRLF: DVC 3 hashes it as is
 MAKE_OUT = ("mkdir -p out/extra && cp ../seed.onnx out/model.onnx && "
@@ -34,16 +33,11 @@ MAKE_OUT = ("mkdir -p out/extra && cp ../seed.onnx out/model.onnx && "
 
 
 def release(mx, repo: Path, folder: str, version: str, key: Path) -> None:  # type: ignore[no-untyped-def]
+    """A release whose artifacts are the folder's model and vocabulary."""
     extra = f"  - path: {folder}/vocab.txt\n    format: other\n    variant: fp32\n"
-    (repo / "mx.yaml").write_text(manifest_text(NAME, version, extra_artifacts=extra)
-                                  .replace("path: model.onnx", f"path: {folder}/model.onnx"))
-    (repo / "README.md").write_text(card_text(NAME))
-    res = mx("validate", "--write", repo)
-    assert res.code == 0, res.out + res.err
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", f"release {version}")
-    git(repo, "tag", "-a", f"v{version}", "-m", f"release {version}")
-    sign_all_releases(repo, key)
+    manifest = (manifest_text(NAME, version, extra_artifacts=extra)
+                .replace("path: model.onnx", f"path: {folder}/model.onnx"))
+    dvc_release(mx, repo, version, key, manifest=manifest)
 
 
 @pytest.fixture(params=["add", "stage"])
@@ -54,10 +48,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, mx) -> tuple[Path, str
         pytest.fail("dvc is not installed: pip install -e '.[test]' (or set MX_TEST_DVC)")
     root = tmp_path / "world"
     repo = root / "repo"
-    repo.mkdir(parents=True)
-    git(repo, "init", "-q", "-b", "main")
-    dvc(repo, "init", "-q")
-    dvc(repo, "config", "core.analytics", "false")
+    dvc_repo(repo)
     linear_classifier(root / "seed.onnx", seed=5)
     if request.param == "add":
         folder = "weights"

@@ -24,7 +24,7 @@ from tests.support.examples import (
     sign_all_releases,
 )
 from tests.support.servers import static_host
-from tests.test_dvc import DVC, NAME, REGISTRY, artifact_record, build, dvc
+from tests.test_dvc import DVC, NAME, REGISTRY, artifact_record, build, dvc, dvc_repo
 
 STAGE_CMD = "cp ../seed.onnx model.onnx"
 
@@ -246,11 +246,8 @@ def test_an_outputs_own_remote_in_dvc_yaml(mx, tmp_path: Path) -> None:  # type:
         pytest.fail("dvc is not installed: pip install -e '.[test]' (or set MX_TEST_DVC)")
     root = tmp_path / "world"
     repo = root / "repo"
-    repo.mkdir(parents=True)
-    git(repo, "init", "-q", "-b", "main")
+    dvc_repo(repo)
     linear_classifier(root / "seed.onnx", seed=3)
-    dvc(repo, "init", "-q")
-    dvc(repo, "config", "core.analytics", "false")
     (repo / "dvc.yaml").write_text(f"stages:\n  convert:\n    cmd: {STAGE_CMD}\n    outs:\n"
                                    "    - model.onnx:\n        remote: other\n")
     dvc(repo, "repro", "-q")
