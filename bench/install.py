@@ -13,7 +13,8 @@ with Range support (`mx index serve`). `mx install`, cold, against `curl -o` of 
 file(s) from the same server with no hashing (the shards with `curl --parallel`, as many at
 once as mx fetches files), alternating; target at most 1.10x. Peers are timed in the same
 rotation when installed (bench/peers.py): huggingface_hub's `http_get`, `dvc pull` from an
-HTTP remote on the same server, and `git clone` with git-lfs from giftless.
+HTTP remote on the same server, and `git clone` with git-lfs (its batch answers point at
+the same server).
 
     .venv/bin/python bench/install.py [--size-mib 1024] [--signed-mib 500] [--runs 5]
                                       [--big-gib 4] [--big-only] [--peers hf,dvc,lfs]
@@ -112,7 +113,7 @@ def bench_big(root: Path, env: dict[str, str], gib: float, runs: int,
     and the peers beside them."""
     big, shard = int(gib * (1 << 30)), int(gib * (1 << 30)) // 10
     # the LFS repos (tree and store), the site, and one download, which dvc and git-lfs
-    # write twice (their cache, then the work tree); giftless and DVC's remote are links
+    # write twice (their cache, then the work tree); DVC's remote is links
     need = 5 * (big + 10 * shard)
     free = shutil.disk_usage(root).free
     if need > free * 0.8:
@@ -136,7 +137,7 @@ def bench_big(root: Path, env: dict[str, str], gib: float, runs: int,
     out = root / "curl-out"
     parts = os.environ.get("MX_PARALLEL_PARTS", "4 (default)")
 
-    def compare(name: str, what: str, lfs: object) -> None:
+    def compare(name: str, what: str, lfs: str) -> None:
         doc = json.loads((site / f"index/models/{name}.json").read_text())
         arts = doc["versions"]["1.0.0"]["artifacts"]
         urls = [url + a["urls"][0] for a in arts]
@@ -150,8 +151,8 @@ def bench_big(root: Path, env: dict[str, str], gib: float, runs: int,
         others = [peer() for key, peer in (
             ("hf", lambda: peers.hf_peer(urls, out)),
             ("dvc", lambda: peers.dvc_peer(root / "dvc" / slug, site, url, arts, env)),
-            ("lfs", lambda: peers.lfs_peer(lfs, bares[name], site, arts, root / "lfs-clone",
-                                           env))) if key in which]
+            ("lfs", lambda: peers.lfs_peer(lfs, bares[name], root / "lfs-clone", env)))
+            if key in which]
 
         def fresh() -> None:
             shutil.rmtree(root / "mx-cache", ignore_errors=True)
@@ -199,7 +200,7 @@ def bench_big(root: Path, env: dict[str, str], gib: float, runs: int,
             row(f"{peer.label}:", f"{t:.3f} s  [{fmt(samples[peer.label])}]  ({t / ref:.2f}x curl)")
 
     try:
-        with peers.lfs_server(root / "giftless") as lfs:
+        with peers.lfs_batch(url) as lfs:
             compare("bench/huge", f"one {gib:g} GiB file", lfs)
             compare("bench/shards", f"10 shards of {shard >> 20} MiB", lfs)
     finally:
@@ -222,7 +223,8 @@ def main() -> None:
                          "forced ([limits] one_stream_rate = 0), comma-separated (e.g. 4)")
     ap.add_argument("--peers", default="hf,dvc,lfs",
                     help="peers timed beside mx on the big models, comma-separated (hf, dvc, "
-                         "lfs); the git-lfs one goes through giftless, slow on GiB files")
+                         "lfs); git-lfs gets its batch answers from a stub here and its bytes "
+                         "from the same server")
     args = ap.parse_args()
     size = args.size_mib << 20
     if shutil.which("curl") is None:

@@ -5,11 +5,11 @@ fetching the same bytes over 127.0.0.1 with its own defaults:
 - `dvc pull` from an HTTP remote on that same server: DVC's layout
   (`files/md5/<2>/<30>`) is a folder of hard links inside the site to the mirrored files,
   which the site names by sha256; the `.dvc` files are written from each file's md5;
-- `git clone` of a repository whose LFS objects are on giftless (a real LFS server, in
-  Python, as the tests run it): git-lfs fetches them through its batch API, and the bytes
-  stream through giftless (waitress), not through the server the others use, so this one
-  measures that server as much as git-lfs. The objects are hard links too, so every peer
-  reads the same pages of the same files.
+- `git clone` of a repository whose LFS objects git-lfs fetches through its batch API: the
+  batch answers come from a small endpoint here (`lfs_batch`) whose hrefs point at that same
+  server, so git-lfs downloads from where curl, mx and the others do. (Through giftless,
+  as the tests run a real LFS server, the bytes would stream through waitress at a few
+  MB/s, which measures that server rather than git-lfs.)
 
 A peer whose tool is missing is reported, not measured. Each peer's `fresh` removes what a
 run left (its cache, its copy), so every run starts cold.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import os
 import shutil
 import sys
@@ -111,7 +110,7 @@ def lfs_bare(repo: Path, remotes: Path) -> Path | None:
     bare = remotes / f"{repo.name}.git"
     bare.parent.mkdir(parents=True, exist_ok=True)
     run(["git", "init", "-q", "--bare", str(bare)])
-    # The LFS objects go to giftless's storage as links later (no upload through it).
+    # The LFS objects are never uploaded: the batch stub points at the site's copies.
     run(["git", "push", "-q", str(bare), "--all"], {**os.environ, "GIT_LFS_SKIP_PUSH": "1"},
         cwd=repo)
     run(["git", "push", "-q", str(bare), "--tags"], {**os.environ, "GIT_LFS_SKIP_PUSH": "1"},
@@ -120,29 +119,45 @@ def lfs_bare(repo: Path, remotes: Path) -> Path | None:
 
 
 @contextlib.contextmanager
-def lfs_server(workdir: Path) -> Iterator[Any]:
-    """giftless on 127.0.0.1 (tests.support.servers.giftless), or None without it."""
-    waitress = Path(sys.executable).with_name("waitress-serve")
-    if importlib.util.find_spec("giftless") is None or not waitress.exists():
-        yield None
-        return
-    from tests.support.servers import giftless
+def lfs_batch(site_url: str) -> Iterator[str]:
+    """A Git LFS batch endpoint on 127.0.0.1 (its URL, `lfs.url` for git) answering every
+    download with an href on the site's server: `<site_url>artifacts/sha256/<oid>`."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    with giftless(workdir) as server:
-        yield server
+    class Batch(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            answer = json.dumps({"transfer": "basic", "objects": [
+                {"oid": o["oid"], "size": o["size"], "authenticated": True,
+                 "actions": {"download": {"href": f"{site_url}artifacts/sha256/{o['oid']}"}}}
+                for o in body["objects"]]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.git-lfs+json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Batch)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/lfs"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
-def lfs_peer(server: Any, bare: Path | None, site: Path, arts: list[dict[str, Any]],
-             dest: Path, env: dict[str, str]) -> Peer:
-    """`git clone` of `bare`, its LFS objects fetched by git-lfs from giftless."""
-    label = "git clone + git-lfs (giftless server)"
-    if server is None or bare is None:
+def lfs_peer(endpoint: str, bare: Path | None, dest: Path, env: dict[str, str]) -> Peer:
+    """`git clone` of `bare`, its LFS objects fetched by git-lfs (batch API at `endpoint`,
+    bytes from the site's server)."""
+    label = "git clone + git-lfs (same server)"
+    if bare is None:
         return Peer(label, None)
-    org, name = "bench", bare.name.removesuffix(".git")
-    for art in arts:  # giftless's local storage: <path>/<org>/<repo>/<oid>
-        _link(site / art["urls"][0], server.storage / org / name / art["sha256"])
-    clone = ["git", "clone", "-q", "-c", f"lfs.url={server.endpoint(org, name)}",
-             str(bare), str(dest)]
+    clone = ["git", "clone", "-q", "-c", f"lfs.url={endpoint}", str(bare), str(dest)]
     env = {**env, "GIT_TERMINAL_PROMPT": "0"}
     return Peer(label, lambda: run(clone, env),
                 lambda: shutil.rmtree(dest, ignore_errors=True))
