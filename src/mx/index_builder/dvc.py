@@ -105,14 +105,7 @@ class DvcObjects:
         def listing(directory: DvcPointer, shown: str) -> bytes:
             return self._listing(source, tag, directory, shown)
 
-        class Checked(Listings):
-            def files(self, directory: DvcPointer, shown: str) -> dict[str, DvcPointer]:
-                try:
-                    return super().files(directory, shown)
-                except ConfigError as exc:
-                    raise DvcProblem(str(exc)) from None
-
-        return Checked(listing, self._listings)
+        return _SourceListings(listing, self._listings)
 
     def _listing(self, source: Any, tag: ReleaseTag, directory: DvcPointer,
                  shown: str) -> bytes:
@@ -174,6 +167,17 @@ class DvcObjects:
             raise DvcProblem(f"{shown}: the object at {where} has md5 {got.md5} and {got.size} "
                              f"bytes, not {pointer.described()}")
         return got
+
+
+class _SourceListings(Listings):
+    """Listings from a source: one that is not what its pointer names is a DvcProblem (the
+    release's problem), as a missing one is, not a ConfigError of the build's own input."""
+
+    def files(self, directory: DvcPointer, shown: str) -> dict[str, DvcPointer]:
+        try:
+            return super().files(directory, shown)
+        except ConfigError as exc:
+            raise DvcProblem(str(exc)) from None
 
 
 def _dvc_root(source: Any, commit: str, model_dir: str) -> str | None:
