@@ -39,7 +39,7 @@ from typing import Any
 from mx import dvcfiles, yamlio
 from mx.dvcfiles import DvcPointer
 from mx.errors import ConfigError
-from mx.fsutil import unsafe_relpath_reason
+from mx.fsutil import odd_characters_reason, unsafe_relpath_reason
 
 LOCK_FILE = "dvc.lock"
 PIPELINE_FILE = "dvc.yaml"
@@ -86,7 +86,8 @@ def _relpath(value: Any, field: str, origin: str) -> str:
         raise ConfigError(f"{field} {value!r} is a URL (an external output); mx reads "
                           "outputs inside the repository", path=origin)
     trimmed = value.rstrip("/") or value  # DVC writes a directory output as `name/`
-    why = None if trimmed == "." else unsafe_relpath_reason(trimmed)
+    why = None if trimmed == "." else (unsafe_relpath_reason(trimmed)
+                                       or odd_characters_reason(trimmed))
     if why is not None:
         raise ConfigError(f"{field} {value!r} {why}", path=origin)
     normal = PurePosixPath(trimmed).as_posix()  # `./a//b` is `a/b`
@@ -185,6 +186,7 @@ def parse_lock(data: bytes, origin: str, folder: str,
     if len(stages) > MAX_STAGES:
         raise ConfigError(f"more than {MAX_STAGES} stages", path=origin)
     found: dict[str, LockedOutput] = {}
+    written: dict[str, str] = {}  # path -> its `path:` as written, for messages
     count = 0
     for name, stage in stages.items():
         name = _stage_name(name, origin)
@@ -203,8 +205,24 @@ def parse_lock(data: bytes, origin: str, folder: str,
                 raise ConfigError(f"{field} is not a mapping", path=origin)
             rel = _relpath(out.get("path"), f"{field}.path", origin)
             path = _join(folder, spec.wdir, rel)
+            if path in found:
+                raise ConfigError(f"{field}.path {out['path']!r} is also "
+                                  f"{found[path].field}", path=origin)
             found[path] = _output(out, origin, field, path, spec.remotes.get(rel))
+            written[path] = out["path"]
+    _no_overlap(found, written, origin)
     return found
+
+
+def _no_overlap(found: dict[str, LockedOutput], written: dict[str, str], origin: str) -> None:
+    """Refuse an output that lies in another (`a` and `a/b`), as DVC does: which of them
+    holds `a/b` would depend on the order read, and writing both out (`mx sign`) fails."""
+    for path, out in found.items():
+        for parent in _ancestors(path):
+            holder = found.get(parent)
+            if holder is not None:
+                raise ConfigError(f"{out.field}.path {written[path]!r} lies in "
+                                  f"{holder.field} {parent or '.'!r}", path=origin)
 
 
 def _output(out: dict[str, Any], origin: str, field: str, path: str,

@@ -49,7 +49,8 @@ class Listings:
 
     def files(self, directory: DvcPointer, shown: str) -> dict[str, DvcPointer]:
         """{relpath: pointer} of the directory output `directory`."""
-        key = f"{directory.key}:{directory.limit}"
+        # its files' pointers carry the folder's total (their cap) and remote
+        key = f"{directory.key}:{directory.limit}:{directory.remote}"
         if key not in self._parsed:
             data = self._read(directory, shown)
             self._parsed[key] = dvcdir.parse_listing(data, directory, shown)
