@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -321,10 +323,22 @@ class Pipelines:
 
 
 def disk_reader(root: Path) -> Reader:
-    """A Reader of the files under `root` (a work tree)."""
+    """A Reader of the files under `root` (a work tree), as git would hold them: a symlink
+    is its target's path (git's blob of it; the builder reads that), and a file behind a
+    linked folder, a FIFO or a device is none. Following a link would read outside the
+    repository, or block on a FIFO or /dev/tty, for a pointer the builder never sees."""
+    real = root.resolve()
+
     def read(rel: str, limit: int) -> bytes | None:
+        path = root / rel
         try:
-            with (root / rel).open("rb") as f:
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                return os.fsencode(os.readlink(path))[: limit + 1]
+            folder = PurePosixPath(rel).parent.parts
+            if not stat.S_ISREG(mode) or path.parent.resolve() != real.joinpath(*folder):
+                return None
+            with path.open("rb") as f:
                 return f.read(limit + 1)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None

@@ -69,9 +69,11 @@ class TreeDigests:
     unread: set[str] = field(default_factory=set)
 
     def covers(self, path: str) -> bool:
-        """Whether `path` is one of `unread` or lies in one."""
-        return any(p.as_posix() in self.unread
-                   for p in (PurePosixPath(path), *PurePosixPath(path).parents))
+        """Whether `path` is one of `unread` or lies in one, and its sha256 is not known: a
+        file whose digest is known is compared whatever pointer above it was not read."""
+        return path not in self.files and any(
+            p.as_posix() in self.unread
+            for p in (PurePosixPath(path), *PurePosixPath(path).parents))
 
 
 def tree_digests(repo: Any, commit: str, model_dir: str,
@@ -191,8 +193,19 @@ def materialize(repo: Any, commit: str, model_dir: str, dest: Path) -> None:
                            "so its files cannot be signed",
                            hint="run `dvc fetch` (or `dvc pull`) first")
         for rel, dvc_pointer in files.items():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            _link_dvc_object(repo, model_dir, dvc_pointer, dest, dest / rel)
+            target = dest / rel
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                clash = target.exists()
+            except (FileExistsError, NotADirectoryError):
+                clash = True  # a folder above it is a file
+            if clash:
+                # Two pointers (dvc.lock files at different levels) name the path as a
+                # file and as a folder: no link may replace what the other wrote.
+                raise GitError(f"{rel}: DVC outputs name it both as a file and as a "
+                               "folder (or twice), so the model cannot be signed",
+                               hint="DVC refuses overlapping outputs; record each file once")
+            _link_dvc_object(repo, model_dir, dvc_pointer, dest, target)
 
     listings = cache_listings(repo, model_dir)
     top = "" if model_dir in ("", ".") else model_dir + "/"
