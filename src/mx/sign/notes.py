@@ -162,6 +162,11 @@ def materialize(repo: Any, commit: str, model_dir: str, dest: Path) -> None:
         for entry in t:
             if top and entry.name in IGNORED:
                 continue
+            why = _name_problem(entry.name)
+            if why is not None:
+                shown = ascii((base / entry.name).relative_to(dest).as_posix())
+                raise GitError(f"{shown} at {commit[:12]}: {why}, so the release cannot be "
+                               "signed", hint="rename it in a new commit and tag that")
             obj = repo[entry.id]
             target = base / entry.name
             if isinstance(obj, pygit2.Tree):
@@ -213,6 +218,19 @@ def materialize(repo: Any, commit: str, model_dir: str, dest: Path) -> None:
     walk(tree, dest, True)
     dirs = [d for d in lock_dirs if d != "."]
     link_dvc(pipeline_outputs(repo, commit, model_dir, dirs, taken))
+
+
+def _name_problem(name: str) -> str | None:
+    """Why a tree entry's name cannot be written out and signed, or None. Crafted tree
+    objects can hold `..` (libgit2 reads it, git refuses to check it out): written out, it
+    would land above the temp folder."""
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        return "not a file name git would check out (a crafted tree)"
+    if name.casefold().rstrip(". ") in (".git", "git~1"):
+        return "a name git keeps for itself"
+    if any("\udc80" <= c <= "\udcff" for c in name):  # pygit2's surrogateescape
+        return "a file name that is not UTF-8, which signatures name files in"
+    return None
 
 
 def _link_dvc_object(repo: Any, model_dir: str, pointer: DvcPointer, dest: Path,
