@@ -157,6 +157,9 @@ def test_listed_file_missing_from_the_folder(mx, world: tuple[Path, str]) -> Non
     res = mx("validate", repo)
     assert res.code == 1
     assert "listing" in res.out and "has no file 'merges.txt'" in res.out, res.out + res.err
+    # what to do, on the same line (mx validate lists problems, each one line)
+    redo = "`dvc add weights`" if folder == "weights" else "`dvc commit` (or `dvc repro`)"
+    assert f"'merges.txt'; {redo} after adding it" in res.out, res.out
 
 
 def test_listing_not_in_the_cache_warns(mx, world: tuple[Path, str]) -> None:  # type: ignore[no-untyped-def]

@@ -393,3 +393,55 @@ def test_sign_push_sends_tag_and_notes(mx, signed_repo: tuple[Path, Path, Path],
     assert "refs/tags/v1.0.0" in refs and NOTES_REF in refs
     res = mx("sign", repo, "--key", private, "--push", "nowhere")
     assert res.code == 1 and "push to nowhere" in res.err
+
+
+def _raw_tree(repo: Path, entries: list[tuple[bytes, bytes, str]]) -> str:
+    """A tree object written byte for byte, as no git command would write it: names such
+    as `..` that libgit2 refuses to build but reads back."""
+    import hashlib
+    import zlib
+
+    body = b"".join(mode + b" " + name + b"\0" + bytes.fromhex(oid)
+                    for mode, name, oid in sorted(entries, key=lambda e: e[1]))
+    data = b"tree %d\0" % len(body) + body
+    sha = hashlib.sha1(data).hexdigest()
+    path = repo / ".git" / "objects" / sha[:2] / sha[2:]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(zlib.compress(data))
+    return sha
+
+
+@pytest.mark.parametrize(("name", "says"), [
+    (b"..", "not a file name git would check out"), (b".", "not a file name git"),
+    (b"a/b", "not a file name git"), (b".GIT", "a name git keeps for itself"),
+    # git on Linux commits such a name; model-signing's protobuf cannot encode it (exit 3)
+    (b"\xff.bin", "not UTF-8")])
+def test_sign_writes_nothing_outside_its_folder_for_a_hostile_tree(  # type: ignore[no-untyped-def]
+        mx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: bytes, says: str) -> None:
+    """A release tag whose tree has `..` entries (crafted objects: git refuses to check them
+    out, libgit2 reads them): signing writes the tree out to hash it, and must not follow
+    them out of its temp folder (up to a home directory's files)."""
+    import tempfile
+
+    import pygit2
+
+    repo = make_model_repo(tmp_path / "repo", "acme/iris", ["1.0.0"]).path
+    private, _ = make_signing_key(tmp_path / "keys")
+    pg = pygit2.Repository(str(repo))
+    head = pg.head.peel(pygit2.Commit)
+    payload = str(pg.create_blob(b"escaped\n"))
+    inner = _raw_tree(repo, [(b"100644", b"escape.txt", payload)])
+    for _ in range(4):  # ../../../../escape.txt: above the temp folder's parent
+        inner = _raw_tree(repo, [(b"40000", name, inner)])
+    top = _raw_tree(repo, [(b"40000" if e.type_str == "tree" else b"100644", e.name.encode(),
+                            str(e.id)) for e in head.tree] + [(b"40000", name, inner)])
+    sig = pygit2.Signature("a", "a@example.com")
+    commit = pg.create_commit(None, sig, sig, "hostile", pygit2.Oid(hex=top), [head.id])
+    pg.create_tag("v1.0.1", commit, pygit2.enums.ObjectType.COMMIT, sig, "release")
+    deep = tmp_path / "tmp" / "a" / "b"
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    res = mx("sign", repo, "--key", private, "--tag", "v1.0.1")
+    assert res.code == 1, res.out + res.err
+    assert says in res.err and "\n" not in res.err.split("hint:")[0].strip(), res.err
+    assert not [p for p in tmp_path.rglob("escape.txt")]

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import PurePosixPath
 from typing import Any
 
 from mx.dvcfiles import MD5_RE, DvcPointer
 from mx.errors import ConfigError
-from mx.fsutil import unsafe_relpath_reason
+from mx.fsutil import odd_characters_reason, unsafe_relpath_reason
 
 MAX_LISTING = 64 << 20  # ~80 bytes an entry: some 800,000 files
 MAX_FILES = 200_000
@@ -57,11 +58,22 @@ def parse_listing(data: bytes, directory: DvcPointer, shown: str) -> dict[str, D
         if rel in files:
             raise ConfigError(f"{where} [{i}] lists {rel!r} twice")
         files[rel] = pointer
+    _no_file_holds_files(files, where)
     known = sum(p.size for p in files.values() if p.size is not None)
     if known > total:
         raise ConfigError(f"{where} lists {known} bytes of files, more than the "
                           f"{total} bytes its pointer says")
     return files
+
+
+def _no_file_holds_files(files: dict[str, DvcPointer], where: str) -> None:
+    """Refuse a listing that names `a` and `a/b`: no folder DVC hashed holds a file and a
+    folder of one name, and writing both out (`mx sign`) would fail on the clash."""
+    for i, rel in enumerate(files):  # in the listing's order: duplicates are refused
+        for parent in PurePosixPath(rel).parents:
+            if parent.as_posix() in files:
+                raise ConfigError(f"{where} [{i}] relpath {rel[:200]!r} lies in the file "
+                                  f"{parent.as_posix()[:200]!r} it also lists")
 
 
 def _entry(entry: Any, field: str, directory: DvcPointer,
@@ -71,14 +83,14 @@ def _entry(entry: Any, field: str, directory: DvcPointer,
     rel = entry.get("relpath")
     if not isinstance(rel, str) or not rel:
         raise ConfigError(f"{field}.relpath is missing")
-    why = unsafe_relpath_reason(rel)
+    why = unsafe_relpath_reason(rel) or odd_characters_reason(rel)
     if why is None and (rel != rel.strip() or "\\" in rel or "//" in rel
                         or any(p in (".", "") for p in rel.split("/"))):
         why = "is not a plain relative path"
     if why is not None:
         raise ConfigError(f"{field}.relpath {rel[:200]!r} {why}")
     md5 = entry.get("md5")
-    if not isinstance(md5, str) or not MD5_RE.match(md5):
+    if not isinstance(md5, str) or not MD5_RE.fullmatch(md5):
         raise ConfigError(f"{field}.md5 {str(md5)[:40]!r} is not 32 lower-case hex digits")
     size = entry.get("size")
     if size is not None and (type(size) is not int or not 0 <= size <= total):

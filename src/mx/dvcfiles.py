@@ -31,7 +31,7 @@ from mx.yamlbounds import YamlTooBig, bounded_composer
 SUFFIX = ".dvc"
 MAX_DVC_FILE = 64 << 10  # a one-output .dvc file is ~100 bytes; meta and desc fit easily
 MAX_OBJECT_SIZE = 1 << 42  # 4 TiB: a larger `size` is a typo or an attack, not a model
-MD5_RE = re.compile(r"^[0-9a-f]{32}$")
+MD5_RE = re.compile(r"[0-9a-f]{32}")  # fullmatch: `$` would take a final newline
 CHUNK = 1 << 20
 
 
@@ -110,7 +110,7 @@ def parse_digest(out: dict[str, Any], field: str, origin: str) -> DvcPointer:
     directory = isinstance(md5, str) and md5.endswith(".dir")
     if isinstance(md5, str) and directory:
         md5 = md5.removesuffix(".dir")
-    if not isinstance(md5, str) or not MD5_RE.match(md5):
+    if not isinstance(md5, str) or not MD5_RE.fullmatch(md5):
         raise ConfigError(f"{field}.md5 {md5!r} is not 32 lower-case hex digits", path=origin)
     raw = out.get("size")
     size = int(raw) if isinstance(raw, str) and raw.isascii() and raw.isdigit() else -1

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -39,7 +41,7 @@ from typing import Any
 from mx import dvcfiles, yamlio
 from mx.dvcfiles import DvcPointer
 from mx.errors import ConfigError
-from mx.fsutil import unsafe_relpath_reason
+from mx.fsutil import odd_characters_reason, unsafe_relpath_reason
 
 LOCK_FILE = "dvc.lock"
 PIPELINE_FILE = "dvc.yaml"
@@ -86,7 +88,8 @@ def _relpath(value: Any, field: str, origin: str) -> str:
         raise ConfigError(f"{field} {value!r} is a URL (an external output); mx reads "
                           "outputs inside the repository", path=origin)
     trimmed = value.rstrip("/") or value  # DVC writes a directory output as `name/`
-    why = None if trimmed == "." else unsafe_relpath_reason(trimmed)
+    why = None if trimmed == "." else (unsafe_relpath_reason(trimmed)
+                                       or odd_characters_reason(trimmed))
     if why is not None:
         raise ConfigError(f"{field} {value!r} {why}", path=origin)
     normal = PurePosixPath(trimmed).as_posix()  # `./a//b` is `a/b`
@@ -185,6 +188,7 @@ def parse_lock(data: bytes, origin: str, folder: str,
     if len(stages) > MAX_STAGES:
         raise ConfigError(f"more than {MAX_STAGES} stages", path=origin)
     found: dict[str, LockedOutput] = {}
+    written: dict[str, str] = {}  # path -> its `path:` as written, for messages
     count = 0
     for name, stage in stages.items():
         name = _stage_name(name, origin)
@@ -203,8 +207,24 @@ def parse_lock(data: bytes, origin: str, folder: str,
                 raise ConfigError(f"{field} is not a mapping", path=origin)
             rel = _relpath(out.get("path"), f"{field}.path", origin)
             path = _join(folder, spec.wdir, rel)
+            if path in found:
+                raise ConfigError(f"{field}.path {out['path']!r} is also "
+                                  f"{found[path].field}", path=origin)
             found[path] = _output(out, origin, field, path, spec.remotes.get(rel))
+            written[path] = out["path"]
+    _no_overlap(found, written, origin)
     return found
+
+
+def _no_overlap(found: dict[str, LockedOutput], written: dict[str, str], origin: str) -> None:
+    """Refuse an output that lies in another (`a` and `a/b`), as DVC does: which of them
+    holds `a/b` would depend on the order read, and writing both out (`mx sign`) fails."""
+    for path, out in found.items():
+        for parent in _ancestors(path):
+            holder = found.get(parent)
+            if holder is not None:
+                raise ConfigError(f"{out.field}.path {written[path]!r} lies in "
+                                  f"{holder.field} {parent or '.'!r}", path=origin)
 
 
 def _output(out: dict[str, Any], origin: str, field: str, path: str,
@@ -303,10 +323,22 @@ class Pipelines:
 
 
 def disk_reader(root: Path) -> Reader:
-    """A Reader of the files under `root` (a work tree)."""
+    """A Reader of the files under `root` (a work tree), as git would hold them: a symlink
+    is its target's path (git's blob of it; the builder reads that), and a file behind a
+    linked folder, a FIFO or a device is none. Following a link would read outside the
+    repository, or block on a FIFO or /dev/tty, for a pointer the builder never sees."""
+    real = root.resolve()
+
     def read(rel: str, limit: int) -> bytes | None:
+        path = root / rel
         try:
-            with (root / rel).open("rb") as f:
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                return os.fsencode(os.readlink(path))[: limit + 1]
+            folder = PurePosixPath(rel).parent.parts
+            if not stat.S_ISREG(mode) or path.parent.resolve() != real.joinpath(*folder):
+                return None
+            with path.open("rb") as f:
                 return f.read(limit + 1)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None

@@ -49,7 +49,8 @@ class Listings:
 
     def files(self, directory: DvcPointer, shown: str) -> dict[str, DvcPointer]:
         """{relpath: pointer} of the directory output `directory`."""
-        key = f"{directory.key}:{directory.limit}"
+        # its files' pointers carry the folder's total (their cap) and remote
+        key = f"{directory.key}:{directory.limit}:{directory.remote}"
         if key not in self._parsed:
             data = self._read(directory, shown)
             self._parsed[key] = dvcdir.parse_listing(data, directory, shown)
@@ -57,13 +58,15 @@ class Listings:
 
 
 def find(path: str, top: str, read: Reader, pipelines: Pipelines,
-         listings: Listings) -> Tracked | None:
+         listings: Listings, held: Callable[[str], bool] | None = None) -> Tracked | None:
     """The DVC pointer of the file at repository-relative `path` in the model directory
     `top` ("" for the root), or None when DVC does not track it. The caller has made sure
-    git does not hold `path` itself where that matters.
+    git does not hold `path` itself where that matters; `held(folder)` says whether git
+    holds files in a folder (None: it holds none that matter).
 
-    Raises ConfigError naming a file and field that cannot be read, DvcProblem when a
-    listing cannot be had."""
+    Raises ConfigError naming a file and field that cannot be read, or a pointer that
+    signing would not take as the file's (a `DIR.dvc` whose folder git holds files in, a
+    folder output holding the model directory); DvcProblem when a listing cannot be had."""
     shown = dvcfiles.pointer_path(path)
     data = read(shown, dvcfiles.MAX_DVC_FILE)
     if data is not None:
@@ -80,6 +83,13 @@ def find(path: str, top: str, read: Reader, pipelines: Pipelines,
         pointer = dvcfiles.parse_pointer(data, shown, PurePosixPath(folder).name)
         if not pointer.directory:
             continue  # tracks a file named like the folder: not this path's
+        if held is not None and held(folder):
+            # A signature covers the folder as git holds it and skips DIR.dvc
+            # (mx.sign.dvcsigned): its listing cannot be where this file comes from.
+            raise ConfigError(f"tracks a folder, and git also holds files in the folder "
+                              f"{folder!r}", path=shown,
+                              hint=f"`git rm -r --cached {folder}` to leave it to DVC, or "
+                                   f"remove {shown} to leave it to git")
         return _member(path, folder, pointer, shown, f"`dvc add {folder}`", listings)
     out = pipelines.find(path)
     if out is None:
@@ -88,6 +98,16 @@ def find(path: str, top: str, read: Reader, pipelines: Pipelines,
     if out.pointer is None:
         raise ConfigError(out.problem or "unusable", path=out.origin)
     if out.pointer.directory:
+        if top and not out.path.startswith(top + "/"):
+            # The model directory's own files (mx.yaml) are git's; a signature covers the
+            # folder outputs inside it only (mx.sign.dvcsigned.pipeline_outputs).
+            raise ConfigError(f"is the folder {out.path or '.'!r}, which holds the model "
+                              f"directory {top!r}; mx reads folder outputs inside the model "
+                              "directory", path=out.shown)
+        if held is not None and held(out.path):
+            raise ConfigError(f"is the folder {out.path!r}, and git also holds files in it",
+                              path=out.shown, hint=f"`git rm -r --cached {out.path}`: DVC "
+                                                   "makes the folder")
         return _member(path, out.path, out.pointer, out.shown, redo, listings)
     return Tracked(out.pointer, out.shown, redo)
 

@@ -18,6 +18,11 @@ class MxError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def with_hint(self) -> str:
+        """The message and its hint in one line, for a caller that lists problems (`mx
+        validate`, a skipped release) and would otherwise lose the hint."""
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
 
 class ConfigError(MxError):
     """A file or setting the user wrote is malformed.

@@ -122,6 +122,18 @@ def unsafe_relpath_reason(rel: str) -> str | None:
     return None
 
 
+def odd_characters_reason(rel: str) -> str | None:
+    """Why a path read from JSON or YAML escapes (a DVC listing, a dvc.lock) cannot name a
+    file, or None. A lone surrogate (`\\ud800`) is no file name any system can hold: making a
+    path of it raises UnicodeEncodeError, not OSError. A control character (a newline) would
+    break the one-line messages that name the path."""
+    if any("\ud800" <= c <= "\udfff" for c in rel):
+        return "is not valid Unicode (a lone surrogate)"
+    if any(c < " " or "\x7f" <= c <= "\x9f" for c in rel):
+        return "contains a control character"
+    return None
+
+
 def resolve_inside(root: Path, rel: str) -> Path | None:
     """`root/rel` with links resolved, or None when it would leave `root`."""
     real_root = root.resolve()

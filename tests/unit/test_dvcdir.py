@@ -3,6 +3,7 @@ hostile listings, bounds, DVC 2 and 3 layouts."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -67,6 +68,16 @@ def test_sizes_from_a_listing_written_with_meta() -> None:
     ([{"md5": "a" * 32, "relpath": "a", "size": True}], "size 'True'"),
     ([{"md5": "a" * 32, "relpath": "a"}, {"md5": "b" * 32, "relpath": "a"}], "twice"),
     (["a"], "is not an object"),
+    # JSON escapes: a name no file system can hold (a crash where a path is made of it),
+    # or one that breaks the one-line messages it is named in
+    ([{"md5": "a" * 32, "relpath": "a\ud800"}], "is not valid Unicode"),
+    ([{"md5": "a" * 32, "relpath": "a\nb"}], "contains a control character"),
+    ([{"md5": "a" * 32, "relpath": "a\x7fb"}], "contains a control character"),
+    # a file and a folder of one name: no folder DVC hashed holds both
+    ([{"md5": "a" * 32, "relpath": "a"}, {"md5": "b" * 32, "relpath": "a/b"}],
+     "'a/b' lies in the file 'a'"),
+    ([{"md5": "b" * 32, "relpath": "a/b/c"}, {"md5": "a" * 32, "relpath": "a/b"}],
+     "'a/b/c' lies in the file 'a/b'"),
 ])
 def test_hostile_listings_are_refused_in_one_line(entries: object, says: str) -> None:
     data, folder = folder_of(entries)
@@ -136,3 +147,28 @@ def test_find_refuses_a_folder_listed_as_a_file() -> None:
     with pytest.raises(ConfigError, match="tracks a folder"):
         dvctrack.find("model.onnx", "", tree(files), Pipelines(tree(files)),
                       dvctrack.Listings(listing))
+
+
+def test_a_listing_read_for_one_remote_is_not_reused_for_another() -> None:
+    """Two releases' pointers name one listing (the folder did not change) but different
+    remotes (the output's `remote:` moved): each file's object is looked for on its own
+    release's remote, though the listing is parsed from memory."""
+    data, folder = folder_of([{"md5": "a" * 32, "relpath": "m.onnx"}])
+    memo: dict[str, dict[str, DvcPointer]] = {}
+    old = dvctrack.Listings(lambda d, s: data, memo).files(
+        dataclasses.replace(folder, remote="old"), "w.dvc")
+    new = dvctrack.Listings(lambda d, s: data, memo).files(
+        dataclasses.replace(folder, remote="new"), "w.dvc")
+    assert (old["m.onnx"].remote, new["m.onnx"].remote) == ("old", "new")
+
+
+@pytest.mark.parametrize("md5", ["a" * 32 + "\n", "a" * 32 + "\n.dir"])
+def test_an_md5_with_a_trailing_newline_is_refused(md5: str) -> None:
+    """`$` matches before a final newline: an md5 of `<hex>\\n` would name no object and
+    break the one-line messages that name it."""
+    text = json.dumps({"outs": [{"md5": md5, "size": "5", "path": "w"}]})
+    with pytest.raises(ConfigError, match="is not 32 lower-case hex digits"):
+        dvcfiles.parse_pointer(text.encode(), "w.dvc", "w")
+    data, folder = folder_of([{"md5": md5, "relpath": "a"}])
+    with pytest.raises(ConfigError, match="is not 32 lower-case hex digits"):
+        dvcdir.parse_listing(data, folder, "w.dvc")

@@ -95,6 +95,16 @@ def test_a_bad_output_matters_only_to_its_own_artifact(tmp_path: Path) -> None:
     ({"dvc.lock": lock(s=out("x")), "dvc.yaml": "stages:\n  s:\n    outs:\n"
                                                 "    - ../x: {remote: r}\n"},
      "dvc.yaml: stages.s.outs[0] '../x' contains '..'"),
+    # JSON and YAML escapes name what no file system can hold, or a name that breaks lines
+    ({"dvc.lock": lock(s=out('"a\\ud800b"'))}, "is not valid Unicode"),
+    ({"dvc.lock": lock(s=out('"a\\nb"'))}, "contains a control character"),
+    # DVC refuses outputs that overlap: a file inside another output, or one path twice
+    ({"dvc.lock": lock(s=out("a"), t=out("a/b"))},
+     "stages.t.outs[0].path 'a/b' lies in stages.s.outs[0] 'a'"),
+    ({"dvc.lock": lock(s=out("d/", md5=MD5 + ".dir") + out("d/x"))},
+     "stages.s.outs[1].path 'd/x' lies in stages.s.outs[0] 'd'"),
+    ({"dvc.lock": lock(s=out("x"), t=out("./x"))},
+     "stages.t.outs[0].path './x' is also stages.s.outs[0]"),
 ])
 def test_hostile_files_are_refused_in_one_line(tmp_path: Path, files: dict[str, str],
                                                says: str) -> None:

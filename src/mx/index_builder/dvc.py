@@ -93,11 +93,15 @@ class DvcObjects:
         def read(rel: str, limit: int) -> bytes | None:
             return gitrepo.tree_entry_bounded(source.repo, tag.commit, rel, limit)
 
+        def held(folder: str) -> bool:  # git's tree has the folder (a `DIR.dvc` found it)
+            return gitrepo.blob_id(source.repo, tag.commit, folder) is not None
+
         try:
             return dvctrack.find(path, tag.model_dir if tag.model_dir != "." else "", read,
-                                 self.pipelines(source, tag.commit), self.listings(source, tag))
+                                 self.pipelines(source, tag.commit), self.listings(source, tag),
+                                 held)
         except ConfigError as exc:
-            raise DvcProblem(str(exc)) from None
+            raise DvcProblem(exc.with_hint()) from None
 
     def listings(self, source: Any, tag: ReleaseTag) -> Listings:
         """Folders' listings at the tag, from the source's DVC cache or remote. A listing
@@ -177,7 +181,7 @@ class _SourceListings(Listings):
         try:
             return super().files(directory, shown)
         except ConfigError as exc:
-            raise DvcProblem(str(exc)) from None
+            raise DvcProblem(exc.with_hint()) from None
 
 
 def _dvc_root(source: Any, commit: str, model_dir: str) -> str | None:

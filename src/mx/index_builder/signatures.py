@@ -74,6 +74,7 @@ class SignatureChecker:
             # client fetches it, and its pointer (in the signed tree) binds its bytes.
             signed = {p: d for p, d in verified.files.files.items() if not tree.covers(p)}
             compare(signed, tree.files, where, exact=True)
+            _binds_artifacts(verified.files.files, release)
         except IntegrityError as exc:
             raise BuildError(str(exc), hint=exc.hint) from None
         data, sha = bundle_digest(bundle)
@@ -82,3 +83,21 @@ class SignatureChecker:
                              f"{MAX_BUNDLE_BYTES:,}-byte limit clients accept",
                              hint="clients would refuse this release; split the model")
         return SignatureRecord(data, sha, verified.signer)
+
+
+def _binds_artifacts(signed: dict[str, str], release: Release) -> None:
+    """Each artifact as published is a file of the signature, with its sha256: what every
+    client checks (mx.client.trust). The tree comparison above need not show it: mx.yaml
+    may name a file the signature leaves out (.github/), or one the builder found where
+    signing did not look."""
+    for art in release.artifacts:
+        digest = signed.get(art.path)
+        if digest is None:
+            raise IntegrityError(f"{release.where}: artifact {art.path} is not covered by the "
+                                 "signature, so every client would refuse it",
+                                 hint="list as artifacts only files the signature covers "
+                                      "(not under .git*, .github or .lfsconfig)")
+        if digest != art.sha256:
+            raise IntegrityError(f"{release.where}: artifact {art.path} has sha256 "
+                                 f"{art.sha256} but the signature says {digest}",
+                                 hint="the signed file is not the one published")

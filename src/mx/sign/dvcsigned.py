@@ -48,7 +48,9 @@ def pipeline_outputs(repo: Any, commit: str, model_dir: str, lock_dirs: list[str
     """The outputs in the model directory that only a dvc.lock tracks (`dvc repro`'s):
     {path in the model directory: pointer}, from the dvc.lock files at or above it and in
     `lock_dirs` (its folders holding one, relative to it), less `taken` (what git or a
-    `.dvc` file holds). The index builder resolves an artifact the same way."""
+    `.dvc` file holds) and the outputs at folders git holds files in (mx.dvctrack refuses an
+    artifact in such a folder output; DVC refuses such an output). The index builder
+    resolves an artifact the same way."""
     top = "" if model_dir in ("", ".") else model_dir
     above = [p.as_posix() for p in (PurePosixPath(top), *PurePosixPath(top).parents)]
     folders = [("" if f == "." else f) for f in above]
@@ -58,8 +60,9 @@ def pipeline_outputs(repo: Any, commit: str, model_dir: str, lock_dirs: list[str
         return gitrepo.tree_entry_bounded(repo, commit, rel, limit)
 
     found = Pipelines(read).files_under(top, folders)
+    held = {p.as_posix() for t in taken for p in PurePosixPath(t).parents}
     return {rel: pointer for rel, pointer in found.items()
-            if rel.split("/")[0] not in IGNORED
+            if rel.split("/")[0] not in IGNORED and rel not in held
             and not any(p.as_posix() in taken for p in (PurePosixPath(rel),
                                                         *PurePosixPath(rel).parents))}
 

@@ -69,9 +69,11 @@ class TreeDigests:
     unread: set[str] = field(default_factory=set)
 
     def covers(self, path: str) -> bool:
-        """Whether `path` is one of `unread` or lies in one."""
-        return any(p.as_posix() in self.unread
-                   for p in (PurePosixPath(path), *PurePosixPath(path).parents))
+        """Whether `path` is one of `unread` or lies in one, and its sha256 is not known: a
+        file whose digest is known is compared whatever pointer above it was not read."""
+        return path not in self.files and any(
+            p.as_posix() in self.unread
+            for p in (PurePosixPath(path), *PurePosixPath(path).parents))
 
 
 def tree_digests(repo: Any, commit: str, model_dir: str,
@@ -160,6 +162,11 @@ def materialize(repo: Any, commit: str, model_dir: str, dest: Path) -> None:
         for entry in t:
             if top and entry.name in IGNORED:
                 continue
+            why = _name_problem(entry.name)
+            if why is not None:
+                shown = ascii((base / entry.name).relative_to(dest).as_posix())
+                raise GitError(f"{shown} at {commit[:12]}: {why}, so the release cannot be "
+                               "signed", hint="rename it in a new commit and tag that")
             obj = repo[entry.id]
             target = base / entry.name
             if isinstance(obj, pygit2.Tree):
@@ -191,8 +198,19 @@ def materialize(repo: Any, commit: str, model_dir: str, dest: Path) -> None:
                            "so its files cannot be signed",
                            hint="run `dvc fetch` (or `dvc pull`) first")
         for rel, dvc_pointer in files.items():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            _link_dvc_object(repo, model_dir, dvc_pointer, dest, dest / rel)
+            target = dest / rel
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                clash = target.exists()
+            except (FileExistsError, NotADirectoryError):
+                clash = True  # a folder above it is a file
+            if clash:
+                # Two pointers (dvc.lock files at different levels) name the path as a
+                # file and as a folder: no link may replace what the other wrote.
+                raise GitError(f"{rel}: DVC outputs name it both as a file and as a "
+                               "folder (or twice), so the model cannot be signed",
+                               hint="DVC refuses overlapping outputs; record each file once")
+            _link_dvc_object(repo, model_dir, dvc_pointer, dest, target)
 
     listings = cache_listings(repo, model_dir)
     top = "" if model_dir in ("", ".") else model_dir + "/"
@@ -200,6 +218,19 @@ def materialize(repo: Any, commit: str, model_dir: str, dest: Path) -> None:
     walk(tree, dest, True)
     dirs = [d for d in lock_dirs if d != "."]
     link_dvc(pipeline_outputs(repo, commit, model_dir, dirs, taken))
+
+
+def _name_problem(name: str) -> str | None:
+    """Why a tree entry's name cannot be written out and signed, or None. Crafted tree
+    objects can hold `..` (libgit2 reads it, git refuses to check it out): written out, it
+    would land above the temp folder."""
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        return "not a file name git would check out (a crafted tree)"
+    if name.casefold().rstrip(". ") in (".git", "git~1"):
+        return "a name git keeps for itself"
+    if any("\udc80" <= c <= "\udcff" for c in name):  # pygit2's surrogateescape
+        return "a file name that is not UTF-8, which signatures name files in"
+    return None
 
 
 def _link_dvc_object(repo: Any, model_dir: str, pointer: DvcPointer, dest: Path,

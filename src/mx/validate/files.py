@@ -4,7 +4,8 @@ with `dvc add`, or a stage output in dvc.lock: mx.dvctrack)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mx import dvcdir, dvcfiles, dvctrack, lfs, yamlio
@@ -43,6 +44,7 @@ def check(loaded: LoadedManifest, write: bool) -> tuple[list[Problem], Digests]:
     root = staged[1] if staged is not None else model_dir.resolve()
     locks = Pipelines(disk_reader(root))
     listings = Listings(_cached_listing(model_dir))
+    held = _held(staged[2]) if staged is not None else None
     for i, art in enumerate(m.artifacts):
         line = yamlio.line_of(loaded.doc, ("artifacts", i, "path"))
         problem = _Reporter(problems, manifest_path, f"artifacts[{i}] {art.path}", line)
@@ -51,12 +53,12 @@ def check(loaded: LoadedManifest, write: bool) -> tuple[list[Problem], Digests]:
             problem("resolves outside the model directory (a link or '..'); keep artifacts inside")
             continue
         try:
-            tracked = _dvc_pointer(model_dir, art, root, staged, locks, listings)
+            tracked = _dvc_pointer(model_dir, art, root, staged, locks, listings, held)
         except ConfigError as exc:
-            problem(str(exc))
+            problem(exc.with_hint())
             continue
         except DvcProblem as exc:  # a folder's listing is not here: its files are unchecked
-            problem.warn(str(exc))
+            problem.warn(exc.with_hint())
             if not target.is_file():
                 continue
             tracked = None
@@ -88,7 +90,7 @@ def check(loaded: LoadedManifest, write: bool) -> tuple[list[Problem], Digests]:
 
 def _dvc_pointer(model_dir: Path, art: Artifact, root: Path,
                  staged: tuple[Any, Path, dict[str, Any]] | None, locks: Pipelines,
-                 listings: Listings) -> Tracked | None:
+                 listings: Listings, held: Callable[[str], bool] | None) -> Tracked | None:
     """The DVC pointer of an artifact and where it was read, as the index builder finds it
     at the tag (mx.dvctrack), when git does not hold the file. None when DVC does not
     track it.
@@ -102,7 +104,22 @@ def _dvc_pointer(model_dir: Path, art: Artifact, root: Path,
         return None
     if staged is not None and rel in staged[2] and not (root / f"{rel}.dvc").is_file():
         return None  # in git: published as the file (or LFS pointer) it is
-    return dvctrack.find(rel, "" if top == "." else top, disk_reader(root), locks, listings)
+    return dvctrack.find(rel, "" if top == "." else top, disk_reader(root), locks, listings,
+                         held)
+
+
+def _held(entries: dict[str, Any]) -> Callable[[str], bool]:
+    """Whether git's index holds files in a folder (repository-relative); the folders are
+    listed once, when first asked."""
+    folders: set[str] = set()
+
+    def held(folder: str) -> bool:
+        if not folders:
+            folders.update(p.as_posix() for path in entries
+                           for p in PurePosixPath(path).parents)
+        return folder in folders
+
+    return held
 
 
 def _cached_listing(model_dir: Path) -> dvctrack.ListingReader:
