@@ -11,12 +11,12 @@ on another thread.
 Transport; `Body` is one response. Redirects, credentials and retries stay the caller's
 (`Transport._stream`): this module sends exactly the request it is given. Proxies from
 the environment (http_proxy, https_proxy, no_proxy) are honoured as urllib honours them:
-plain http through the proxy with the absolute URL, https through a CONNECT tunnel.
+plain http through the proxy with the absolute URL, https through a CONNECT tunnel (to
+an https:// proxy inside its own TLS session: `mx.tlstunnel`).
 """
 
 from __future__ import annotations
 
-import base64
 import functools
 import http.client
 import io
@@ -30,8 +30,7 @@ from collections.abc import Callable, Iterator
 from email.message import Message
 from typing import Any
 
-from mx import landing
-from mx.errors import FetchError
+from mx import landing, tlstunnel
 
 # What a failed exchange raises here: the connection broke, timed out, or spoke no HTTP.
 # ssl.SSLError is an OSError. The caller retries these as it retries a dropped transfer.
@@ -47,42 +46,21 @@ MAX_INTERIM = 100
 _URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
 
 
-def _proxy_for(scheme: str, host: str) -> str:
-    """The proxy URL the environment names for `scheme://host`, or "". A value without a
-    scheme (`proxy.corp:3128`) is an http proxy, as urllib and curl read it."""
-    if urllib.request.proxy_bypass(host):
-        return ""
+def env_proxy(scheme: str) -> str:
+    """The proxy URL the environment names for `scheme` (what urllib's ProxyHandler uses),
+    or "". A value without a scheme (`proxy.corp:3128`) is an http proxy, as urllib and
+    curl read it."""
     proxy = urllib.request.getproxies().get(scheme, "")
     if proxy and "://" not in proxy:
         proxy = "http://" + proxy
     return proxy
 
 
-def _refuse_tls_proxy(url: str, scheme: str, proxy: str) -> None:
-    # http.client (and urllib) would send the CONNECT, with the proxy's credentials, in the
-    # clear to a proxy the user said speaks TLS, and then fail: TLS inside TLS they cannot.
-    if proxy and scheme == "https" and proxy[:8].lower() == "https://":
-        raise FetchError(f"{url}: the https proxy {proxy.rpartition('@')[2]!r} is an "
-                         "https:// URL; mx reaches https hosts only through a plain "
-                         "http:// proxy (CONNECT)",
-                         hint="set https_proxy to the proxy's http:// address", url=url)
-
-
-def check_proxy(url: str) -> None:
-    """Refuse, before anything is sent, a proxy for `url` that cannot be used safely."""
-    p = urllib.parse.urlsplit(url)
-    scheme = p.scheme.lower()
-    _refuse_tls_proxy(url, scheme, _proxy_for(scheme, p.hostname or ""))
-
-
-def _proxy_authorization(proxy: str) -> dict[str, str]:
-    p = urllib.parse.urlsplit(proxy)
-    if p.username is None:
-        return {}
-    user = urllib.parse.unquote(p.username)
-    password = urllib.parse.unquote(p.password or "")
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"Proxy-Authorization": f"Basic {token}"}
+def _proxy_for(scheme: str, host: str) -> str:
+    """The proxy URL for `scheme://host`, or "" (no_proxy names the host, or none is set)."""
+    if urllib.request.proxy_bypass(host):
+        return ""
+    return env_proxy(scheme)
 
 
 class _Paced(io.RawIOBase):
@@ -141,7 +119,7 @@ class _Response(http.client.HTTPResponse):
             http.client.parse_headers(self.fp)  # the interim answer's headers
 
 
-def paced(conn_class: type[http.client.HTTPConnection],
+def paced(conn_class: Callable[..., http.client.HTTPConnection],
           window: float) -> Callable[..., http.client.HTTPConnection]:
     """`conn_class` whose responses are read as artifact bodies are (through `_Paced`,
     past interim answers): for urllib, which fetches the small documents."""
@@ -177,6 +155,7 @@ class Body:
         connection that closes early just ends it (the caller counts what arrived)."""
         r = self._response
         sock = self._conn.sock
+        # splice only from plain TCP: TLS (and TLS in TLS, `tlstunnel`) is decrypted here.
         if not (landing.SPLICE and r.length is not None and not r.chunked
                 and type(sock) is socket.socket):
             self.overran = yield from landing.copy_into(r.readinto, fd, offset, want)
@@ -266,11 +245,15 @@ class Connections:
             p = urllib.parse.urlsplit(proxy)
             via_tls = p.scheme == "https"
             proxy_port = p.port or (443 if via_tls else 80)
-            if scheme == "https":  # a tunnel: TLS with the origin, end to end
+            if scheme == "https" and via_tls:  # TLS with the origin inside TLS with the proxy
+                conn = tlstunnel.TunnelledHTTPS(host, port, proxy=proxy,
+                                                timeout=self._connect_timeout,
+                                                context=self._tls())
+            elif scheme == "https":  # a tunnel: TLS with the origin, end to end
                 conn = http.client.HTTPSConnection(p.hostname or "", proxy_port,
                                                    timeout=self._connect_timeout,
                                                    context=self._tls())
-                conn.set_tunnel(host, port, headers=_proxy_authorization(proxy))
+                conn.set_tunnel(host, port, headers=tlstunnel.proxy_authorization(proxy))
             elif via_tls:
                 conn = http.client.HTTPSConnection(p.hostname or "", proxy_port,
                                                    timeout=self._connect_timeout,
@@ -303,10 +286,9 @@ class Connections:
             target += "?" + p.query
         sent = {"User-Agent": self._user_agent, **headers}
         target = urllib.parse.quote(target.encode("utf-8", "surrogatepass"), safe=_URL_SAFE)
-        _refuse_tls_proxy(url, scheme, proxy)
         if proxy and scheme == "http":
             target = f"{scheme}://{p.netloc.rpartition('@')[2]}{target}"
-            sent.update(_proxy_authorization(proxy))
+            sent.update(tlstunnel.proxy_authorization(proxy))
         conn = self._pooled(key)
         reused = conn is not None
         while True:
@@ -341,7 +323,8 @@ class Connections:
             sock = conn.sock
             if sock is None:
                 continue
-            pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+            pending = (sock.pending()
+                       if isinstance(sock, ssl.SSLSocket | tlstunnel.TunnelSocket) else 0)
             if not pending and not _readable(sock):
                 return conn
             conn.close()

@@ -11,10 +11,11 @@ from __future__ import annotations
 import http.client
 import ssl
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
-from mx import httpbody
+from mx import httpbody, tlstunnel
 from mx.errors import FetchError, IntegrityError, SizeLimitError
 from mx.httpbase import (
     MAX_REDIRECTS,
@@ -52,7 +53,6 @@ def get(t: Transport, url: str, max_bytes: int, etag: str | None = None) -> Fetc
     # Small documents go through the standard library: `mx install` of a cached model
     # revalidates one index document, and importing httpx would cost more than the
     # request (a third of the 0.3 s budget). Artifacts use `httpbody`, LFS calls httpx.
-    httpbody.check_proxy(url)
     attempt = 0
     window = t.limits.read_timeout
     opener = urllib.request.build_opener(
@@ -155,7 +155,8 @@ class _PacedHTTP(urllib.request.HTTPHandler):
 
 
 class _PacedHTTPS(urllib.request.HTTPSHandler):
-    """The same for https."""
+    """The same for https; through an https:// proxy, the tunnel of `mx.tlstunnel`
+    (urllib would send the CONNECT, with the proxy's credentials, in the clear)."""
 
     def __init__(self, window: float, context: ssl.SSLContext) -> None:
         super().__init__(context=context)
@@ -163,7 +164,19 @@ class _PacedHTTPS(urllib.request.HTTPSHandler):
         self._tls = context
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(httpbody.paced(http.client.HTTPSConnection, self._window), req,
+        conn_class: Any = http.client.HTTPSConnection
+        # urllib's ProxyHandler chose a tunnel (an https URL through the environment's
+        # https proxy): req.host is the proxy's now, the target the URL's own.
+        if getattr(req, "_tunnel_host", None):
+            proxy = httpbody.env_proxy("https")
+            if proxy[:8].lower() == "https://":
+                target = urllib.parse.urlsplit(req.full_url)
+                host, port = target.hostname or "", target.port or 443
+
+                def conn_class(_proxy_host: str, **kwargs: Any) -> http.client.HTTPConnection:
+                    return tlstunnel.TunnelledHTTPS(host, port, proxy=proxy, **kwargs)
+
+        return self.do_open(httpbody.paced(conn_class, self._window), req,
                             context=self._tls)
 
 
@@ -176,7 +189,6 @@ class _RedirectPolicy(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
                          headers: Any, newurl: str) -> urllib.request.Request | None:
         check_redirect(req.full_url, newurl)
-        httpbody.check_proxy(newurl)
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None and origin(newurl) != origin(req.full_url):
             for name in list(new.headers):

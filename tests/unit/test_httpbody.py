@@ -152,8 +152,9 @@ def test_the_environment_s_proxy_carries_artifacts(www: Path,
     assert len(host.faults.requests) == 2
 
 
-def self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and its key, for a TLS origin the test trusts."""
+def self_signed(tmp_path: Path, subject: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, for a TLS origin the test trusts; another
+    `subject` (the name it is issued by and to) keeps two of them apart in one bundle."""
     import datetime
     import ipaddress
 
@@ -163,7 +164,7 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -173,7 +174,7 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
                 [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path, key_path = tmp_path / f"{subject}.cert.pem", tmp_path / f"{subject}.key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                            serialization.PrivateFormat.PKCS8,
