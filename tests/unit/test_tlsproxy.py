@@ -22,6 +22,7 @@ from mx import landing
 from mx.config import Limits
 from mx.errors import FetchError
 from mx.http import Transport
+from tests.support.servers import static_host
 from tests.support.sinks import Collect
 from tests.unit.test_httpbody import BLOB, fetch, no_sleep, self_signed, tls_host
 
@@ -31,7 +32,8 @@ INDEX = b'{"models": []}'
 @dataclass
 class Proxy:
     url: str  # scheme://host:port, no credentials
-    connects: list[tuple[str, str | None]] = field(default_factory=list)  # target, auth
+    # target (host:port for CONNECT, else the URL), Proxy-Authorization
+    connects: list[tuple[str, str | None]] = field(default_factory=list)
     accepted: list[int] = field(default_factory=list)  # one per TCP connection
 
 
@@ -53,7 +55,8 @@ def _relay(client: ssl.SSLSocket, upstream: socket.socket) -> None:
 @contextmanager
 def tls_connect_proxy(cert: Path, key: Path, credentials: str | None = None) -> Iterator[Proxy]:
     """A CONNECT proxy that speaks TLS: it reads CONNECT inside TLS, wants `credentials`
-    (user:password) when given (else 407), and relays the tunnel's bytes both ways."""
+    (user:password) when given (else 407), and relays the tunnel's bytes both ways; a
+    plain-http URL it forwards itself."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     listener = socket.create_server(("127.0.0.1", 0))
@@ -78,14 +81,25 @@ def tls_connect_proxy(cert: Path, key: Path, credentials: str | None = None) -> 
                 fields = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
                 auth = fields.get("Proxy-Authorization")
                 proxy.connects.append((target, auth))
-                if method != "CONNECT" or (expected and auth != expected):
+                if expected and auth != expected:
                     conn.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
                                  b'Proxy-Authenticate: Basic realm="p"\r\n'
                                  b"Content-Length: 0\r\n\r\n")
                     return
-                host, _, port = target.rpartition(":")
-                with socket.create_connection((host, int(port))) as upstream:
-                    conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                if method == "CONNECT":
+                    host, _, port = target.rpartition(":")
+                    with socket.create_connection((host, int(port))) as upstream:
+                        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        _relay(conn, upstream)
+                    return
+                # A plain-http URL in absolute form: the request, in origin form and
+                # without the proxy's credentials, to its host (one per connection here).
+                url = urllib.parse.urlsplit(target)
+                kept = [line for line in lines[1:]
+                        if line and not line.lower().startswith("proxy-authorization:")]
+                request = "\r\n".join([f"{method} {url.path} HTTP/1.1", *kept, "", ""])
+                with socket.create_connection((url.hostname or "", url.port or 80)) as upstream:
+                    upstream.sendall(request.encode("latin-1"))
                     _relay(conn, upstream)
         except OSError:
             return  # a handshake the client refused, a reset
@@ -258,3 +272,18 @@ def test_no_proxy_still_bypasses_an_https_proxy(
         t.close()
     assert proxy.accepted == []
     assert len(faults.requests) == 2
+
+
+def test_plain_http_through_an_https_proxy_goes_inside_tls_with_it(
+        www: Path, certs: dict[str, tuple[Path, Path]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with static_host(www) as host, \
+            tls_connect_proxy(*certs["proxy"], credentials="me:pw") as proxy:
+        monkeypatch.setenv("http_proxy", f"https://me:pw@{proxy.url}")
+        t = transport()
+        assert fetch(t, host.url + "blob") == BLOB
+        assert t.get(host.url + "index.json", 1000).data == INDEX
+        t.close()
+    token = "Basic " + base64.b64encode(b"me:pw").decode()
+    assert proxy.connects == [(host.url + "blob", token), (host.url + "index.json", token)]
+    assert [path for path, *_ in host.faults.requests] == ["/blob", "/index.json"]
