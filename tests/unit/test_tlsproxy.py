@@ -287,3 +287,21 @@ def test_plain_http_through_an_https_proxy_goes_inside_tls_with_it(
     token = "Basic " + base64.b64encode(b"me:pw").decode()
     assert proxy.connects == [(host.url + "blob", token), (host.url + "index.json", token)]
     assert [path for path, *_ in host.faults.requests] == ["/blob", "/index.json"]
+
+
+def test_the_host_s_certificate_is_verified_inside_the_tunnel(
+        www: Path, certs: dict[str, tuple[Path, Path]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proxy is trusted, the host is not: the inner session refuses the host as a
+    direct connection would, once (the proxy cannot stand in for the host)."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(certs["proxy"][0]))
+    with tls_host(www, *certs["origin"]) as (url, faults), \
+            tls_connect_proxy(*certs["proxy"]) as proxy:
+        monkeypatch.setenv("https_proxy", f"https://{proxy.url}")
+        t = transport()
+        with pytest.raises(FetchError, match="host's TLS certificate is not trusted"):
+            fetch(t, url + "blob")
+        t.close()
+    assert proxy.connects == [(authority(url), None)]
+    assert len(proxy.accepted) == 1
+    assert faults.requests == []
