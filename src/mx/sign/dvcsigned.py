@@ -73,13 +73,29 @@ def _dvc_root(repo: Any, model_dir: str) -> Path | None:
     return dvcfiles.find_root(Path(repo.workdir) / ("" if model_dir == "." else model_dir))
 
 
-def cached_object(repo: Any, model_dir: str, pointer: DvcPointer) -> Path | None:
-    """The file's object in the work tree's DVC cache, checked against its pointer."""
+def _cached(repo: Any, model_dir: str,
+            pointer: DvcPointer) -> tuple[Path, dvcfiles.Digests] | None:
+    """The file's object in the work tree's DVC cache and its digests (one read gives md5
+    and sha256), when it is there and matches its pointer."""
     root = _dvc_root(repo, model_dir)
     path = dvcfiles.cached_object(root, pointer) if root is not None else None
     if path is None:
         return None
-    return path if pointer.matches(dvcfiles.hash_file(path, pointer.legacy)) else None
+    got = dvcfiles.hash_file(path, pointer.legacy)
+    return (path, got) if pointer.matches(got) else None
+
+
+def cached_object(repo: Any, model_dir: str, pointer: DvcPointer) -> Path | None:
+    """The file's object in the work tree's DVC cache, checked against its pointer."""
+    hit = _cached(repo, model_dir, pointer)
+    return hit[0] if hit is not None else None
+
+
+def cached_sha256(repo: Any, model_dir: str, pointer: DvcPointer) -> str | None:
+    """The sha256 of the file's object in the work tree's DVC cache, checked against its
+    pointer in the same read."""
+    hit = _cached(repo, model_dir, pointer)
+    return hit[1].sha256 if hit is not None else None
 
 
 def cache_listings(repo: Any, model_dir: str) -> Listings:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mx import dvcfiles, dvclock, gitrepo, lfs
+from mx import dvclock, gitrepo, lfs
 from mx.dvcfiles import DvcPointer
 from mx.dvctrack import Listings
 from mx.errors import GitError
@@ -20,6 +20,7 @@ from mx.sign.dvcsigned import (
     DvcDigest,
     cache_listings,
     cached_object,
+    cached_sha256,
     dvc_outputs,
     files_of,
     pipeline_outputs,
@@ -96,10 +97,7 @@ def tree_files(repo: Any, commit: str, model_dir: str, dvc_digest: DvcDigest | N
 
     def digest_of(rel: str, pointer: DvcPointer) -> str | None:
         got = dvc_digest(rel, pointer) if dvc_digest else None
-        if got is None:
-            path = cached_object(repo, model_dir, pointer)
-            got = dvcfiles.hash_file(path, pointer.legacy).sha256 if path is not None else None
-        return got
+        return got if got is not None else cached_sha256(repo, model_dir, pointer)
 
     tree = repo[commit].tree
     if model_dir not in ("", "."):
