@@ -211,7 +211,7 @@ def test_directory_output_whose_listing_is_nowhere(mx, flat: Path, tmp_path: Pat
                         .replace("version: 1.0.0", "version: 1.0.1"))
     res = mx("validate", repo)
     assert res.code == 0  # as for a file not pulled yet: a warning, nothing to check
-    assert f"its listing {'a' * 32}.dir is not in the DVC cache" in res.out + res.err, \
+    assert f"the folder's listing {'a' * 32}.dir is not in the DVC cache" in res.out + res.err, \
         res.out + res.err
     git(repo, "commit", "-qam", "a directory output")
     git(repo, "tag", "-a", "v1.0.1", "-m", "1.0.1")

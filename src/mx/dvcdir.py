@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from mx import dvcfiles
 from mx.dvcfiles import MD5_RE, DvcPointer
-from mx.errors import ConfigError
+from mx.errors import ConfigError, DvcProblem
 from mx.fsutil import odd_characters_reason, unsafe_relpath_reason
 
 MAX_LISTING = 64 << 20  # ~80 bytes an entry: some 800,000 files
@@ -109,3 +110,15 @@ def member(files: dict[str, DvcPointer], rel: str, shown: str, directory: DvcPoi
         raise ConfigError(f"{shown}: the directory's listing {directory.md5}.dir has no "
                           f"file {rel!r}", hint=f"{redo} after adding it")
     return hit
+
+
+def read_cached(root: Path | None, directory: DvcPointer, shown: str) -> bytes:
+    """The bytes of a folder's listing in the DVC cache of the repository at `root`, at
+    most MAX_LISTING + 1 (`parse_listing` checks them); DvcProblem when it is not there."""
+    path = dvcfiles.cached_object(root, directory) if root is not None else None
+    if path is None:
+        raise DvcProblem(f"{shown}: the folder's listing {directory.md5}.dir is not in the "
+                         "DVC cache, so the files in it cannot be checked against it; "
+                         "`dvc fetch` (or `dvc pull`) first")
+    with path.open("rb") as f:
+        return f.read(MAX_LISTING + 1)

@@ -101,13 +101,7 @@ def cached_sha256(repo: Any, model_dir: str, pointer: DvcPointer) -> str | None:
 def cache_listings(repo: Any, model_dir: str) -> Listings:
     """Folder listings from the work tree's DVC cache (DvcProblem when one is not there)."""
     def read(directory: DvcPointer, shown: str) -> bytes:
-        root = _dvc_root(repo, model_dir)
-        path = dvcfiles.cached_object(root, directory) if root is not None else None
-        if path is None:
-            raise DvcProblem(f"{shown}: the folder's listing {directory.md5}.dir is not in "
-                             "the DVC cache; `dvc fetch` (or `dvc pull`) first")
-        with path.open("rb") as f:
-            return f.read(dvcdir.MAX_LISTING + 1)
+        return dvcdir.read_cached(_dvc_root(repo, model_dir), directory, shown)
 
     return Listings(read)
 

@@ -125,14 +125,7 @@ def _held(entries: dict[str, Any]) -> Callable[[str], bool]:
 def _cached_listing(model_dir: Path) -> dvctrack.ListingReader:
     """Listings from the work tree's DVC cache."""
     def read(directory: DvcPointer, shown: str) -> bytes:
-        found = dvcfiles.find_root(model_dir.resolve())
-        path = dvcfiles.cached_object(found, directory) if found is not None else None
-        if path is None:
-            raise DvcProblem(f"{shown}: its listing {directory.md5}.dir is not in the DVC "
-                             "cache, so the files in it are not checked against it; "
-                             "`dvc fetch` (or `dvc pull`) first")
-        with path.open("rb") as f:
-            return f.read(dvcdir.MAX_LISTING + 1)
+        return dvcdir.read_cached(dvcfiles.find_root(model_dir.resolve()), directory, shown)
 
     return read
 
