@@ -147,15 +147,6 @@ def load_yaml(text: str, origin: str) -> Any:
         raise ConfigError(f"invalid YAML: {exc}", path=origin) from None
 
 
-def read_pointer(path: Path, name: str) -> DvcPointer:
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_DVC_FILE + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
-    return parse_pointer(data, str(path), name)
-
-
 # -- hashing ------------------------------------------------------------------
 
 _TEXT_CHARS = bytes(range(32, 127)) + b"\n\r\t\f\b"

@@ -129,17 +129,3 @@ def _member(path: str, folder: str, directory: DvcPointer, shown: str, redo: str
     files = listings.files(directory, shown)
     pointer = dvcdir.member(files, rel, shown, directory, redo)
     return Tracked(pointer, f"{shown} ({rel})", redo)
-
-
-def expand(tracked: dict[str, DvcPointer], listings: Listings,
-           where: Callable[[str], str]) -> dict[str, DvcPointer]:
-    """`tracked` ({path: pointer}) with each directory output replaced by its files
-    (`path/relpath`); `where(path)` names the output in messages."""
-    out: dict[str, DvcPointer] = {}
-    for path, pointer in tracked.items():
-        if not pointer.directory:
-            out[path] = pointer
-            continue
-        for rel, file in listings.files(pointer, where(path)).items():
-            out[f"{path}/{rel}" if path else rel] = file
-    return out
